@@ -1,0 +1,1 @@
+"""Readers of AU datasets in the layouts their owners distribute."""
