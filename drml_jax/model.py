@@ -1,0 +1,143 @@
+"""The DRML network (Zhao et al., CVPR 2016) as a Flax NNX module, NHWC."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from drml_jax.region import RegionLayer
+
+INIT_VARIANTS = ("pytorch", "caffe", "he")
+
+
+def _constant(value):
+  return nnx.initializers.constant(value)
+
+
+def _normal(std):
+  return nnx.initializers.normal(stddev=std)
+
+
+def layer_initializers(init: str, role: str, fan_in: int):
+  """(kernel_init, bias_init) of one layer for an init variant.
+
+  role: "conv1", "conv" (the other convs, region convs included),
+  "fc_hidden" (the 4096 and 2048 layers) or "fc_out" (the logits layer).
+  """
+  if init == "pytorch":
+    # torch.nn.Conv2d / Linear defaults: kaiming_uniform(a=sqrt(5)) for the
+    # weight and the bias both come out as U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    bound = 1.0 / math.sqrt(fan_in)
+    uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+        key, shape, dtype, -bound, bound)
+    return uniform, uniform
+  if init == "caffe":
+    return {
+        "conv1": (_normal(0.01), _constant(0.0)),
+        "conv": (_normal(0.01), _constant(1.0)),
+        "fc_hidden": (_normal(0.005), _constant(1.0)),
+        "fc_out": (_normal(0.01), _constant(0.0)),
+    }[role]
+  if init == "he":
+    if role == "fc_out":
+      return _normal(0.01), _constant(0.0)
+    return _normal(math.sqrt(2.0 / fan_in)), _constant(0.0)
+  raise ValueError(f"init={init!r}: expected one of {INIT_VARIANTS}")
+
+
+def local_response_norm(x: jax.Array, size: int = 5, alpha: float = 1e-4,
+                        beta: float = 0.75, k: float = 1.0) -> jax.Array:
+  """Across-channel LRN as torch.nn.LocalResponseNorm (alpha divided by size)."""
+  channels = x.shape[-1]
+  squared = jnp.pad(jnp.square(x), [(0, 0)] * (x.ndim - 1) + [(size // 2, (size - 1) // 2)])
+  window_sum = sum(squared[..., i:i + channels] for i in range(size))
+  return x / (k + (alpha / size) * window_sum) ** beta
+
+
+def feature_shape(input_size: int) -> tuple[int, int, int]:
+  """(H, W, C) of the map fed to the first fc layer."""
+  size = input_size - 10  # conv1 11x11
+  size //= 2  # max-pool
+  size = size - 7 - 7  # two 8x8 convs
+  size = (size - 6) // 2 + 1  # 6x6 stride 2
+  size -= 4  # 5x5
+  return size, size, 16
+
+
+class DRML(nnx.Module):
+  """Deep Region and Multi-label Learning network; returns logits (B, num_aus).
+
+  Args:
+    num_aus: number of action units (outputs).
+    grid: rows, cols of the region layer.
+    region_bn: "affine" (PyTorch ports: affine BN with running statistics)
+      or "batch_stats" (authors' Caffe: no affine, batch statistics always).
+    init: "pytorch" (torch defaults), "caffe" (gaussian, SPEC) or "he".
+    region_conv: "auto", "lax" or "matmul" form of the region 3x3 convs.
+    use_region_layer: False removes the region layer (ablation).
+    dropout: rate of the two hidden fc layers' dropout.
+    input_size: side of the square input image.
+    dtype: computation dtype (None: that of the parameters).
+    param_dtype: parameter dtype.
+  """
+
+  def __init__(self, num_aus: int = 12, *, grid=(8, 8), region_bn: str = "affine",
+               init: str = "pytorch", region_conv: str = "auto",
+               use_region_layer: bool = True, dropout: float = 0.5,
+               input_size: int = 170, dtype=None, param_dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    def conv(cin, cout, kernel, role, stride=1):
+      kernel_init, bias_init = layer_initializers(init, role, cin * kernel * kernel)
+      return nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding="VALID",
+                      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
+                      param_dtype=param_dtype, rngs=rngs)
+
+    def linear(din, dout, role):
+      kernel_init, bias_init = layer_initializers(init, role, din)
+      return nnx.Linear(din, dout, kernel_init=kernel_init, bias_init=bias_init,
+                        dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+
+    self.conv1 = conv(3, 32, 11, "conv1")
+    if use_region_layer:
+      kernel_init, bias_init = layer_initializers(init, "conv", 32 * 9)
+      self.region = RegionLayer(
+          32, grid=grid, region_bn=region_bn, region_conv=region_conv,
+          kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
+          param_dtype=param_dtype, rngs=rngs)
+    else:
+      self.region = None
+    self.conv2 = conv(32, 16, 8, "conv")
+    self.conv3 = conv(16, 16, 8, "conv")
+    self.conv4 = conv(16, 16, 6, "conv", stride=2)
+    self.conv5 = conv(16, 16, 5, "conv")
+    height, width, channels = feature_shape(input_size)
+    self.fc1 = linear(height * width * channels, 4096, "fc_hidden")
+    self.fc2 = linear(4096, 2048, "fc_hidden")
+    self.fc3 = linear(2048, num_aus, "fc_out")
+    self.dropout1 = nnx.Dropout(dropout, rngs=rngs)
+    self.dropout2 = nnx.Dropout(dropout, rngs=rngs)
+
+  def features(self, x: jax.Array) -> jax.Array:
+    """The convolutional extractor: (B,H,W,3) -> (B,27,27,16) for 170x170."""
+    x = self.conv1(x)
+    if self.region is not None:
+      x = self.region(x)
+    x = nnx.max_pool(nnx.relu(x), (2, 2), strides=(2, 2))
+    x = local_response_norm(x)
+    for layer in (self.conv2, self.conv3, self.conv4, self.conv5):
+      x = nnx.relu(layer(x))
+    return x
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = self.features(x).reshape(x.shape[0], -1)
+    x = self.dropout1(nnx.relu(self.fc1(x)))
+    x = self.dropout2(nnx.relu(self.fc2(x)))
+    return self.fc3(x)
+
+
+def count_parameters(model: nnx.Module) -> int:
+  """Number of trainable parameters (BatchNorm statistics excluded)."""
+  return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
