@@ -1,0 +1,23 @@
+"""DRML's multi-label sigmoid cross-entropy (SPEC section 4)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def multilabel_sigmoid_cross_entropy(logits: torch.Tensor,
+                                     labels: torch.Tensor) -> torch.Tensor:
+  """Sum over AUs of the sigmoid cross-entropy, averaged over the batch.
+
+  Labels are in {-1, 0, +1}; 0 entries are ignored but still count in the
+  batch size N. Log-sigmoid keeps it exact for any finite logit.
+  """
+  if logits.shape != labels.shape:
+    raise ValueError(
+        f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} differ")
+  zero = logits.new_zeros(())
+  log_likelihood = torch.where(
+      labels > 0, F.logsigmoid(logits),
+      torch.where(labels < 0, F.logsigmoid(-logits), zero))
+  return -log_likelihood.sum() / logits.shape[0]
