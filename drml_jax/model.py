@@ -113,7 +113,8 @@ class DRML(nnx.Module):
     self.conv3 = conv(16, 16, 8, "conv")
     self.conv4 = conv(16, 16, 6, "conv", stride=2)
     self.conv5 = conv(16, 16, 5, "conv")
-    height, width, channels = feature_shape(input_size)
+    self.feature_shape = feature_shape(input_size)
+    height, width, channels = self.feature_shape
     self.fc1 = linear(height * width * channels, 4096, "fc_hidden")
     self.fc2 = linear(4096, 2048, "fc_hidden")
     self.fc3 = linear(2048, num_aus, "fc_out")
