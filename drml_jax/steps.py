@@ -47,7 +47,9 @@ def make_train_step(graphdef, tx: optax.GradientTransformation,
 
   def step(params, rest, opt_state, images, labels):
     def loss_of(params):
-      model = nnx.merge(graphdef, params, rest)
+      # Fresh Variables at this trace level: the region layer's nnx.vmap
+      # refuses the ones jit created one level up.
+      model = nnx.merge(graphdef, params, rest, copy=True)
       loss = loss_fn(model(images), labels)
       return loss, nnx.state(model, nnx.Not(nnx.Param))
 
