@@ -92,7 +92,7 @@ def entries(model: DRML) -> list[Entry]:
 
 def _variables(model) -> dict[tuple[str, ...], nnx.Variable]:
   return {tuple(str(k) for k in path): var
-          for path, var in nnx.state(model).flat_state()}
+          for path, var in nnx.to_flat_state(nnx.state(model))}
 
 
 def _flax_value(variables, entry) -> np.ndarray:
