@@ -8,9 +8,12 @@ int8 in {-1, 0, +1}, where 0 means "ignore this AU for this image".
 from __future__ import annotations
 
 import dataclasses
+import os
+import warnings
 from typing import Iterator, Protocol
 
 import numpy as np
+from PIL import Image
 
 IMAGE_SIZE = 200  # Every source yields 200x200x3 uint8 RGB faces.
 
@@ -41,3 +44,50 @@ class Source(Protocol):
   def examples(self, split: str) -> Iterator[Example]:
     """Yields the split's examples in a sorted, deterministic order."""
     ...
+
+
+def read_rgb(path: os.PathLike) -> np.ndarray:
+  """Decodes an image file to (H, W, 3) uint8 RGB, or raises `DataError`."""
+  try:
+    with Image.open(path) as image:
+      return np.asarray(image.convert("RGB"))
+  except FileNotFoundError:
+    raise DataError(f"{path}: image missing; restore the file or rerun the"
+                    " step that extracts it") from None
+  except (OSError, ValueError, Image.DecompressionBombError) as error:
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    raise DataError(f"{path}: cannot decode the image ({reason}); replace the"
+                    " file or extract it again") from None
+
+
+def check_face(image: np.ndarray, where: str) -> np.ndarray:
+  """`image` itself if it is a 200x200x3 uint8 face, else `DataError`."""
+  if image.shape != (IMAGE_SIZE, IMAGE_SIZE, 3) or image.dtype != np.uint8:
+    raise DataError(
+        f"{where}: image is {'x'.join(map(str, image.shape))} {image.dtype},"
+        f" expected a {IMAGE_SIZE}x{IMAGE_SIZE}x3 uint8 face crop; use the"
+        " dataset's aligned crops")
+  return image
+
+
+class BadInputs:
+  """Raises bad inputs, or with `skip` counts them and warns once at the end."""
+
+  def __init__(self, reader: str, skip: bool):
+    self.reader = reader
+    self.skip = skip
+    self.count = 0
+    self.first = ""
+
+  def __call__(self, error: DataError) -> None:
+    """Re-raises `error` unless skipping, in which case it is counted."""
+    if not self.skip:
+      raise error
+    self.count += 1
+    self.first = self.first or str(error)
+
+  def report(self) -> None:
+    """One warning summarising what was skipped, if anything was."""
+    if self.count:
+      warnings.warn(f"{self.reader}: skipped {self.count} bad input(s);"
+                    f" the first: {self.first}", stacklevel=2)
