@@ -58,6 +58,7 @@ def subject_dir(base: Path, subject: str) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Trial:
+  """The labels of one trial folder."""
   subject: str
   name: str
   frames: tuple[str, ...]  # frame names without extension, e.g. "000"

@@ -16,7 +16,6 @@ regions), `faces` (drawing), `sequences` (intensities over trials),
 `dataset` (files on disk).
 """
 
-from data_pipeline.synthetic.aus import TERMS
 from data_pipeline.synthetic.dataset import (FRAMES_PER_SUBJECT, METADATA,
                                              generate, source)
 from data_pipeline.synthetic.faces import (Identity, render_face,

@@ -32,7 +32,7 @@ from data_pipeline.synthetic.pose import sample_nuisance
 from data_pipeline.synthetic.sequences import subject_trials
 
 FORMAT = 1  # Bump whenever what a seed generates changes.
-FRAMES_PER_SUBJECT = 200  # 16 subjects generate in well under a minute
+FRAMES_PER_SUBJECT = 150  # the 16 default subjects: well under a minute
 METADATA = "synthetic.json"
 FIRST_SUBJECT = 101  # Names SN101...: apart from DISFA+'s SN001..SN032.
 

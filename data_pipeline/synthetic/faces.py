@@ -239,6 +239,7 @@ def _paint_mouth(surface: _Layer, inside: _Layer, f: Identity) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class _Subject:
+  """A subject's painted layers and its AUs' effects on the canonical grid."""
   surface: np.ndarray  # (4, H, W): premultiplied RGB, alpha
   inside: np.ndarray  # (3, H, W): behind the eye and mouth openings
   neutral: np.ndarray  # (3, H, W): the face with no AU
@@ -246,7 +247,7 @@ class _Subject:
   effects: dict[int, list[tuple[str, slice, slice, np.ndarray]]]
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=4)  # about 3 MB each
 def _subject(face: Identity) -> _Subject:
   surface = _Layer(face.background, 4)
   inside = _Layer((0, 0, 0), 3)
@@ -350,7 +351,7 @@ def _noise(seed: int) -> np.ndarray:
   return up @ knots @ up.T
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=4)
 def _landmark_points(f: Identity) -> np.ndarray:
   """49 canonical (x, y) points: brows, nose, eyes, mouth (IntraFace order)."""
   points = []
