@@ -186,6 +186,10 @@ def _break_value(root):
   _label_file(root).write_text("000.jpg 1\n001.jpg 7\n002.jpg 0\n")
 
 
+def _break_binary(root):
+  _label_file(root).write_bytes(b"000.jpg 1\n\xff\xfe\x00junk\n002.jpg 0\n")
+
+
 def _break_missing_au_file(root):
   _label_file(root, au=26).unlink()
 
@@ -222,6 +226,7 @@ def _break_mat_garbage(root):
     (_break_columns, r"AU4\.txt:2: expected 'NNN\.jpg intensity'", 1),
     (_break_missing_frame, r"AU4\.txt: no line for frame 001", 1),
     (_break_value, r"AU4\.txt:2: label value 7", 1),
+    (_break_binary, r"AU4\.txt:2: expected 'NNN\.jpg intensity'", 1),
     (_break_missing_au_file, r"AU26\.txt: label file missing", 1),
     (_break_missing_mat, r"A2_AU2_TrailNo_1_FaceCropped\.mat: face file"
      r" missing", 1),

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import scipy.io
 
 from data_pipeline import prepare, synthetic
 from data_pipeline.sources.base import DISFA_PLUS_AUS, DataError
@@ -51,7 +52,6 @@ def test_generated_dataset_reads_as_disfa_plus(tiny_root):
 
 
 def test_landmarks_are_stored(tiny_root):
-  import scipy.io
   mat = next((tiny_root / "FaceLandmarks").glob("*/*_FaceCropped.mat"))
   entry = scipy.io.loadmat(mat)["FaceImg_CropResize"][0, 0][0, 0]
   assert str(entry["imgID"][0]) == "000.jpg"

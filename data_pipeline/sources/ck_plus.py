@@ -35,7 +35,7 @@ NUM_LANDMARKS = 68
 def _float_lines(path: Path, what: str) -> list[tuple[int, list[float]]]:
   """(line number, two floats) for each non-blank line of a text file."""
   try:
-    text = path.read_text()
+    text = path.read_text(errors="replace")  # bad bytes fail as a bad line
   except FileNotFoundError:
     raise DataError(f"{path}: {what} file missing; restore it from the CK+"
                     " archive") from None

@@ -68,7 +68,7 @@ class Trial:
 def _read_au_file(path: Path) -> tuple[list[str], np.ndarray, list[int]]:
   """Frame names, intensities and line numbers of one AU<n>.txt."""
   try:
-    text = path.read_text()
+    text = path.read_text(errors="replace")  # bad bytes fail as a bad line
   except FileNotFoundError:
     raise DataError(f"{path}: label file missing; every trial needs"
                     f" AU<n>.txt for the AUs {DISFA_PLUS_AUS}; restore it"

@@ -37,7 +37,7 @@ UNKNOWN_CODES = {"bp4d": 9}
 def _lines(path: Path) -> list[tuple[int, str]]:
   """(line number, text) of each non-blank line."""
   try:
-    text = path.read_text()
+    text = path.read_text(errors="replace")  # bad bytes fail as a bad line
   except FileNotFoundError:
     raise DataError(f"{path}: list file missing; check the dataset name,"
                     " the split and the fold") from None
