@@ -3,7 +3,8 @@
 A checkpoint directory is an `ocp.CheckpointManager` directory whose steps hold
 an item `model` (parameters and BatchNorm statistics) and an item
 `model_config` (the JSON keyword arguments of `DRML`). Training adds its own
-items beside them; anything that only needs the network reads these two.
+items beside them (`TrainCheckpoints`); anything that only needs the network
+reads these two.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import os
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
+from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from drml_jax.model import DRML
 
 MODEL_ITEM = "model"
 CONFIG_ITEM = "model_config"
+OPT_ITEM = "opt_state"  # optax state
+RNG_ITEM = "rng_counts"  # dropout RNG counters, so a resumed run draws the same masks
+TRAIN_ITEM = "train_state"  # JSON: step, epoch, metrics
+BEST_METRIC = "mean_f1"
 
 
 def build_model(model_config: dict, seed: int = 0) -> DRML:
@@ -68,3 +74,70 @@ def restore_model(directory, *, step: int | None = None) -> tuple[DRML, dict]:
     model = build_model(model_config)
     restore_into(model, manager, step)
   return model, model_config
+
+
+def _best_metric(metrics: dict) -> float:
+  return metrics[BEST_METRIC]
+
+
+class TrainCheckpoints:
+  """A training run's checkpoints: the latest (to resume) and the best by mean F1.
+
+  Each step holds the network items plus the optimizer state, the dropout
+  RNG counters and a JSON train state. Steps saved with `metrics` (after an
+  evaluation) compete for best; the others only for latest. Orbax writes a
+  step into a temporary folder and renames it when complete, so a killed
+  save never touches the steps already there.
+  """
+
+  def __init__(self, directory, *, read_only: bool = False):
+    policy = preservation_policy.AnyPreservationPolicy([
+        preservation_policy.LatestN(1),
+        preservation_policy.BestN(get_metric_fn=_best_metric, n=1,
+                                  keep_checkpoints_without_metrics=False)])
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=policy, best_fn=_best_metric, best_mode="max",
+        cleanup_tmp_directories=not read_only, create=not read_only,
+        read_only=read_only)
+    self.directory = os.path.abspath(directory)
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_names=(MODEL_ITEM, CONFIG_ITEM, OPT_ITEM, RNG_ITEM, TRAIN_ITEM))
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def best_step(self) -> int | None:
+    return self.manager.best_step()
+
+  def save(self, step: int, *, model_state: dict, model_config: dict, opt_state,
+           rng_counts: dict, train_state: dict, metrics: dict | None = None) -> None:
+    """Starts writing `step` (asynchronously: call `wait` before relying on it)."""
+    self.manager.save(step, metrics=metrics, args=ocp.args.Composite(**{
+        MODEL_ITEM: ocp.args.StandardSave(model_state),
+        CONFIG_ITEM: ocp.args.JsonSave(model_config),
+        OPT_ITEM: ocp.args.StandardSave(opt_state),
+        RNG_ITEM: ocp.args.StandardSave(rng_counts),
+        TRAIN_ITEM: ocp.args.JsonSave(train_state),
+    }))
+
+  def restore(self, step: int, *, model_state, opt_state, rng_counts) -> dict:
+    """Items of `step`, arrays restored as the given (abstract) targets."""
+    return self.manager.restore(step, args=ocp.args.Composite(**{
+        MODEL_ITEM: ocp.args.StandardRestore(model_state),
+        OPT_ITEM: ocp.args.StandardRestore(opt_state),
+        RNG_ITEM: ocp.args.StandardRestore(rng_counts),
+        TRAIN_ITEM: ocp.args.JsonRestore(),
+    }))
+
+  def train_state(self, step: int) -> dict:
+    """The JSON train state of `step`."""
+    return self.manager.restore(step, args=ocp.args.Composite(**{
+        TRAIN_ITEM: ocp.args.JsonRestore()}))[TRAIN_ITEM]
+
+  def wait(self) -> None:
+    """Blocks until every started save is complete."""
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()

@@ -1,0 +1,97 @@
+"""The datasets a run reads, by name, as numpy batches for this process.
+
+A split is cut into `data_shards` disjoint parts (the pipeline's process
+parts); process p of P reads parts p*k .. p*k+k-1 (k = data_shards / P) and
+concatenates their batches. The global batch therefore depends on
+`data_shards` alone, not on how many processes share it: a one-process run
+with `data_shards=2` sees the very batches of a two-process run.
+
+The pipeline yields 170x170 inputs; a model built for another `input_size`
+(small test models) gets them resized.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from data_pipeline import builders, pipeline
+from data_pipeline.builders.tf_cpu import tf
+
+EVAL_DATASETS = ("synthetic", "disfa_plus", "bp4d", "disfa", "ck_plus")
+
+
+def build(dataset: str, *, fold: int = 0, dataset_config: str = "",
+          data_dir: str = "", manual_dir: str = ""):
+  """The built TFDS dataset of a name in EVAL_DATASETS (built on first use)."""
+  if dataset not in EVAL_DATASETS:
+    raise ValueError(f"unknown dataset {dataset!r}: expected one of "
+                     f"{', '.join(EVAL_DATASETS)}")
+  name, config = {
+      "synthetic": ("synthetic_au", dataset_config or None),
+      "disfa_plus": ("disfa_plus", dataset_config or None),
+      "ck_plus": ("ck_plus", None),
+  }.get(dataset, ("au_lists", f"{dataset}_fold{fold}"))
+  return builders.build(name, config=config, data_dir=data_dir or None,
+                        manual_dir=manual_dir or None)
+
+
+def aus(builder) -> tuple[int, ...]:
+  """The AU numbers of a built dataset, in label order."""
+  return tuple(int(a) for a in builder.info.metadata["aus"])
+
+
+class Batches:
+  """This process's batches of one dataset, from its `data_shards` parts."""
+
+  def __init__(self, builder, *, data_shards: int, process_index: int,
+               process_count: int, mode: str, normalization: str,
+               input_size: int = pipeline.INPUT_SIZE, mean: np.ndarray | None = None):
+    if data_shards % process_count:
+      raise ValueError(f"data_shards {data_shards} is not a multiple of the "
+                       f"{process_count} processes: pass --data-shards "
+                       f"{process_count} or a multiple of it")
+    self.builder = builder
+    self.data_shards = data_shards
+    per_process = data_shards // process_count
+    self.shards = range(process_index * per_process, (process_index + 1) * per_process)
+    self.input_size = input_size
+    self.options = dict(mode=mode, normalization=normalization, mean=mean)
+    if normalization == "bgr_mean" and mean is None:
+      self.options["mean"] = pipeline.mean_image(builder)
+
+  def _shard_batch_size(self, batch_size: int) -> int:
+    if batch_size % self.data_shards:
+      raise ValueError(f"batch size {batch_size} does not split into {self.data_shards} "
+                       "data shards: choose a multiple of the number of processes")
+    return batch_size // self.data_shards
+
+  def steps_per_epoch(self, split: str, batch_size: int) -> int:
+    """Full global batches of `batch_size` per training epoch."""
+    return pipeline.num_batches(self.builder, split, train=True,
+                                batch_size=self._shard_batch_size(batch_size),
+                                process_count=self.data_shards)
+
+  def _concat(self, split: str, batch_size: int, **kwargs) -> Iterator[dict]:
+    per_shard = self._shard_batch_size(batch_size)
+    parts = [pipeline.make_dataset(self.builder, split, batch_size=per_shard,
+                                   process_index=shard, process_count=self.data_shards,
+                                   **self.options, **kwargs)
+             for shard in self.shards]
+    for batches in zip(*parts):
+      batch = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+      if self.input_size != pipeline.INPUT_SIZE:
+        batch["image"] = tf.image.resize(batch["image"], (self.input_size,) * 2,
+                                         antialias=True).numpy()
+      yield batch
+
+  def train(self, split: str, batch_size: int, *, seed: int, start_step: int,
+            num_epochs: int) -> Iterator[dict]:
+    """Training batches (this process's rows of each global batch) from `start_step`."""
+    return self._concat(split, batch_size, train=True, seed=seed,
+                        start_step=start_step, num_epochs=num_epochs)
+
+  def evaluation(self, split: str, batch_size: int) -> Iterator[dict]:
+    """One pass over this process's part of `split`, padded with `valid` False."""
+    return self._concat(split, batch_size, train=False)

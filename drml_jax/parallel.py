@@ -1,0 +1,75 @@
+"""Data parallelism over every device of every process with jax.sharding.
+
+State is replicated over a one-axis Mesh and each batch is split along it,
+so BatchNorm statistics and the loss are those of the global batch. The
+mesh axis is Auto: the region layer's reshapes need the compiler to choose
+shardings (an Explicit axis raises ShardingTypeError there).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def wants_distributed(config) -> bool:
+  """Whether the config or the environment asks for a multi-process run."""
+  return bool(config.distributed or config.coordinator_address
+              or os.environ.get("JAX_COORDINATOR_ADDRESS"))
+
+
+def initialize(config) -> None:
+  """Joins the processes of a multi-host run (jax.distributed) when asked.
+
+  CPU devices exchange through gloo (accelerators use their own
+  collectives). Must run before any JAX computation.
+  """
+  if not wants_distributed(config):
+    return
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(
+      coordinator_address=config.coordinator_address or None,
+      num_processes=config.num_processes or None,
+      process_id=config.process_id if config.process_id >= 0 else None)
+
+
+def make_mesh() -> Mesh:
+  """A one-axis mesh over all devices of all processes."""
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicate(tree, mesh: Mesh):
+  """Places `tree` whole on every device of the mesh."""
+  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def replicated_like(tree, mesh: Mesh):
+  """Abstract arrays of `tree`'s shapes, replicated over the mesh (restore targets)."""
+  sharding = NamedSharding(mesh, PartitionSpec())
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)
+
+
+def shard_batch(batch: dict, mesh: Mesh) -> dict:
+  """Global arrays from this process's rows of a batch, split over the mesh."""
+  sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+  return {key: jax.make_array_from_process_local_data(sharding, value)
+          for key, value in batch.items()}
+
+
+def fetch(tree):
+  """Numpy copies of replicated arrays (this process's copy of each)."""
+  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+def check_batch_size(batch_size: int, name: str = "--batch-size") -> None:
+  """Raises a one-line ValueError unless the batch splits over all devices."""
+  if batch_size % jax.device_count():
+    raise ValueError(f"{name} {batch_size} does not split over {jax.device_count()} "
+                     "devices: choose a multiple of the device count")
