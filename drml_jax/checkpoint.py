@@ -33,7 +33,7 @@ def build_model(model_config: dict, seed: int = 0) -> DRML:
 
 def model_state(model: nnx.Module) -> dict:
   """Parameters and BatchNorm statistics as a pure dict (no RNG state)."""
-  return nnx.state(model, nnx.Not(nnx.RngState)).to_pure_dict()
+  return nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.RngState)))
 
 
 def _manager(directory, **options) -> ocp.CheckpointManager:

@@ -1,0 +1,192 @@
+"""The Flax DRML and the PyTorch reference compute the same network.
+
+Both models get the same random weights (random BatchNorm statistics and
+affine parameters too, so no layer is an identity), through the interchange
+layer, and random inputs. Errors are measured relative to the largest
+magnitude of the reference tensor: `max|jax - torch| / max|torch|`.
+
+Tolerances:
+- float64: both sides evaluate the same formulas in different orders
+  (XLA's vs oneDNN's reductions, im2col matmuls vs direct convolutions). Each
+  float64 op is exact to ~1e-16; the longest reductions (fc1's 11,664 inputs,
+  BatchNorm over a whole batch) and three SGD steps compound that to ~1e-13.
+  1e-10 leaves three orders of magnitude of slack and still catches any real
+  difference (a wrong flatten order or variance is off by ~1e-1).
+- float32: the same rounding at eps 6e-8 compounds to ~1e-6 relative on
+  logits; gradients of parameters whose upstream BatchNorm divides by a small
+  batch variance amplify it to ~1e-5. 1e-4 (forward) and 1e-3 (gradients, SGD
+  steps) are a few times the measured maxima.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+from drml_jax.interchange import load_torch_state_dict, to_torch_state_dict
+from drml_jax.losses import multilabel_sigmoid_cross_entropy
+from drml_jax.model import DRML
+from drml_jax.optim import make_optimizer
+from drml_jax.steps import SplitModel, make_train_step
+from reference_torch.losses import multilabel_sigmoid_cross_entropy as torch_loss
+from reference_torch.model import DRML as TorchDRML
+
+TOLERANCE = {
+    "float32": {"forward": 1e-4, "grad": 1e-3, "sgd": 1e-3},
+    "float64": {"forward": 1e-10, "grad": 1e-10, "sgd": 1e-10},
+}
+NUM_AUS = 5
+SMALL_INPUT = 82  # 9x9 region patches and a 5x5x16 final map: flatten order still matters
+LEARNING_RATE, WEIGHT_DECAY = 0.01, 0.005
+
+
+def relative_error(ours, reference) -> float:
+  ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+  return float(np.max(np.abs(ours - reference)) / max(np.max(np.abs(reference)), 1e-30))
+
+
+def assert_close(ours, reference, tolerance: float, what: str) -> float:
+  """Asserts the relative error is below tolerance; prints it (pytest -rP shows it)."""
+  error = relative_error(ours, reference)
+  print(f"{what}: max relative error {error:.2e} (tolerance {tolerance:.0e})")
+  assert error < tolerance, what
+  return error
+
+
+def randomize(model: DRML, seed: int) -> None:
+  """Random BatchNorm affine parameters and running statistics."""
+  bn = model.region.units.bn
+  keys = jax.random.split(jax.random.key(seed), 4)
+  shape, dtype = bn.scale[...].shape, bn.scale[...].dtype
+  bn.scale[...] = jax.random.uniform(keys[0], shape, dtype, 0.5, 1.5)
+  bn.bias[...] = jax.random.normal(keys[1], shape, dtype) * 0.1
+  bn.mean[...] = jax.random.normal(keys[2], shape, dtype) * 0.05
+  bn.var[...] = jax.random.uniform(keys[3], shape, dtype, 0.5, 2.0)
+
+
+def make_pair(dtype: str, *, input_size: int, region_bn: str = "affine", dropout=0.0):
+  """A Flax DRML and a PyTorch DRML holding the same random weights."""
+  param_dtype = jnp.dtype(dtype)
+  model = DRML(NUM_AUS, init="he", region_bn=region_bn, input_size=input_size,
+               dropout=dropout, region_conv="matmul", param_dtype=param_dtype,
+               rngs=nnx.Rngs(0))
+  if region_bn == "affine":
+    randomize(model, 1)
+  reference = TorchDRML(NUM_AUS, region_bn=region_bn, input_size=input_size, dropout=dropout)
+  reference = reference.to(getattr(torch, dtype))
+  reference.load_state_dict(to_torch_state_dict(model), strict=True)
+  return model, reference
+
+
+def inputs(dtype: str, batch: int, input_size: int, seed: int = 0):
+  rng = np.random.default_rng(seed)
+  images = rng.uniform(0, 1, (batch, input_size, input_size, 3)).astype(dtype)
+  labels = rng.choice(np.array([-1, 0, 1], np.int8), (batch, NUM_AUS), p=[0.5, 0.2, 0.3])
+  return images, labels
+
+
+def to_torch_images(images):
+  return torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+  if request.param == "float64":
+    with jax.enable_x64(True):
+      yield request.param
+  else:
+    yield request.param
+
+
+def test_eval_logits_agree(dtype):
+  model, reference = make_pair(dtype, input_size=170)
+  images, _ = inputs(dtype, 2, 170)
+  model.eval()
+  reference.eval()
+  logits = nnx.jit(lambda m, x: m(x))(model, jnp.asarray(images))
+  with torch.no_grad():
+    expected = reference(to_torch_images(images)).numpy()
+  assert np.abs(expected).max() > 1e-2  # logits that actually vary
+  assert_close(logits, expected, TOLERANCE[dtype]["forward"], f"eval logits {dtype}")
+
+
+@pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
+def test_train_forward_and_running_statistics_agree(dtype, region_bn):
+  model, reference = make_pair(dtype, input_size=SMALL_INPUT, region_bn=region_bn)
+  images, _ = inputs(dtype, 3, SMALL_INPUT, seed=1)
+  model.train()
+  reference.train()
+  logits = nnx.jit(lambda m, x: m(x))(model, jnp.asarray(images))
+  with torch.no_grad():
+    expected = reference(to_torch_images(images)).numpy()
+  tolerance = TOLERANCE[dtype]["forward"]
+  assert_close(logits, expected, tolerance, f"train logits {region_bn} {dtype}")
+  ours = to_torch_state_dict(model)
+  stats = [(ours[k], v) for k, v in reference.state_dict().items() if "running" in k]
+  assert len(stats) == (128 if region_bn == "affine" else 0)
+  if stats:
+    assert_close(np.concatenate([np.asarray(o).ravel() for o, _ in stats]),
+                 np.concatenate([v.numpy().ravel() for _, v in stats]),
+                 tolerance, f"running statistics {dtype}")
+  for key, value in reference.state_dict().items():
+    if "num_batches_tracked" in key:
+      assert int(ours[key]) == int(value) == 1, key
+
+
+def _jax_gradients(model, images, labels):
+  split = SplitModel.of(model)
+
+  def loss_of(params, rest):
+    merged = nnx.merge(split.train_graphdef, params, rest, copy=True)
+    return multilabel_sigmoid_cross_entropy(merged(images), labels)
+
+  loss, grads = jax.jit(jax.value_and_grad(loss_of))(split.params, split.rest)
+  as_model = nnx.merge(split.train_graphdef, grads, split.rest)
+  return float(loss), to_torch_state_dict(as_model)
+
+
+def test_loss_and_every_gradient_agree(dtype):
+  model, reference = make_pair(dtype, input_size=SMALL_INPUT)
+  images, labels = inputs(dtype, 4, SMALL_INPUT, seed=2)
+  loss, grads = _jax_gradients(model, jnp.asarray(images), jnp.asarray(labels))
+  reference.train()
+  expected_loss = torch_loss(reference(to_torch_images(images)), torch.from_numpy(labels))
+  expected_loss.backward()
+  assert_close(loss, expected_loss.item(), TOLERANCE[dtype]["forward"], f"loss {dtype}")
+  named = dict(reference.named_parameters())
+  assert len(named) == 64 * 4 + 8 * 2  # region BN + conv, 5 convs and 3 fcs
+  worst = max(named, key=lambda k: relative_error(grads[k], named[k].grad))
+  assert_close(grads[worst], named[worst].grad, TOLERANCE[dtype]["grad"],
+               f"gradient {dtype} (worst: {worst})")
+
+
+def test_three_sgd_steps_agree(dtype):
+  model, reference = make_pair(dtype, input_size=SMALL_INPUT)
+  tx = make_optimizer(LEARNING_RATE, momentum=0.9, weight_decay=WEIGHT_DECAY)
+  split = SplitModel.of(model)
+  step = make_train_step(split.train_graphdef, tx, donate=False)
+  params, rest, opt_state = split.params, split.rest, tx.init(split.params)
+  torch_sgd = torch.optim.SGD(reference.parameters(), lr=LEARNING_RATE, momentum=0.9,
+                              weight_decay=WEIGHT_DECAY)
+  reference.train()
+  for seed in range(3):
+    images, labels = inputs(dtype, 4, SMALL_INPUT, seed=10 + seed)
+    params, rest, opt_state, loss = step(params, rest, opt_state, jnp.asarray(images),
+                                         jnp.asarray(labels))
+    torch_sgd.zero_grad()
+    expected = torch_loss(reference(to_torch_images(images)), torch.from_numpy(labels))
+    expected.backward()
+    torch_sgd.step()
+    assert_close(float(loss), expected.item(), TOLERANCE[dtype]["sgd"], f"loss at step {seed} {dtype}")
+  ours = to_torch_state_dict(nnx.merge(split.train_graphdef, params, rest))
+  reference_state = reference.state_dict()
+  counters = [k for k in reference_state if "num_batches_tracked" in k]
+  assert all(int(ours[k]) == int(reference_state[k]) == 3 for k in counters)
+  tensors = [k for k in reference_state if k not in counters]
+  worst = max(tensors, key=lambda k: relative_error(ours[k], reference_state[k]))
+  assert_close(ours[worst], reference_state[worst], TOLERANCE[dtype]["sgd"],
+               f"parameters and statistics after 3 SGD steps {dtype} (worst: {worst})")
