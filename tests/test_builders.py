@@ -1,0 +1,208 @@
+"""The TFDS builders, `build` and the preview tool, on tiny on-the-fly data."""
+
+import os
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from data_pipeline import builders, pipeline, preview
+from data_pipeline.builders.tf_cpu import tfds
+from data_pipeline.sources.base import BP4D_AUS, DISFA_PLUS_AUS, DataError
+
+tfds.disable_progress_bar()
+
+
+def write_image(path, value: int, size: int = 200) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
+
+
+def list_layout(root, train_labels: str):
+  """BP4D fold 1 in the list-file layout: two train faces, one test face."""
+  for name, value in (("F001/a.png", 10), ("F001/b.png", 20),
+                      ("M002/c.png", 30)):
+    write_image(root / "img" / name, value)
+  lists = root / "list"
+  lists.mkdir()
+  (lists / "BP4D_train_img_path_fold1.txt").write_text("F001/a.png\nF001/b.png\n")
+  (lists / "BP4D_train_label_fold1.txt").write_text(train_labels)
+  (lists / "BP4D_test_img_path_fold1.txt").write_text("M002/c.png\n")
+  (lists / "BP4D_test_label_fold1.txt").write_text("0 " * 11 + "1\n")
+  return root
+
+
+def ck_plus_layout(root):
+  """One coded CK+ sequence: AU 1, 12 and 27 (not a DISFA+ AU)."""
+  stem = "S005/001/S005_001_00000011"
+  write_image(root / "cohn-kanade-images" / f"{stem}.png", 128, size=300)
+  (root / "FACS" / "S005" / "001").mkdir(parents=True)
+  (root / "FACS" / f"{stem}_facs.txt").write_text(
+      "   1.0000000e+00   2.0000000e+00\n   1.2000000e+01   0.0000000e+00\n"
+      "   2.7000000e+01   1.0000000e+00\n")
+  (root / "Landmarks" / "S005" / "001").mkdir(parents=True)
+  points = [f"{100 + i:.7e} {80 + 2 * i:.7e}" for i in range(68)]
+  (root / "Landmarks" / f"{stem}_landmarks.txt").write_text("\n".join(points))
+  return root
+
+
+def disfa_plus_layout(root):
+  """Every DISFA+ subject with one trial of two frames; AU1 at intensity 2."""
+  for subject in ("SN001", "SN003", "SN004", "SN007", "SN009", "SN010",
+                  "SN013", "SN025", "SN027"):
+    trial = root / "Labels" / subject / "A1_AU1_TrailNo_1"
+    trial.mkdir(parents=True)
+    for au in DISFA_PLUS_AUS:
+      (trial / f"AU{au}.txt").write_text(
+          f"000.jpg {2 if au == 1 else 0}\n001.jpg {5 if au == 26 else 0}\n")
+    cell = np.empty((1, 2), object)
+    for i in range(2):
+      cell[0, i] = {"imgID": f"00{i}.jpg",
+                    "ImgCropped": np.full((200, 200, 3), i, np.uint8),
+                    "LndPntCropped": np.zeros((49, 2))}
+    faces = root / "FaceLandmarks" / subject
+    faces.mkdir(parents=True)
+    scipy.io.savemat(faces / "A1_AU1_TrailNo_1_FaceCropped.mat",
+                     {"FaceImg_CropResize": cell})
+  return root
+
+
+def test_unknown_names_list_the_valid_ones(tmp_path):
+  with pytest.raises(ValueError, match="unknown dataset 'disfa'; valid:"
+                     " disfa_plus, ck_plus, au_lists, synthetic_au$"):
+    builders.build("disfa", data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="unknown au_lists config 'bp4d';"
+                     " valid: bp4d_fold1, .*, disfa_fold3, disfa_plus$"):
+    builders.build("au_lists", config="bp4d", data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="unknown ck_plus config 'x'; valid:"
+                     " none$"):
+    builders.build("ck_plus", config="x", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["disfa_plus", "ck_plus", "au_lists"])
+def test_licensed_data_without_a_manual_dir_is_a_one_line_error(
+    tmp_path, name):
+  with pytest.raises(DataError, match=f"{name} is not built in .* manual_dir"
+                     " None is not a folder with its data: .* licensed"):
+    builders.build(name, data_dir=str(tmp_path))
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(DataError, match="empty' is not a folder") as error:
+    builders.build(name, data_dir=str(tmp_path),
+                   manual_dir=str(tmp_path / "empty"))
+  assert "\n" not in str(error.value)
+
+
+def test_bad_data_surfaces_as_the_sources_data_error(tmp_path):
+  root = list_layout(tmp_path / "bp4d", "1 " * 12 + "\n" + "7 " * 12 + "\n")
+  with pytest.raises(DataError) as error:
+    builders.build("au_lists", config="bp4d_fold1",
+                   data_dir=str(tmp_path / "tfds"), manual_dir=str(root))
+  assert str(error.value) == (
+      f"{root}/list/BP4D_train_label_fold1.txt:2: label value 7.0 is not one"
+      " of {0, 1, 9}; check that the file belongs to this dataset")
+  assert not (tmp_path / "tfds" / "au_lists" / "bp4d_fold1").exists() or not [
+      p for p in (tmp_path / "tfds" / "au_lists" / "bp4d_fold1").iterdir()]
+
+
+def test_au_lists_builds_with_ignored_labels_and_prints_counts(
+    tmp_path, capsys):
+  root = list_layout(tmp_path / "bp4d", "1 0 0 0 0 0 0 0 0 0 0 9\n" * 2)
+  builder = builders.build("au_lists", config="bp4d_fold1",
+                           data_dir=str(tmp_path / "tfds"),
+                           manual_dir=str(root))
+  assert "au_lists train: 2 examples from 1 subjects: F001 2" in (
+      capsys.readouterr().out)
+  assert builder.info.metadata["aus"] == list(BP4D_AUS)
+  assert builder.info.splits["train"].num_examples == 2
+  records = list(tfds.as_numpy(builder.as_dataset("train")))
+  assert sorted(r["frame_id"] for r in records) == [b"F001/a.png",
+                                                     b"F001/b.png"]
+  for record in records:
+    assert record["image"].shape == (200, 200, 3)
+    assert record["labels"].dtype == np.int8
+    np.testing.assert_array_equal(record["labels"], [1] + [-1] * 10 + [0])
+  again = builders.build("au_lists", config="bp4d_fold1",
+                         data_dir=str(tmp_path / "tfds"))
+  assert again.info.splits["test"].num_examples == 1
+  assert "examples from" not in capsys.readouterr().out
+
+
+def test_disfa_plus_builds_its_subject_split_at_each_threshold(tmp_path):
+  root = disfa_plus_layout(tmp_path / "disfa_plus")
+  labels = {}
+  for config in ("threshold2", "threshold3"):
+    builder = builders.build("disfa_plus", config=config,
+                             data_dir=str(tmp_path / "tfds"),
+                             manual_dir=str(root))
+    assert {s: builder.info.splits[s].num_examples
+            for s in builder.info.splits} == {"train": 14, "test": 4}
+    labels[config] = {r["frame_id"]: r["labels"]
+                      for r in tfds.as_numpy(builder.as_dataset("test"))}
+  key = b"SN025/A1_AU1_TrailNo_1/000"
+  assert labels["threshold2"][key][0] == 1
+  assert labels["threshold3"][key][0] == -1
+  assert labels["threshold2"][b"SN027/A1_AU1_TrailNo_1/001"][-1] == 1
+
+
+def test_ck_plus_builds_a_test_split_with_disfa_plus_aus(tmp_path):
+  builder = builders.build("ck_plus", data_dir=str(tmp_path / "tfds"),
+                           manual_dir=str(ck_plus_layout(tmp_path / "ck")))
+  assert list(builder.info.splits) == ["test"]
+  (record,) = tfds.as_numpy(builder.as_dataset("test"))
+  expected = [1 if au in (1, 12) else -1 for au in DISFA_PLUS_AUS]
+  np.testing.assert_array_equal(record["labels"], expected)
+  assert record["subject"] == b"S005"
+  with pytest.raises(ValueError, match="^ck_plus has no train split to"
+                     " compute a mean image from; pass the training"
+                     " dataset's mean$"):
+    pipeline.make_dataset(builder, "test", batch_size=1, train=False,
+                          normalization="bgr_mean")
+  (batch,) = pipeline.make_dataset(
+      builder, "test", batch_size=1, train=False, mode="crop",
+      normalization="bgr_mean", mean=np.full((200, 200, 3), 100, np.float32))
+  np.testing.assert_array_equal(batch["image"][0, 85, 85], [28, 28, 28])
+
+
+def test_default_data_dir(monkeypatch):
+  monkeypatch.delenv("DRML_DATA_DIR", raising=False)
+  assert builders.default_data_dir() == os.path.expanduser(
+      "~/.cache/drml/tensorflow_datasets")
+  monkeypatch.setenv("DRML_DATA_DIR", "/somewhere/else")
+  assert builders.default_data_dir() == "/somewhere/else"
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory):
+  """A data_dir holding the tiny synthetic dataset, built once."""
+  data_dir = tmp_path_factory.mktemp("tfds")
+  builders.build("synthetic_au", config="tiny", data_dir=str(data_dir))
+  return data_dir
+
+
+def test_synthetic_au_generates_under_the_data_dir(synthetic_dir):
+  builder = builders.build("synthetic_au", config="tiny",
+                           data_dir=str(synthetic_dir))
+  assert builder.info.metadata["aus"] == list(DISFA_PLUS_AUS)
+  assert {s: builder.info.splits[s].num_examples
+          for s in builder.info.splits} == {"train": 16, "test": 8}
+  subjects = {split: {r["subject"] for r in tfds.as_numpy(
+      builder.as_dataset(split))} for split in ("train", "test")}
+  assert len(subjects["train"]) == 2 and len(subjects["test"]) == 1
+  assert (synthetic_dir / "downloads" / "synthetic_au" / "tiny"
+          / "synthetic.json").is_file()
+
+
+def test_preview_writes_a_grid_and_reports_bad_names_in_one_line(
+    synthetic_dir, tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv("DRML_DATA_DIR", str(synthetic_dir))
+  out = tmp_path / "grid.png"
+  preview.main(["synthetic_au", "--config", "tiny", "--n", "5", "--out",
+                str(out)])
+  assert "wrote 5 synthetic_au train faces" in capsys.readouterr().out
+  assert Image.open(out).size[0] > 300
+  assert preview.caption("F001/a.png", np.array([1, -1, 0], np.int8),
+                         (1, 2, 4)) == "F001/a.png\nAU 1 (? 4)"
+  with pytest.raises(SystemExit, match="^error: unknown synthetic_au split"
+                     " 'val'; valid: train, test$"):
+    preview.main(["synthetic_au", "--config", "tiny", "--split", "val"])
