@@ -5,17 +5,19 @@ affine parameters too, so no layer is an identity), through the interchange
 layer, and random inputs. Errors are measured relative to the largest
 magnitude of the reference tensor: `max|jax - torch| / max|torch|`.
 
-Tolerances:
+Tolerances (measured maxima in brackets):
 - float64: both sides evaluate the same formulas in different orders
   (XLA's vs oneDNN's reductions, im2col matmuls vs direct convolutions). Each
-  float64 op is exact to ~1e-16; the longest reductions (fc1's 11,664 inputs,
-  BatchNorm over a whole batch) and three SGD steps compound that to ~1e-13.
-  1e-10 leaves three orders of magnitude of slack and still catches any real
-  difference (a wrong flatten order or variance is off by ~1e-1).
-- float32: the same rounding at eps 6e-8 compounds to ~1e-6 relative on
-  logits; gradients of parameters whose upstream BatchNorm divides by a small
-  batch variance amplify it to ~1e-5. 1e-4 (forward) and 1e-3 (gradients, SGD
-  steps) are a few times the measured maxima.
+  float64 op is exact to ~1e-16; the longest reductions (fc1's inputs,
+  BatchNorm over a whole batch) and three SGD steps compound that to ~1e-14
+  [logits 8e-15, gradients 1.4e-14, after 3 SGD steps 1.8e-14]. 1e-10 leaves
+  four orders of magnitude of slack and still catches any real difference (a
+  wrong flatten order or variance is off by ~1e-1).
+- float32: the same rounding at eps 6e-8 compounds to a few 1e-6 [logits
+  2.9e-6, gradients 7.3e-6 (a region conv bias: a sum over a whole patch and
+  batch), after 3 SGD steps 7.0e-6]. 1e-4 forward and 2e-4 for gradients and
+  SGD steps are ~30x the measured maxima, so a noisier summation order on
+  another CPU still passes while any real difference fails.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from reference_torch.losses import multilabel_sigmoid_cross_entropy as torch_los
 from reference_torch.model import DRML as TorchDRML
 
 TOLERANCE = {
-    "float32": {"forward": 1e-4, "grad": 1e-3, "sgd": 1e-3},
+    "float32": {"forward": 1e-4, "grad": 2e-4, "sgd": 2e-4},
     "float64": {"forward": 1e-10, "grad": 1e-10, "sgd": 1e-10},
 }
 NUM_AUS = 5
