@@ -101,8 +101,7 @@ def test_bad_data_surfaces_as_the_sources_data_error(tmp_path):
   assert str(error.value) == (
       f"{root}/list/BP4D_train_label_fold1.txt:2: label value 7.0 is not one"
       " of {0, 1, 9}; check that the file belongs to this dataset")
-  assert not (tmp_path / "tfds" / "au_lists" / "bp4d_fold1").exists() or not [
-      p for p in (tmp_path / "tfds" / "au_lists" / "bp4d_fold1").iterdir()]
+  assert not list((tmp_path / "tfds" / "au_lists").glob("bp4d_fold1/*"))
 
 
 def test_au_lists_builds_with_ignored_labels_and_prints_counts(
