@@ -1,6 +1,6 @@
 """Writes a grid of a dataset's faces with their active AUs, to check by eye.
 
-  python -m data_pipeline.preview synthetic_au
+  python -m data_pipeline.preview synthetic
   python -m data_pipeline.preview disfa_plus --manual-dir DISFA_PLUS_ROOT \
       --split test --n 25 --out disfa_plus_test.png
 

@@ -70,7 +70,7 @@ def disfa_plus_layout(root):
 
 def test_unknown_names_list_the_valid_ones(tmp_path):
   with pytest.raises(ValueError, match="unknown dataset 'disfa'; valid:"
-                     " disfa_plus, ck_plus, au_lists, synthetic_au$"):
+                     " disfa_plus, ck_plus, au_lists, synthetic_au, synthetic$"):
     builders.build("disfa", data_dir=str(tmp_path))
   with pytest.raises(ValueError, match="unknown au_lists config 'bp4d';"
                      " valid: bp4d_fold1, .*, disfa_fold3, disfa_plus$"):
@@ -196,9 +196,9 @@ def test_preview_writes_a_grid_and_reports_bad_names_in_one_line(
     synthetic_dir, tmp_path, monkeypatch, capsys):
   monkeypatch.setenv("DRML_DATA_DIR", str(synthetic_dir))
   out = tmp_path / "grid.png"
-  preview.main(["synthetic_au", "--config", "tiny", "--n", "5", "--out",
-                str(out)])
-  assert "wrote 5 synthetic_au train faces" in capsys.readouterr().out
+  preview.main(["synthetic", "--config", "tiny", "--n", "5", "--out",
+                str(out)])  # "synthetic" is the short name of synthetic_au
+  assert "wrote 5 synthetic train faces" in capsys.readouterr().out
   assert Image.open(out).size[0] > 300
   assert preview.caption("F001/a.png", np.array([1, -1, 0], np.int8),
                          (1, 2, 4)) == "F001/a.png\nAU 1 (? 4)"

@@ -19,6 +19,7 @@ from data_pipeline.sources.base import DataError
 
 BUILDERS: dict[str, type[SourceBuilder]] = {
     cls.name: cls for cls in (DisfaPlus, CkPlus, AuLists, SyntheticAu)}
+ALIASES = {"synthetic": "synthetic_au"}
 
 
 def check_name(kind: str, name, valid: Iterable) -> None:
@@ -48,7 +49,8 @@ def build(name: str, *, data_dir: str | None = None,
   `manual_dir` is the dataset's folder as its owners distribute it (see the
   builder's MANUAL_DOWNLOAD_INSTRUCTIONS); synthetic_au needs none.
   """
-  check_name("dataset", name, BUILDERS)
+  name = ALIASES.get(name, name)
+  check_name("dataset", name, [*BUILDERS, *ALIASES])
   cls = BUILDERS[name]
   if config is not None:
     check_name(f"{name} config", config, cls.builder_configs)
