@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from drml_jax.convs import Conv
 from drml_jax.region import RegionLayer
 
 INIT_VARIANTS = ("pytorch", "caffe", "he")
@@ -77,6 +78,8 @@ class DRML(nnx.Module):
       or "batch_stats" (authors' Caffe: no affine, batch statistics always).
     init: "pytorch" (torch defaults), "caffe" (gaussian, SPEC) or "he".
     region_conv: "auto", "lax" or "matmul" form of the region 3x3 convs.
+    conv: "auto", "lax" or "fft" form of the dense convs (drml_jax.convs);
+      "auto" runs conv1 and conv2 as FFTs on CPU, everything else as lax.
     use_region_layer: False removes the region layer (ablation).
     dropout: rate of the two hidden fc layers' dropout.
     input_size: side of the square input image.
@@ -85,22 +88,22 @@ class DRML(nnx.Module):
   """
 
   def __init__(self, num_aus: int = 12, *, grid=(8, 8), region_bn: str = "affine",
-               init: str = "pytorch", region_conv: str = "auto",
+               init: str = "pytorch", region_conv: str = "auto", conv: str = "auto",
                use_region_layer: bool = True, dropout: float = 0.5,
                input_size: int = 170, dtype=None, param_dtype=jnp.float32,
                rngs: nnx.Rngs):
-    def conv(cin, cout, kernel, role, stride=1):
+    def make_conv(cin, cout, kernel, role, stride=1, fft_on_cpu=False):
       kernel_init, bias_init = layer_initializers(init, role, cin * kernel * kernel)
-      return nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding="VALID",
-                      kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
-                      param_dtype=param_dtype, rngs=rngs)
+      return Conv(cin, cout, kernel, strides=stride, impl=conv, fft_on_cpu=fft_on_cpu,
+                  kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
+                  param_dtype=param_dtype, rngs=rngs)
 
     def linear(din, dout, role):
       kernel_init, bias_init = layer_initializers(init, role, din)
       return nnx.Linear(din, dout, kernel_init=kernel_init, bias_init=bias_init,
                         dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
-    self.conv1 = conv(3, 32, 11, "conv1")
+    self.conv1 = make_conv(3, 32, 11, "conv1", fft_on_cpu=True)
     if use_region_layer:
       kernel_init, bias_init = layer_initializers(init, "conv", 32 * 9)
       self.region = RegionLayer(
@@ -109,10 +112,10 @@ class DRML(nnx.Module):
           param_dtype=param_dtype, rngs=rngs)
     else:
       self.region = None
-    self.conv2 = conv(32, 16, 8, "conv")
-    self.conv3 = conv(16, 16, 8, "conv")
-    self.conv4 = conv(16, 16, 6, "conv", stride=2)
-    self.conv5 = conv(16, 16, 5, "conv")
+    self.conv2 = make_conv(32, 16, 8, "conv", fft_on_cpu=True)
+    self.conv3 = make_conv(16, 16, 8, "conv")
+    self.conv4 = make_conv(16, 16, 6, "conv", stride=2)
+    self.conv5 = make_conv(16, 16, 5, "conv")
     self.feature_shape = feature_shape(input_size)
     height, width, channels = self.feature_shape
     self.fc1 = linear(height * width * channels, 4096, "fc_hidden")

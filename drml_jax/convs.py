@@ -1,0 +1,70 @@
+"""DRML's dense VALID convolutions in two forms that give the same numbers.
+
+"lax" is `lax.conv_general_dilated` (what `nnx.Conv` runs). "fft" computes
+the cross-correlation with real FFTs: one rfft2 of the input, a per-frequency
+channel contraction with the kernel's conjugate spectrum, one irfft2, then the
+VALID (and strided) crop. The FFT size equals the input size and the crop keeps
+only outputs whose window never wraps, so it is exact up to float rounding.
+XLA:CPU runs the large-kernel convolutions slowly (the 11x11 3->32 conv1 and
+the first 8x8 32->16 conv, forward and kernel gradient); the FFT form is ~3x
+faster there, while lax is faster for the small later convs and on
+accelerators (cuDNN), so "auto" picks per layer and backend.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+CONV_IMPLS = ("auto", "lax", "fft")
+
+
+def resolve_conv(impl: str, fft_on_cpu: bool) -> str:
+  """The form "auto" stands for: "fft" on CPU for layers marked `fft_on_cpu`."""
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"conv={impl!r}: expected one of {CONV_IMPLS}")
+  if impl == "auto":
+    return "fft" if fft_on_cpu and jax.default_backend() == "cpu" else "lax"
+  return impl
+
+
+def conv_fft(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """VALID cross-correlation as lax.conv computes it: x (B,H,W,I), kernel HWIO.
+
+  Computed in float32 at least (XLA has no bfloat16 FFT); the result has
+  x's dtype.
+  """
+  height, width = x.shape[1:3]
+  kernel_h, kernel_w = kernel.shape[:2]
+  fft_dtype = jnp.promote_types(x.dtype, jnp.float32)
+  spectrum = jnp.einsum(
+      "bhwi,hwio->bhwo",
+      jnp.fft.rfft2(x.astype(fft_dtype), axes=(1, 2)),
+      jnp.conj(jnp.fft.rfft2(kernel.astype(fft_dtype), s=(height, width), axes=(0, 1))))
+  y = jnp.fft.irfft2(spectrum, s=(height, width), axes=(1, 2))
+  return y[:, :height - kernel_h + 1:stride, :width - kernel_w + 1:stride].astype(x.dtype)
+
+
+class Conv(nnx.Conv):
+  """`nnx.Conv` (VALID, same parameters and names) run in a chosen form.
+
+  Args:
+    impl: "lax", "fft" or "auto" (see `resolve_conv`).
+    fft_on_cpu: whether "auto" picks the FFT form on CPU for this layer.
+    Other arguments as `nnx.Conv`, with padding fixed to VALID.
+  """
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: int, *,
+               strides: int = 1, impl: str = "auto", fft_on_cpu: bool = False,
+               **kwargs):
+    super().__init__(in_features, out_features, (kernel_size, kernel_size),
+                     strides=strides, padding="VALID", **kwargs)
+    self.impl = resolve_conv(impl, fft_on_cpu)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.impl == "lax":
+      return super().__call__(x)
+    x, kernel, bias = nnx.nn.dtypes.promote_dtype(
+        (x, self.kernel[...], self.bias[...]), dtype=self.dtype)
+    return conv_fft(x, kernel, self.strides) + bias

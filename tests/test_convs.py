@@ -1,0 +1,72 @@
+"""The dense conv forms give lax.conv's outputs and gradients."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from drml_jax.convs import Conv, conv_fft, resolve_conv
+from drml_jax.model import DRML
+
+
+def _random(shape, seed):
+  return jax.random.normal(jax.random.key(seed), shape)
+
+
+def _lax_conv(x, kernel, stride):
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _with_vjp(conv, x, kernel, stride, cotangent):
+  y, vjp = jax.vjp(lambda x, k: conv(x, k, stride), x, kernel)
+  return (y, *vjp(cotangent))
+
+
+@pytest.mark.parametrize("size,kernel_size,stride", [(17, 11, 1), (13, 6, 2)])
+def test_fft_conv_equals_lax_conv_forward_and_backward(size, kernel_size, stride):
+  x, kernel = _random((2, size, size + 1, 3), 0), _random((kernel_size, kernel_size, 3, 4), 1)
+  cotangent = _random(_lax_conv(x, kernel, stride).shape, 2)
+  results = []
+  for conv in (_lax_conv, conv_fft):
+    forward_backward = jax.jit(lambda x, k, conv=conv: _with_vjp(conv, x, k, stride, cotangent))
+    results.append(forward_backward(x, kernel))
+  for got, expected in zip(results[1], results[0]):
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fft_conv_keeps_a_bfloat16_dtype():
+  x, kernel = _random((1, 9, 9, 2), 0), _random((5, 5, 2, 3), 1)
+  y = conv_fft(x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16))
+  assert y.dtype == jnp.bfloat16
+  np.testing.assert_allclose(y.astype(jnp.float32), _lax_conv(x, kernel, 1), rtol=0.05, atol=0.1)
+
+
+def test_auto_picks_lax_where_fft_is_not_asked_for():
+  assert resolve_conv("auto", fft_on_cpu=False) == "lax"
+  assert resolve_conv("fft", fft_on_cpu=False) == "fft"
+  expected = "fft" if jax.default_backend() == "cpu" else "lax"
+  assert resolve_conv("auto", fft_on_cpu=True) == expected
+  with pytest.raises(ValueError, match="conv='winograd'"):
+    resolve_conv("winograd", fft_on_cpu=True)
+
+
+def test_conv_module_has_nnx_conv_parameters():
+  layer = Conv(3, 4, 5, strides=2, impl="fft", rngs=nnx.Rngs(0))
+  reference = nnx.Conv(3, 4, (5, 5), strides=2, padding="VALID", rngs=nnx.Rngs(0))
+  assert jax.tree.structure(nnx.state(layer, nnx.Param)) == jax.tree.structure(
+      nnx.state(reference, nnx.Param))
+  x = _random((2, 11, 11, 3), 3)
+  np.testing.assert_allclose(layer(x), reference(x), rtol=1e-4, atol=1e-5)
+
+
+def test_drml_conv_forms_give_the_same_features():
+  x = _random((2, 66, 66, 3), 4)
+  features = []
+  for conv in ("lax", "fft"):
+    model = DRML(3, conv=conv, input_size=66, use_region_layer=False, rngs=nnx.Rngs(0))
+    features.append(nnx.jit(lambda model, x: model.features(x))(model, x))
+  np.testing.assert_allclose(features[1], features[0], rtol=1e-4, atol=1e-6)
