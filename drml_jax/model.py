@@ -51,11 +51,22 @@ def layer_initializers(init: str, role: str, fan_in: int):
 
 def local_response_norm(x: jax.Array, size: int = 5, alpha: float = 1e-4,
                         beta: float = 0.75, k: float = 1.0) -> jax.Array:
-  """Across-channel LRN as torch.nn.LocalResponseNorm (alpha divided by size)."""
-  channels = x.shape[-1]
-  squared = jnp.pad(jnp.square(x), [(0, 0)] * (x.ndim - 1) + [(size // 2, (size - 1) // 2)])
-  window_sum = sum(squared[..., i:i + channels] for i in range(size))
-  return x / (k + (alpha / size) * window_sum) ** beta
+  """Across-channel LRN as torch.nn.LocalResponseNorm (alpha divided by size).
+
+  The window sum is a matmul with a 0/1 band matrix: XLA:CPU differentiates
+  it ~3x faster than a sum of channel-shifted slices.
+  """
+  channels = jnp.arange(x.shape[-1])
+  offset = channels[:, None] - channels[None, :]
+  band = ((offset >= -(size // 2)) & (offset <= (size - 1) // 2)).astype(x.dtype)
+  return x / (k + (alpha / size) * (jnp.square(x) @ band)) ** beta
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """2x2 max-pool, stride 2, VALID, as a reshape and max (fast to differentiate)."""
+  b, h, w, c = x.shape
+  x = x[:, :h // 2 * 2, :w // 2 * 2]
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
 def feature_shape(input_size: int) -> tuple[int, int, int]:
@@ -129,7 +140,7 @@ class DRML(nnx.Module):
     x = self.conv1(x)
     if self.region is not None:
       x = self.region(x)
-    x = nnx.max_pool(nnx.relu(x), (2, 2), strides=(2, 2))
+    x = nnx.relu(max_pool_2x2(x))  # == max_pool(relu(x)), on a quarter of the values
     x = local_response_norm(x)
     for layer in (self.conv2, self.conv3, self.conv4, self.conv5):
       x = nnx.relu(layer(x))
