@@ -9,7 +9,6 @@ import pytest
 from flax import nnx
 
 from drml_jax.convs import Conv, conv_fft, resolve_conv
-from drml_jax.model import DRML
 
 
 def _random(shape, seed):
@@ -61,12 +60,3 @@ def test_conv_module_has_nnx_conv_parameters():
       nnx.state(reference, nnx.Param))
   x = _random((2, 11, 11, 3), 3)
   np.testing.assert_allclose(layer(x), reference(x), rtol=1e-4, atol=1e-5)
-
-
-def test_drml_conv_forms_give_the_same_features():
-  x = _random((2, 66, 66, 3), 4)
-  features = []
-  for conv in ("lax", "fft"):
-    model = DRML(3, conv=conv, input_size=66, use_region_layer=False, rngs=nnx.Rngs(0))
-    features.append(nnx.jit(lambda model, x: model.features(x))(model, x))
-  np.testing.assert_allclose(features[1], features[0], rtol=1e-4, atol=1e-6)

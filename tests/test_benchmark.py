@@ -1,0 +1,107 @@
+"""The benchmark script runs end to end (smoke mode) and reports every figure.
+
+No test asserts a time: only that each figure is there and sane.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drml_jax import benchmark
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("benchmark")
+  out = tmp / "result.json"
+  assert benchmark.main(["--smoke", "--steps", "1", "--out", str(out),
+                         "--data-dir", str(tmp / "data")]) == 0
+  return json.loads(out.read_text())
+
+
+def test_smoke_run_reports_device_versions_and_settings(smoke):
+  assert smoke["device"]["backend"] and smoke["device"]["kind"]
+  assert smoke["versions"]["jax"] and smoke["versions"]["torch"]
+  assert smoke["batch"] == 2 and smoke["smoke"] is True
+  assert smoke["dtypes"] and smoke["protocol"]["epochs"] == 20
+
+
+def test_smoke_run_measures_every_row(smoke):
+  rows = {(r["framework"], r["kind"], r["options"].get("form"), r["options"].get("cache")): r
+          for r in smoke["rows"] if r["status"] == "ok"}
+  for key in [("jax", "train", None, None), ("jax", "eval", None, None),
+              ("torch", "train", "ports", None), ("torch", "train", "grouped", None),
+              ("torch", "eval", "ports", None), ("torch", "eval", "grouped", None),
+              ("pipeline", "input", None, False), ("pipeline", "input", None, True)]:
+    assert key in rows, key
+  for row in smoke["rows"]:
+    if row["status"] != "ok":
+      assert row["reason"]
+      continue
+    assert row["images_per_s"] > 0 and row["step_ms"] > 0
+    if row["kind"] != "input":
+      assert row["flops_per_image"] > 0 and row["achieved_tflops"] > 0
+
+
+def test_smoke_run_reports_flops_ratios_and_protocol_times(smoke):
+  flops = smoke["flops_per_image"]
+  assert flops["train"] > 2 * flops["eval"] > 0  # backward ~2x forward
+  assert all(value > 0 for value in smoke["summary"]["ratios"].values())
+  assert all(value > 0 for value in smoke["summary"]["protocol_minutes"].values())
+
+
+def test_peak_table_and_override():
+  assert benchmark.peak_tflops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.4
+  assert benchmark.peak_tflops("NVIDIA H100 PCIe", "float32") == 378.0
+  assert benchmark.peak_tflops("TPU v5 lite", "bfloat16") == 197.0
+  assert benchmark.peak_tflops("TPU v4", "float32") is None
+  assert benchmark.peak_tflops("cpu", "float32") is None
+  assert benchmark.peak_tflops("cpu", "float32", override=2.5) == 2.5
+
+
+@pytest.mark.parametrize("argv", [["--batch", "0"], ["--dtypes", "float16"],
+                                  ["--region-convs", "fft"], ["--peak-tflops", "-1"]])
+def test_bad_options_are_one_line_errors(argv, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    benchmark.parse_args(argv)
+  assert exit_info.value.code == 2
+  error = capsys.readouterr().err
+  assert error.startswith("error: ") and error.count("\n") == 1
+
+
+@pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
+def test_grouped_torch_form_computes_the_ports_form(region_bn):
+  torch = pytest.importorskip("torch")
+  from reference_torch.fast import FastDRML  # pylint: disable=import-outside-toplevel
+  from reference_torch.model import DRML as TorchDRML  # pylint: disable=import-outside-toplevel
+  torch.manual_seed(0)
+  with benchmark._torch_threads(1):  # pylint: disable=protected-access
+    _check_grouped_form(torch, FastDRML, TorchDRML(3, region_bn=region_bn, input_size=74,
+                                                   dropout=0.0))
+
+
+def _check_grouped_form(torch, FastDRML, reference):  # pylint: disable=invalid-name
+  fast = FastDRML(reference)
+  images = torch.randn(3, 3, 74, 74)
+  outputs = [model(images) for model in (reference, fast)]
+  torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
+  for output in outputs:
+    output.square().sum().backward()
+  region = fast.extractor[1]
+  for i, j in [(0, 0), (3, 5), (7, 7)]:
+    index = i * 8 + j
+    unit = reference.extractor[1].region(i, j)
+    torch.testing.assert_close(region.conv.weight.grad[32 * index:32 * index + 32],
+                               unit[2].weight.grad, rtol=1e-4, atol=1e-6)
+  torch.testing.assert_close(fast.classifier[0].weight.grad,
+                             reference.classifier[0].weight.grad, rtol=1e-4, atol=1e-6)
+  # BN running statistics moved alike, and the state_dict converts back exactly.
+  state = fast.reference_state_dict()
+  assert state.keys() == reference.state_dict().keys()
+  for key, value in reference.state_dict().items():
+    torch.testing.assert_close(state[key], value, rtol=1e-5, atol=1e-7)
+  for model in (reference, fast):
+    model.eval()
+  torch.testing.assert_close(fast(images), reference(images), rtol=1e-5, atol=1e-6)
