@@ -92,9 +92,6 @@ def load_checkpoint(path: str, *, which: str = "best", step: int | None = None):
     model = checkpoint.build_model(model_config)
     interchange.load_torch_state_dict(model, state_dict)
     return model, model_config, f"PyTorch checkpoint {path}"
-  if not os.path.isdir(path):
-    raise FileNotFoundError(f"no checkpoint at {path}: pass an orbax checkpoint directory "
-                            "or a PyTorch .pth file")
   if step is None and which == "best":
     runs = checkpoint.TrainCheckpoints(path, read_only=True)
     step = runs.best_step()
@@ -160,6 +157,10 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
   run = read_run_config(args.workdir) if args.workdir else {}
+  path = os.path.join(args.workdir, CHECKPOINT_DIR) if args.workdir else args.checkpoint
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no checkpoint at {path}: pass an orbax checkpoint directory "
+                            "or a PyTorch .pth file")
   dataset = args.dataset or run.get("dataset")
   if dataset is None:
     raise ValueError("--dataset is required with --checkpoint: one of "
@@ -175,7 +176,6 @@ def _run(args) -> int:
       run.get("manual_dir", "") if same_data else "")
   dataset_config = args.dataset_config if args.dataset_config is not None else (
       run.get("dataset_config", "") if same_data else "")
-  path = os.path.join(args.workdir, CHECKPOINT_DIR) if args.workdir else args.checkpoint
   model, model_config, description = load_checkpoint(
       path, which="latest" if args.step is None and args.which == "latest" else "best",
       step=args.step)

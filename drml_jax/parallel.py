@@ -45,8 +45,22 @@ def make_mesh() -> Mesh:
 
 
 def replicate(tree, mesh: Mesh):
-  """Places `tree` whole on every device of the mesh."""
-  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+  """Places `tree` whole on every device of the mesh, in every process.
+
+  Each process passes the same values; arrays already replicated over the
+  mesh (restored from a checkpoint) are kept as they are.
+  """
+  sharding = NamedSharding(mesh, PartitionSpec())
+
+  def put(x):
+    if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
+      return x
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+  return jax.tree.map(put, tree)
 
 
 def replicated_like(tree, mesh: Mesh):

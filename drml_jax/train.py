@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
   parallel.initialize(config)
   try:
     trainer.train(config)
+  except KeyboardInterrupt:
+    print("interrupted before the first training step: nothing to save", file=sys.stderr)
+    return 128 + signal.SIGINT
   except trainer.Interrupted as stopped:
     print(f"stopped by {signal.Signals(stopped.signum).name} at step {stopped.step}; the "
           f"checkpoint is saved in {config.workdir}: rerun the same command to resume",

@@ -41,7 +41,7 @@ RESULTS_FILE = "results.md"
 RESUMABLE_CHANGES = frozenset({
     "num_epochs", "workdir", "export_torch", "progress", "log_every_steps",
     "checkpoint_every_steps", "data_dir", "manual_dir", "cache", "eval_batch_size",
-    "region_conv", "distributed", "coordinator_address", "num_processes", "process_id"})
+    "region_conv", "conv", "distributed", "coordinator_address", "num_processes", "process_id"})
 
 
 class TrainingError(RuntimeError):
@@ -131,7 +131,7 @@ class Run:
     self.total_steps = self.steps_per_epoch * config.num_epochs
 
     self.model_config = model_config(config, len(self.aus))
-    model = DRML(**self.model_config, region_conv=config.region_conv,
+    model = DRML(**self.model_config, region_conv=config.region_conv, conv=config.conv,
                  rngs=nnx.Rngs(config.seed))
     self.tx = make_optimizer(
         config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay,
@@ -187,17 +187,22 @@ class Run:
 
 
 def _rng_counts(model) -> dict:
-  return nnx.state(model, nnx.RngCount).to_pure_dict()
+  return nnx.to_pure_dict(nnx.state(model, nnx.RngCount))
 
 
-def _check_finite(pending: list, epoch_of) -> list[float]:
+def _check_finite(run: Run, pending: list, epoch_of) -> list[float]:
   """Host values of the pending (step, loss) pairs; raises on the first non-finite."""
-  values = [parallel.fetch(loss) for _, loss in pending]
+  values = [float(parallel.fetch(loss)) for _, loss in pending]
   for (step, _), value in zip(pending, values):
-    if not math.isfinite(float(value)):
-      raise TrainingError(f"the loss is {float(value)} at step {step} (epoch {epoch_of(step)}): "
-                          "stopped without saving")
-  return [float(v) for v in values]
+    if not math.isfinite(value):
+      run.checkpoints.wait()
+      last = run.checkpoints.latest_step()
+      kept = (f"the last good checkpoint, step {last}, stays in {run.checkpoints.directory}"
+              if last is not None else "no checkpoint was written yet")
+      raise TrainingError(f"the loss is {value} at step {step} (epoch {epoch_of(step)}): "
+                          f"stopped without saving; {kept}; lower --learning-rate and "
+                          "use a new --workdir")
+  return values
 
 
 def train(config) -> dict:
@@ -254,7 +259,7 @@ def _loop(run: Run, signals: _Signals) -> dict:
       stop = signals.received
       if not (epoch_end or checkpoint_due or stop or run.step % config.log_every_steps == 0):
         continue
-      losses = _check_finite(pending, epoch_of)
+      losses = _check_finite(run, pending, epoch_of)
       now = time.time()
       record = {"kind": "train", "step": run.step, "epoch": run.step / run.steps_per_epoch,
                 "loss": float(np.mean(losses)),
@@ -300,7 +305,6 @@ def _evaluate_epoch(run: Run, log: MetricsLog | None, epoch: int) -> dict:
                "f1": dict(zip(map(str, run.aus), scores["f1"])),
                "accuracy": dict(zip(map(str, run.aus), scores["accuracy"])),
                "counts": scores["counts"], "collapse": scores["collapse"]})
-    plots.write_plots(log.records, run.config.workdir)
   return {checkpoint.BEST_METRIC: scores["mean_f1"]}
 
 
@@ -366,10 +370,18 @@ def results_markdown(run: Run, evals: list[dict], final: dict, best: dict) -> st
 
 
 def _export_torch(run: Run, path: str) -> None:
-  """Writes the final model as a PyTorch checkpoint of the reference model."""
-  from drml_jax import convert  # pylint: disable=import-outside-toplevel
+  """Writes the current model as a PyTorch checkpoint of the reference model."""
+  from drml_jax import interchange  # pylint: disable=import-outside-toplevel
+  from reference_torch import checkpoint as torch_checkpoint  # pylint: disable=import-outside-toplevel
+  from reference_torch.model import DRML as TorchDRML  # pylint: disable=import-outside-toplevel
+  model = checkpoint.build_model(run.model_config)
+  state = nnx.state(model, nnx.Not(nnx.RngState))
+  nnx.replace_by_pure_dict(state, parallel.fetch(checkpoint.model_state(run.model())))
+  nnx.update(model, state)
+  torch_model = TorchDRML(**run.model_config)
+  torch_model.load_state_dict(interchange.to_torch_state_dict(model), strict=True)
   partial = f"{path}.partial"
-  convert.orbax_to_torch(run.checkpoints.directory, partial, step=run.step)
+  torch_checkpoint.save_checkpoint(torch_model, partial, epoch=run.step // run.steps_per_epoch)
   os.replace(partial, path)
   _print(f"wrote the PyTorch state_dict of step {run.step} to {path}")
 

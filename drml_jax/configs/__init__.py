@@ -24,6 +24,7 @@ CHOICES = {
     "normalization": ("rgb", "bgr_mean"),
     "region_bn": ("affine", "batch_stats"),
     "region_conv": ("auto", "lax", "matmul"),
+    "conv": ("auto", "lax", "fft"),
     "init": ("pytorch", "caffe", "he"),
     "schedule": ("constant", "step"),
 }

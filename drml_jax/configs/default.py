@@ -15,6 +15,6 @@ def get_config():
   config.learning_rate = 0.003
   config.batch_size = 16
   config.cache = True
-  config.num_epochs = 3
+  config.num_epochs = 4
   config.workdir = "workdirs/default"
   return config

@@ -1,0 +1,54 @@
+"""Evaluation of a work directory, an orbax checkpoint and a PyTorch checkpoint."""
+
+import json
+
+import pytest
+
+from drml_jax import evaluate
+import train_support as support
+
+
+def _tiny_data(tmp_path_factory) -> list[str]:
+  return ["--dataset", "synthetic", "--dataset-config", "tiny",
+          "--data-dir", str(support.base_dir(tmp_path_factory) / "tfds")]
+
+
+def test_workdir_best_checkpoint_reproduces_its_epoch_table(tmp_path_factory, tmp_path):
+  workdir = support.reference(tmp_path_factory)
+  output = tmp_path / "eval.json"
+  assert evaluate.main(["--workdir", str(workdir), "--output", str(output)]) == 0
+  scores = json.loads(output.read_text())
+  best = max(support.records(workdir, "eval"), key=lambda r: r["mean_f1"])
+  assert scores["counts"] == best["counts"]
+  assert scores["loss"] == pytest.approx(best["loss"], rel=1e-5)
+  assert sum(map(sum, scores["counts"])) == 8 * 12  # each test image once, every AU
+
+
+def test_orbax_and_pytorch_checkpoints_give_the_final_table(tmp_path_factory, tmp_path):
+  workdir = support.reference(tmp_path_factory)
+  final = support.records(workdir, "eval")[-1]
+  for checkpoint in (workdir / "checkpoints", workdir / "model.pth"):
+    output = tmp_path / f"{checkpoint.name}.json"
+    argv = ["--checkpoint", str(checkpoint), "--which", "latest", "--output", str(output)]
+    assert evaluate.main(argv + _tiny_data(tmp_path_factory)) == 0
+    scores = json.loads(output.read_text())
+    assert scores["counts"] == final["counts"], checkpoint
+    assert scores["loss"] == pytest.approx(final["loss"], rel=1e-4)
+
+
+def test_bad_inputs_fail_in_one_line(tmp_path_factory, tmp_path, capsys):
+  garbage = tmp_path / "model.pth"
+  garbage.write_bytes(b"not a checkpoint")
+  cases = [
+      (["--workdir", str(tmp_path / "missing")], "not a training work directory"),
+      (["--checkpoint", str(tmp_path / "missing")], "no checkpoint at"),
+      (["--checkpoint", str(garbage)] + _tiny_data(tmp_path_factory),
+       "is not a readable PyTorch checkpoint"),
+      (["--checkpoint", str(tmp_path)] + _tiny_data(tmp_path_factory),
+       "is not a readable orbax DRML checkpoint"),
+      (["--checkpoint", str(garbage)], "--dataset is required"),
+  ]
+  for argv, message in cases:
+    assert evaluate.main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

@@ -1,0 +1,54 @@
+"""Data parallelism: 8 devices, and 2 processes (gloo), match 1 device."""
+
+import socket
+
+import numpy as np
+
+import train_support as support
+
+# 8 devices reduce the batch in another order than 1: float32 rounding only.
+TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+
+
+def _assert_same_run(actual, expected):
+  expected_losses = support.train_losses(expected)
+  actual_losses = support.train_losses(actual)
+  assert actual_losses.keys() == expected_losses.keys()
+  np.testing.assert_allclose(list(actual_losses.values()), list(expected_losses.values()),
+                             **TOLERANCE)
+  want, got = support.final_params(expected), support.final_params(actual)
+  assert want.keys() == got.keys()
+  for name in want:
+    np.testing.assert_allclose(got[name], want[name], err_msg=name, **TOLERANCE)
+
+
+def test_eight_devices_match_one(tmp_path_factory, tmp_path):
+  reference = support.reference(tmp_path_factory)
+  base = support.base_dir(tmp_path_factory)
+  done = support.run(support.tiny_args(tmp_path, base / "tfds", "--checkpoint-every-steps", "0"),
+                     support.env(base, devices=8))
+  assert "8 cpu device(s)" in done.stdout
+  _assert_same_run(tmp_path, reference)
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_match_one(tmp_path_factory, tmp_path):
+  reference = support.reference(tmp_path_factory)
+  base = support.base_dir(tmp_path_factory)
+  address = f"127.0.0.1:{_free_port()}"
+  processes = [
+      support.start(support.tiny_args(
+          tmp_path, base / "tfds", "--checkpoint-every-steps", "0",
+          "--coordinator-address", address, "--num-processes", "2", "--process-id", str(i)),
+          support.env(base, devices=1))
+      for i in range(2)]
+  outputs = [p.communicate(timeout=support.TIMEOUT_S) for p in processes]
+  for p, (out, err) in zip(processes, outputs):
+    assert p.returncode == 0, f"{out}\n{err}"
+  assert "2 cpu device(s), 2 process(es)" in outputs[0][0]
+  _assert_same_run(tmp_path, reference)
