@@ -259,6 +259,7 @@ def _torch_measure(args, row: Row) -> Row:
   if device is None:
     row.status, row.reason = "unavailable", f"torch cannot use the {jax.default_backend()} backend"
     return row
+  row.options["threads"] = torch.get_num_threads()
   torch.manual_seed(args.seed)
   model = TorchDRML(args.num_aus, input_size=args.input_size)
   if row.options["form"] == "grouped":
@@ -408,7 +409,11 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 def format_table(result: dict) -> str:
   """The printed table: every row, then ratios and protocol times."""
   device = result["device"]
-  lines = [f"DRML benchmark: {device['backend']} ({device['kind']}), batch {result['batch']}, "
+  load = result["load_average"]["before"]
+  load = "/".join(f"{value:.1f}" for value in load) if load else "-"
+  lines = [f"DRML benchmark: {device['backend']} ({device['kind']}, {device['cpu_model']}, "
+           f"{device['cpu_count']} CPUs, load average {load}), "
+           f"batch {result['batch']}, "
            f"input {result['input_size']}, median of {result['steps']} steps after "
            f"{result['warmup']}; jax {result['versions']['jax']}, "
            f"torch {result['versions'].get('torch', '-')}",
@@ -437,12 +442,25 @@ def format_table(result: dict) -> str:
 
 # ---------------------------------------------------------------- CLI
 
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next((line.split(":", 1)[1].strip() for line in f
+                   if line.startswith("model name")), platform.machine())
+  except OSError:
+    return platform.processor() or platform.machine()
+
+
 def _device_info() -> dict:
   device = jax.devices()[0]
   return {"backend": jax.default_backend(), "kind": device.device_kind,
           "count": jax.device_count(), "platform": platform.platform(),
-          "processor": platform.processor() or platform.machine(),
-          "cpu_count": os.cpu_count()}
+          "cpu_model": _cpu_model(), "cpu_count": os.cpu_count()}
+
+
+def _load_average() -> list[float] | None:
+  """The host's 1/5/15-minute load averages: other work on the machine skews timings."""
+  return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def _versions() -> dict:
@@ -545,6 +563,7 @@ def _default_out() -> str:
 
 def run(args: argparse.Namespace) -> dict:
   """Measures every configuration; returns the JSON-able result."""
+  load_before = _load_average()
   rows = []
   for dtype in args.dtypes:
     for region_conv in args.region_convs:
@@ -570,6 +589,7 @@ def run(args: argparse.Namespace) -> dict:
       "device": device, "versions": _versions(), "batch": args.batch,
       "input_size": args.input_size, "steps": args.steps, "warmup": args.warmup,
       "dtypes": args.dtypes, "smoke": args.smoke, "protocol": PROTOCOL,
+      "load_average": {"before": load_before, "after": _load_average()},
       "flops_per_image": flops, "peak_dtype": peak_dtype,
       "peak_tflops": peak_tflops(device["kind"], peak_dtype, args.peak_tflops),
       "rows": [dataclasses.asdict(r) for r in rows], "summary": summarize(rows),

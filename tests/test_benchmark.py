@@ -26,6 +26,7 @@ def test_smoke_run_reports_device_versions_and_settings(smoke):
   assert smoke["versions"]["jax"] and smoke["versions"]["torch"]
   assert smoke["batch"] == 2 and smoke["smoke"] is True
   assert smoke["dtypes"] and smoke["protocol"]["epochs"] == 20
+  assert smoke["device"]["cpu_count"] > 0 and "before" in smoke["load_average"]
 
 
 def test_smoke_run_measures_every_row(smoke):
