@@ -515,7 +515,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--region-convs", type=_csv(("lax", "matmul")), default=None,
                       help="region conv forms (default: both; CPU: matmul, the vmapped lax "
                            "form's backward is ~100x slower on XLA:CPU)")
-  parser.add_argument("--convs", type=_csv(("auto", "lax", "fft")), default=None,
+  parser.add_argument("--convs", type=_csv(("auto", "lax", "chunked", "fft")), default=None,
                       help="dense conv forms (default: auto, and lax on CPU as the baseline)")
   parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip PyTorch")
   parser.add_argument("--no-torch-compile", dest="torch_compile", action="store_false")

@@ -89,8 +89,9 @@ class DRML(nnx.Module):
       or "batch_stats" (authors' Caffe: no affine, batch statistics always).
     init: "pytorch" (torch defaults), "caffe" (gaussian, SPEC) or "he".
     region_conv: "auto", "lax" or "matmul" form of the region 3x3 convs.
-    conv: "auto", "lax" or "fft" form of the dense convs (drml_jax.convs);
-      "auto" runs conv1 and conv2 as FFTs on CPU, everything else as lax.
+    conv: "auto", "lax", "chunked" or "fft" form of the dense convs
+      (drml_jax.convs); "auto" runs conv1 and conv2 as FFTs on CPU, the
+      others "chunked", and everything as lax on accelerators.
     use_region_layer: False removes the region layer (ablation).
     dropout: rate of the two hidden fc layers' dropout.
     input_size: side of the square input image.

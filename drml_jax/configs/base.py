@@ -28,7 +28,7 @@ def get_config():
   config.region_layer = True  # --no-region-layer: the ablation
   config.region_bn = "affine"  # affine | batch_stats
   config.region_conv = "auto"  # auto | lax | matmul (same numbers, speed only)
-  config.conv = "auto"  # auto | lax | fft: the dense convs (same numbers, speed only)
+  config.conv = "auto"  # auto | lax | chunked | fft: the dense convs (same numbers, speed only)
   config.init = "pytorch"  # pytorch | caffe | he
   config.dropout = 0.5
 
