@@ -9,6 +9,7 @@ reads these two.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import jax
@@ -74,6 +75,15 @@ def restore_model(directory, *, step: int | None = None) -> tuple[DRML, dict]:
     model = build_model(model_config)
     restore_into(model, manager, step)
   return model, model_config
+
+
+def _quiet_unevaluated_saves(record: logging.LogRecord) -> bool:
+  # Steps saved between evaluations carry no metrics by design; orbax warns
+  # about each of them.
+  return "did not provide metrics" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_quiet_unevaluated_saves)
 
 
 def _best_metric(metrics: dict) -> float:

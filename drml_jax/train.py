@@ -6,10 +6,10 @@ Examples:
   python -m drml_jax.train
   python -m drml_jax.train --config seed --manual-dir /data/DISFA+
   python -m drml_jax.train --config seed --no-region-layer --workdir workdirs/ablation
-  python -m drml_jax.train --dataset bp4d --fold 1 --manual-dir /data/bp4d_lists
+  python -m drml_jax.train --config seed --dataset bp4d --fold 1 --manual-dir /data/bp4d_lists
 
-Rerunning a command resumes its work directory. Fields (and the chosen
-config's values) are listed by --help.
+Rerunning a command resumes its work directory. --help lists the fields with
+the chosen config's values; drml_jax/configs/base.py says what each means.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""Training: config overrides, outputs, resume after SIGTERM and SIGKILL, NaN stop."""
+"""Training: config overrides, outputs, resume after SIGINT and SIGKILL, NaN stop."""
 
 import json
+import os
 import signal
 
 import numpy as np
 import pytest
 
-from drml_jax import configs, report, train
+from drml_jax import configs, report, train, trainer
 from drml_jax.checkpoint import TrainCheckpoints
+from reference_torch.checkpoint import infer_model_config, load_state_dict
+from reference_torch.model import DRML as TorchDRML
 import train_support as support
 
 
@@ -62,10 +65,15 @@ def test_reference_run_writes_every_output(tmp_path_factory):
   checkpoints = TrainCheckpoints(workdir / "checkpoints", read_only=True)
   assert checkpoints.best_step() == best
   checkpoints.close()
+  # --export-torch wrote what the reference model (at the run's input size) loads strictly.
+  state_dict = load_state_dict(workdir / "model.pth")
+  torch_model = TorchDRML(**infer_model_config(state_dict), input_size=66)
+  torch_model.load_state_dict(state_dict, strict=True)
+  assert torch_model.classifier[6].out_features == 12
 
 
-def test_sigterm_then_sigkill_then_resume_matches_uninterrupted(tmp_path_factory, tmp_path,
-                                                               capsys):
+def test_sigint_then_sigkill_then_resume_matches_uninterrupted(tmp_path_factory, tmp_path,
+                                                              capsys):
   reference = support.reference(tmp_path_factory)
   base = support.base_dir(tmp_path_factory)
   workdir = tmp_path / "run"
@@ -74,10 +82,10 @@ def test_sigterm_then_sigkill_then_resume_matches_uninterrupted(tmp_path_factory
 
   process = support.start(args, environment)
   support.wait_for_checkpoint(process, workdir, after=0)
-  process.send_signal(signal.SIGTERM)
+  process.send_signal(signal.SIGINT)
   out, err = process.communicate(timeout=support.TIMEOUT_S)
-  assert process.returncode == 128 + signal.SIGTERM, out + err
-  assert "stopped by SIGTERM at step" in err
+  assert process.returncode == 128 + signal.SIGINT, out + err
+  assert "stopped by SIGINT at step" in err
   stopped = support.checkpoint_steps(workdir)[-1]
   assert f"at step {stopped};" in err  # saved the step it stopped at
   assert stopped < 6
@@ -96,6 +104,14 @@ def test_sigterm_then_sigkill_then_resume_matches_uninterrupted(tmp_path_factory
   assert expected.keys() == actual.keys()
   for name in expected:
     np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+
+
+def test_sigterm_is_recorded_not_fatal_and_the_handler_restored():
+  previous = signal.getsignal(signal.SIGTERM)
+  with trainer._catch_signals() as signals:  # pylint: disable=protected-access
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert signals.received == signal.SIGTERM
+  assert signal.getsignal(signal.SIGTERM) is previous
 
 
 def test_resume_refuses_a_different_computation(tmp_path_factory, capsys):
