@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+from matplotlib.ticker import MaxNLocator  # pylint: disable=wrong-import-position
 
 from drml_jax.report import write_atomic  # pylint: disable=wrong-import-position
 
@@ -49,6 +50,7 @@ def f1_plot(records: list[dict], path: str) -> None:
     axes.plot(epochs, [r["constant_mean_f1"] for r in evals], "k--",
               label="constant (all present)")
   axes.set_xlabel("epoch")
+  axes.xaxis.set_major_locator(MaxNLocator(integer=True))
   axes.set_ylabel("test F1")
   axes.set_ylim(0, 1)
   axes.legend(ncol=2, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
