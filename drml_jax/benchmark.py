@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from drml_jax.convs import CONV_IMPLS
 from drml_jax.model import DRML
 from drml_jax.optim import make_optimizer
 from drml_jax.steps import SplitModel, make_eval_step, make_train_step
@@ -515,7 +516,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--region-convs", type=_csv(("lax", "matmul")), default=None,
                       help="region conv forms (default: both; CPU: matmul, the vmapped lax "
                            "form's backward is ~100x slower on XLA:CPU)")
-  parser.add_argument("--convs", type=_csv(("auto", "lax", "chunked", "fft")), default=None,
+  parser.add_argument("--convs", type=_csv(CONV_IMPLS), default=None,
                       help="dense conv forms (default: auto, and lax on CPU as the baseline)")
   parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip PyTorch")
   parser.add_argument("--no-torch-compile", dest="torch_compile", action="store_false")

@@ -105,9 +105,7 @@ class Conv(nnx.Conv):
     self.impl = resolve_conv(impl, fft_on_cpu)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.impl == "lax":
-      return super().__call__(x)
     x, kernel, bias = nnx.nn.dtypes.promote_dtype(
         (x, self.kernel[...], self.bias[...]), dtype=self.dtype)
-    conv = conv_fft if self.impl == "fft" else conv_chunked
+    conv = {"lax": conv_lax, "chunked": conv_chunked, "fft": conv_fft}[self.impl]
     return conv(x, kernel, self.strides) + bias

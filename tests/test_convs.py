@@ -61,7 +61,7 @@ def test_auto_picks_per_layer_on_cpu_and_lax_elsewhere():
     resolve_conv("winograd", fft_on_cpu=True)
 
 
-@pytest.mark.parametrize("impl", ["fft", "chunked"])
+@pytest.mark.parametrize("impl", ["lax", "fft", "chunked"])
 def test_conv_module_has_nnx_conv_parameters(impl):
   layer = Conv(3, 4, 5, strides=2, impl=impl, rngs=nnx.Rngs(0))
   reference = nnx.Conv(3, 4, (5, 5), strides=2, padding="VALID", rngs=nnx.Rngs(0))
