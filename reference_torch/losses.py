@@ -1,4 +1,4 @@
-"""DRML's multi-label sigmoid cross-entropy (SPEC section 4)."""
+"""DRML's multi-label sigmoid cross-entropy (docs/model.md#loss)."""
 
 from __future__ import annotations
 
