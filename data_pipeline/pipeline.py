@@ -31,8 +31,8 @@ import numpy as np
 from etils import epath
 
 from data_pipeline.builders import check_name, check_split
-from data_pipeline.builders.tf_cpu import tf, tfds
 from data_pipeline.sources.base import IMAGE_SIZE
+from data_pipeline.tf_cpu import tf, tfds
 
 INPUT_SIZE = 170
 MODES = ("resize", "crop")
@@ -94,7 +94,7 @@ def make_dataset(builder: tfds.core.DatasetBuilder, split: str, *,
   """Batches of `split` for this process, as numpy dicts.
 
   Args:
-    builder: a built dataset (`data_pipeline.builders.build`).
+    builder: a built dataset (`data_pipeline.registry.build`).
     split: one of the dataset's splits.
     batch_size: examples per batch on this process.
     train: shuffled, augmented (crop mode), full batches, epoch after epoch;
@@ -157,12 +157,35 @@ def make_dataset(builder: tfds.core.DatasetBuilder, split: str, *,
   return tfds.as_numpy(batches.prefetch(tf.data.AUTOTUNE))
 
 
+def preprocess_eval(images: np.ndarray, *, mode: str, normalization: str,
+                    mean: np.ndarray | None = None) -> np.ndarray:
+  """Evaluation's preprocessing of faces from elsewhere: float32 (B,170,170,3).
+
+  `images` are (B, 200, 200, 3) uint8 RGB faces; each goes through the very
+  `_Preprocess` steps that `make_dataset(..., train=False)` maps over a
+  split's records (resize or centre crop, then normalisation). `mean` is the
+  training split's `mean_image`, required for bgr_mean.
+  """
+  check_name("mode", mode, MODES)
+  check_name("normalization", normalization, NORMALIZATIONS)
+  if normalization == "bgr_mean" and mean is None:
+    raise ValueError("bgr_mean normalization needs the training split's mean"
+                     " image (mean_image)")
+  if images.ndim != 4 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
+    raise ValueError(f"expected (B, {IMAGE_SIZE}, {IMAGE_SIZE}, 3) faces, got"
+                     f" {images.shape}")
+  preprocess = _Preprocess(mode, normalization, mean, decode=None)
+  return np.stack([preprocess.model_input(preprocess.fixed_image(image)).numpy()
+                   for image in tf.constant(images, tf.uint8)])
+
+
 class _Preprocess:
   """Face record -> model input.
 
   `fixed` is the deterministic part (decode; resize mode: the resize, to
   uint8 as PIL does), the part a cache keeps; calling also crops, mirrors
-  (with a key) and normalises, on the image and the mean alike.
+  (with a key) and normalises (`model_input`), on the image and the mean
+  alike.
   """
 
   def __init__(self, mode: str, normalization: str, mean, decode):
@@ -176,27 +199,34 @@ class _Preprocess:
 
   def fixed(self, example: dict) -> dict:
     """Decoded image (resize mode: resized) and labels."""
-    image = self.decode(example["image"])
+    return {"image": self.fixed_image(self.decode(example["image"])),
+            "labels": example["labels"]}
+
+  def fixed_image(self, image: tf.Tensor) -> tf.Tensor:
+    """A 200x200 uint8 face; resize mode: resized, rounded to uint8."""
     if self.mode == "resize":
       image = tf.saturate_cast(tf.round(_resize(image)), tf.uint8)
-    return {"image": image, "labels": example["labels"]}
+    return image
 
   def __call__(self, example: dict, key: tf.Tensor | None = None) -> dict:
     """`key` (a stateless seed) augments: random crop and mirror."""
     if example["image"].dtype == tf.string:
       example = self.fixed(example)
-    image, mean = example["image"], self.mean
+    return {"image": self.model_input(example["image"], key),
+            "labels": example["labels"], "valid": tf.constant(True)}
+
+  def model_input(self, image: tf.Tensor,
+                  key: tf.Tensor | None = None) -> tf.Tensor:
+    """A fixed image -> float32 170x170 input: cropped, normalised."""
+    mean = self.mean
     if self.mode == "crop":
       window = _window(key)
       image = _cut(image, *window)
       mean = None if mean is None else _cut(mean, *window)
     image = tf.cast(image, tf.float32)
     if self.normalization == "rgb":
-      image = image / 255.0
-    else:
-      image = tf.reverse(image, axis=[-1]) - mean
-    return {"image": image, "labels": example["labels"],
-            "valid": tf.constant(True)}
+      return image / 255.0
+    return tf.reverse(image, axis=[-1]) - mean
 
 
 def _resize(image: tf.Tensor) -> tf.Tensor:

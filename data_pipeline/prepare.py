@@ -1,8 +1,9 @@
 """Turns datasets into the folders the readers read fastest.
 
-  python -m data_pipeline.prepare disfa_plus --src DISFA_PLUS_ROOT --out DIR
-      extracts the FaceLandmarks .mat face crops to DIR/<SN>/<trial>/<NNN>.png
-      (read them with DisfaPlus(root, image_dir=DIR)).
+  python -m data_pipeline.prepare disfa_plus --src DISFA_PLUS_ROOT [--out DIR]
+      extracts the FaceLandmarks .mat face crops to DIR/<SN>/<trial>/<NNN>.png;
+      DIR defaults to DISFA_PLUS_ROOT/FaceImages, where training, evaluation
+      and preview read them instead of the .mat files (the same pixels).
   python -m data_pipeline.prepare synthetic --out DIR [--seed N ...]
       generates the synthetic dataset (see data_pipeline.synthetic).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from tqdm import tqdm
 
 from data_pipeline import synthetic
 from data_pipeline.sources import disfa_plus
-from data_pipeline.sources.base import check_face
+from data_pipeline.sources.base import DataError, check_face
 
 DONE_MARKER = ".done"
 
@@ -57,14 +59,15 @@ def extract_disfa_plus(src: os.PathLike, out: os.PathLike,
   return written
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m data_pipeline.prepare", description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   commands = parser.add_subparsers(dest="dataset", required=True)
   disfa = commands.add_parser("disfa_plus", help="extract DISFA+ face crops")
   disfa.add_argument("--src", required=True, help="the DISFA+ root")
-  disfa.add_argument("--out", required=True, help="where the PNGs go")
+  disfa.add_argument("--out", default=None, help="where the PNGs go (default:"
+                     f" SRC/{disfa_plus.EXTRACTED_DIR})")
   synth = commands.add_parser("synthetic", help="generate synthetic data")
   synth.add_argument("--out", required=True, help="the dataset root to make")
   synth.add_argument("--seed", type=int, default=0)
@@ -73,16 +76,22 @@ def main(argv: list[str] | None = None) -> None:
   synth.add_argument("--frames-per-subject", type=int,
                      default=synthetic.FRAMES_PER_SUBJECT)
   args = parser.parse_args(argv)
-  if args.dataset == "disfa_plus":
-    written = extract_disfa_plus(args.src, args.out)
-    print(f"wrote {written} images under {args.out}")
-  else:
-    root = synthetic.generate(
-        args.out, seed=args.seed, num_train_subjects=args.train_subjects,
-        num_test_subjects=args.test_subjects,
-        frames_per_subject=args.frames_per_subject)
-    print(synthetic.source(root).describe())
+  try:
+    if args.dataset == "disfa_plus":
+      out = args.out or os.path.join(args.src, disfa_plus.EXTRACTED_DIR)
+      written = extract_disfa_plus(args.src, out)
+      print(f"wrote {written} images under {out}")
+    else:
+      root = synthetic.generate(
+          args.out, seed=args.seed, num_train_subjects=args.train_subjects,
+          num_test_subjects=args.test_subjects,
+          frames_per_subject=args.frames_per_subject)
+      print(synthetic.source(root).describe())
+  except (DataError, ValueError, OSError) as error:  # bad input: one line
+    print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+    return 2
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

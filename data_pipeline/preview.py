@@ -3,22 +3,26 @@
   python -m data_pipeline.preview synthetic
   python -m data_pipeline.preview disfa_plus --manual-dir DISFA_PLUS_ROOT \
       --split test --n 25 --out disfa_plus_test.png
+  python -m data_pipeline.preview bp4d --fold 1 --manual-dir BP4D_LISTS_ROOT
 
-Builds the dataset first if needed (see data_pipeline.builders.build) and
-shows the first examples of the split as stored, before any preprocessing.
+Datasets go by the names training and evaluation use. Builds the dataset
+first if needed (see data_pipeline.registry.build) and shows the first
+examples of the split as stored, before any preprocessing.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from data_pipeline import builders
-from data_pipeline.builders.tf_cpu import tfds
+from data_pipeline import registry
+from data_pipeline.builders import check_split
+from data_pipeline.tf_cpu import tfds
 
 
 def caption(frame_id: str, labels: np.ndarray, aus) -> str:
@@ -45,30 +49,45 @@ def write_grid(examples: list[dict], aus, out: str) -> None:
   figure.savefig(out, dpi=100)
 
 
+def _positive(text: str) -> int:
+  if not text.isdigit() or int(text) == 0:
+    raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+  return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(
       prog="python -m data_pipeline.preview", description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("dataset", help=", ".join(builders.BUILDERS))
-  parser.add_argument("--config", help="the dataset's config, if not the"
-                      " default")
+  folded = [name for name, dataset in registry.DATASETS.items()
+            if dataset.folds]
+  parser.add_argument("dataset", help=", ".join(registry.names()))
+  parser.add_argument("--fold", type=int, default=0,
+                      help="the fold of " + " or ".join(folded))
+  parser.add_argument("--config", default="", help="the builder config, if"
+                      " not the default")
   parser.add_argument("--split", default="train")
-  parser.add_argument("--n", type=int, default=16, help="faces to show")
+  parser.add_argument("--n", type=_positive, default=16, help="faces to show")
   parser.add_argument("--out", default="preview.png")
-  parser.add_argument("--data-dir", help="default: $DRML_DATA_DIR or"
-                      " ~/.cache/drml/tensorflow_datasets")
-  parser.add_argument("--manual-dir", help="the dataset as distributed, for"
-                      " the first build of a licensed dataset")
+  parser.add_argument("--data-dir", default="", help="default:"
+                      " $DRML_DATA_DIR or ~/.cache/drml/tensorflow_datasets")
+  parser.add_argument("--manual-dir", default="", help="the dataset as"
+                      " distributed, for the first build of a licensed"
+                      " dataset")
   args = parser.parse_args(argv)
+  out_dir = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(out_dir):
+    sys.exit(f"error: --out {args.out}: folder {out_dir} does not exist; create it"
+             " or choose another path")
   try:
-    builder = builders.build(args.dataset, config=args.config,
-                             data_dir=args.data_dir,
-                             manual_dir=args.manual_dir)
-    builders.check_split(builder, args.split)
+    builder = registry.build(args.dataset, fold=args.fold,
+                             dataset_config=args.config,
+                             data_dir=args.data_dir, manual_dir=args.manual_dir)
+    check_split(builder, args.split)
   except ValueError as error:  # DataError included: bad input, one line
     sys.exit(f"error: {error}")
   examples = list(tfds.as_numpy(builder.as_dataset(args.split).take(args.n)))
-  write_grid(examples, builder.info.metadata["aus"], args.out)
+  write_grid(examples, registry.aus(builder), args.out)
   print(f"wrote {len(examples)} {args.dataset} {args.split} faces to"
         f" {args.out}")
 

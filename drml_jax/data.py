@@ -1,4 +1,4 @@
-"""The datasets a run reads, by name, as numpy batches for this process.
+"""A built dataset (data_pipeline.registry.build) as this process's numpy batches.
 
 A split is cut into `data_shards` disjoint parts (the pipeline's process
 parts); process p of P reads parts p*k .. p*k+k-1 (k = data_shards / P) and
@@ -16,30 +16,15 @@ from typing import Iterator
 
 import numpy as np
 
-from data_pipeline import builders, pipeline
-from data_pipeline.builders.tf_cpu import tf
-
-EVAL_DATASETS = ("synthetic", "disfa_plus", "bp4d", "disfa", "ck_plus")
+from data_pipeline import pipeline
+from data_pipeline.tf_cpu import tf
 
 
-def build(dataset: str, *, fold: int = 0, dataset_config: str = "",
-          data_dir: str = "", manual_dir: str = ""):
-  """The built TFDS dataset of a name in EVAL_DATASETS (built on first use)."""
-  if dataset not in EVAL_DATASETS:
-    raise ValueError(f"unknown dataset {dataset!r}: expected one of "
-                     f"{', '.join(EVAL_DATASETS)}")
-  name, config = {
-      "synthetic": ("synthetic_au", dataset_config or None),
-      "disfa_plus": ("disfa_plus", dataset_config or None),
-      "ck_plus": ("ck_plus", None),
-  }.get(dataset, ("au_lists", f"{dataset}_fold{fold}"))
-  return builders.build(name, config=config, data_dir=data_dir or None,
-                        manual_dir=manual_dir or None)
-
-
-def aus(builder) -> tuple[int, ...]:
-  """The AU numbers of a built dataset, in label order."""
-  return tuple(int(a) for a in builder.info.metadata["aus"])
+def resize_inputs(images: np.ndarray, input_size: int) -> np.ndarray:
+  """The pipeline's 170x170 inputs for a model built for `input_size`."""
+  if input_size == pipeline.INPUT_SIZE:
+    return images
+  return tf.image.resize(images, (input_size,) * 2, antialias=True).numpy()
 
 
 class Batches:
@@ -81,9 +66,7 @@ class Batches:
              for shard in self.shards]
     for batches in zip(*parts):
       batch = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
-      if self.input_size != pipeline.INPUT_SIZE:
-        batch["image"] = tf.image.resize(batch["image"], (self.input_size,) * 2,
-                                         antialias=True).numpy()
+      batch["image"] = resize_inputs(batch["image"], self.input_size)
       yield batch
 
   def train(self, split: str, batch_size: int, *, seed: int, start_step: int,

@@ -1,4 +1,4 @@
-"""The TFDS builders, `build` and the preview tool, on tiny on-the-fly data."""
+"""The registry, its TFDS builders and preview, on tiny on-the-fly data."""
 
 import os
 
@@ -7,9 +7,10 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from data_pipeline import builders, pipeline, preview
-from data_pipeline.builders.tf_cpu import tfds
+from data_pipeline import builders, pipeline, preview, registry
 from data_pipeline.sources.base import BP4D_AUS, DISFA_PLUS_AUS, DataError
+from data_pipeline.tf_cpu import tfds
+from drml_jax import configs
 
 tfds.disable_progress_bar()
 
@@ -68,27 +69,53 @@ def disfa_plus_layout(root):
   return root
 
 
+def test_registry_names_drive_every_choice():
+  assert registry.names() == ("synthetic", "disfa_plus", "bp4d", "disfa",
+                              "disfa_plus_lists", "ck_plus")
+  assert registry.names(trainable=True) == ("synthetic", "disfa_plus",
+                                            "bp4d", "disfa", "disfa_plus_lists")
+  assert registry.names(trainable=False) == ("ck_plus",)
+  assert configs.CHOICES["data.dataset"] == registry.names(trainable=True)
+  assert registry.check("disfa", 3).folds == (1, 2, 3)
+  assert not registry.check("synthetic").folds
+  for name in ("bp4d", "disfa"):
+    with pytest.raises(ValueError, match=f"^--dataset {name} needs --fold 1,"
+                       " 2 or 3 \\(got 0\\)$"):
+      registry.check(name, 0)
+  for name in ("mnist", "synthetic_au"):  # builder names are not datasets
+    with pytest.raises(ValueError, match=f"^unknown dataset '{name}'; valid:"
+                       " synthetic, disfa_plus, bp4d, disfa, disfa_plus_lists, ck_plus$"):
+      registry.check(name)
+
+
 def test_unknown_names_list_the_valid_ones(tmp_path):
-  with pytest.raises(ValueError, match="unknown dataset 'disfa'; valid:"
-                     " disfa_plus, ck_plus, au_lists, synthetic_au, synthetic$"):
-    builders.build("disfa", data_dir=str(tmp_path))
-  with pytest.raises(ValueError, match="unknown au_lists config 'bp4d';"
-                     " valid: bp4d_fold1, .*, disfa_fold3, disfa_plus$"):
-    builders.build("au_lists", config="bp4d", data_dir=str(tmp_path))
-  with pytest.raises(ValueError, match="unknown ck_plus config 'x'; valid:"
+  with pytest.raises(ValueError, match="^unknown dataset 'au_lists'; valid:"
+                     " synthetic, disfa_plus, bp4d, disfa, disfa_plus_lists, ck_plus$"):
+    registry.build("au_lists", data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="^unknown synthetic_au config 'huge';"
+                     " valid: default, tiny$"):
+    registry.build("synthetic", dataset_config="huge", data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="^unknown disfa_plus config 'x';"
+                     " valid: threshold1, .*, threshold5$"):
+    registry.build("disfa_plus", dataset_config="x", data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="needs --fold 1, 2 or 3 \\(got 4\\)$"):
+    registry.build("bp4d", fold=4, data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="^unknown ck_plus config 'x'; valid:"
                      " none$"):
-    builders.build("ck_plus", config="x", data_dir=str(tmp_path))
+    builders.check_name("ck_plus config", "x",
+                        registry.check("ck_plus").builder.builder_configs)
 
 
-@pytest.mark.parametrize("name", ["disfa_plus", "ck_plus", "au_lists"])
+@pytest.mark.parametrize("name, fold", [("disfa_plus", 0), ("ck_plus", 0),
+                                        ("bp4d", 1), ("disfa", 2)])
 def test_licensed_data_without_a_manual_dir_is_a_one_line_error(
-    tmp_path, name):
-  with pytest.raises(DataError, match=f"{name} is not built in .* manual_dir"
+    tmp_path, name, fold):
+  with pytest.raises(DataError, match=f"^{name} is not built in .* manual_dir"
                      " None is not a folder with its data: .* licensed"):
-    builders.build(name, data_dir=str(tmp_path))
+    registry.build(name, fold=fold, data_dir=str(tmp_path))
   (tmp_path / "empty").mkdir()
   with pytest.raises(DataError, match="empty' is not a folder") as error:
-    builders.build(name, data_dir=str(tmp_path),
+    registry.build(name, fold=fold, data_dir=str(tmp_path),
                    manual_dir=str(tmp_path / "empty"))
   assert "\n" not in str(error.value)
 
@@ -96,8 +123,8 @@ def test_licensed_data_without_a_manual_dir_is_a_one_line_error(
 def test_bad_data_surfaces_as_the_sources_data_error(tmp_path):
   root = list_layout(tmp_path / "bp4d", "1 " * 12 + "\n" + "7 " * 12 + "\n")
   with pytest.raises(DataError) as error:
-    builders.build("au_lists", config="bp4d_fold1",
-                   data_dir=str(tmp_path / "tfds"), manual_dir=str(root))
+    registry.build("bp4d", fold=1, data_dir=str(tmp_path / "tfds"),
+                   manual_dir=str(root))
   assert str(error.value) == (
       f"{root}/list/BP4D_train_label_fold1.txt:2: label value 7.0 is not one"
       " of {0, 1, 9}; check that the file belongs to this dataset")
@@ -107,12 +134,12 @@ def test_bad_data_surfaces_as_the_sources_data_error(tmp_path):
 def test_au_lists_builds_with_ignored_labels_and_prints_counts(
     tmp_path, capsys):
   root = list_layout(tmp_path / "bp4d", "1 0 0 0 0 0 0 0 0 0 0 9\n" * 2)
-  builder = builders.build("au_lists", config="bp4d_fold1",
-                           data_dir=str(tmp_path / "tfds"),
+  builder = registry.build("bp4d", fold=1, data_dir=str(tmp_path / "tfds"),
                            manual_dir=str(root))
   assert "au_lists train: 2 examples from 1 subjects: F001 2" in (
       capsys.readouterr().out)
-  assert builder.info.metadata["aus"] == list(BP4D_AUS)
+  assert builder.info.config_name == "bp4d_fold1"
+  assert registry.aus(builder) == BP4D_AUS
   assert builder.info.splits["train"].num_examples == 2
   records = list(tfds.as_numpy(builder.as_dataset("train")))
   assert sorted(r["frame_id"] for r in records) == [b"F001/a.png",
@@ -121,17 +148,31 @@ def test_au_lists_builds_with_ignored_labels_and_prints_counts(
     assert record["image"].shape == (200, 200, 3)
     assert record["labels"].dtype == np.int8
     np.testing.assert_array_equal(record["labels"], [1] + [-1] * 10 + [0])
-  again = builders.build("au_lists", config="bp4d_fold1",
-                         data_dir=str(tmp_path / "tfds"))
+  again = registry.build("bp4d", fold=1, data_dir=str(tmp_path / "tfds"))
   assert again.info.splits["test"].num_examples == 1
   assert "examples from" not in capsys.readouterr().out
+
+
+def test_a_built_dataset_is_never_reused_for_another_source(tmp_path):
+  root = list_layout(tmp_path / "a", "1 0 0 0 0 0 0 0 0 0 0 9\n" * 2)
+  registry.build("bp4d", fold=1, data_dir=str(tmp_path / "tfds"),
+                 manual_dir=str(root))
+  same = list_layout(tmp_path / "copy", "1 0 0 0 0 0 0 0 0 0 0 9\n" * 2)
+  registry.build("bp4d", fold=1, data_dir=str(tmp_path / "tfds"),
+                 manual_dir=str(same))  # the same files elsewhere: reused
+  other = list_layout(tmp_path / "b", "0 1 0 0 0 0 0 0 0 0 0 9\n" * 2)
+  with pytest.raises(DataError, match="was built from .*/a, whose files"
+                     " differ from those in .*/b: pass a new --data-dir") as error:
+    registry.build("bp4d", fold=1, data_dir=str(tmp_path / "tfds"),
+                   manual_dir=str(other))
+  assert "\n" not in str(error.value)
 
 
 def test_disfa_plus_builds_its_subject_split_at_each_threshold(tmp_path):
   root = disfa_plus_layout(tmp_path / "disfa_plus")
   labels = {}
   for config in ("threshold2", "threshold3"):
-    builder = builders.build("disfa_plus", config=config,
+    builder = registry.build("disfa_plus", dataset_config=config,
                              data_dir=str(tmp_path / "tfds"),
                              manual_dir=str(root))
     assert {s: builder.info.splits[s].num_examples
@@ -145,7 +186,7 @@ def test_disfa_plus_builds_its_subject_split_at_each_threshold(tmp_path):
 
 
 def test_ck_plus_builds_a_test_split_with_disfa_plus_aus(tmp_path):
-  builder = builders.build("ck_plus", data_dir=str(tmp_path / "tfds"),
+  builder = registry.build("ck_plus", data_dir=str(tmp_path / "tfds"),
                            manual_dir=str(ck_plus_layout(tmp_path / "ck")))
   assert list(builder.info.splits) == ["test"]
   (record,) = tfds.as_numpy(builder.as_dataset("test"))
@@ -165,24 +206,24 @@ def test_ck_plus_builds_a_test_split_with_disfa_plus_aus(tmp_path):
 
 def test_default_data_dir(monkeypatch):
   monkeypatch.delenv("DRML_DATA_DIR", raising=False)
-  assert builders.default_data_dir() == os.path.expanduser(
+  assert registry.default_data_dir() == os.path.expanduser(
       "~/.cache/drml/tensorflow_datasets")
   monkeypatch.setenv("DRML_DATA_DIR", "/somewhere/else")
-  assert builders.default_data_dir() == "/somewhere/else"
+  assert registry.default_data_dir() == "/somewhere/else"
 
 
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
   """A data_dir holding the tiny synthetic dataset, built once."""
   data_dir = tmp_path_factory.mktemp("tfds")
-  builders.build("synthetic_au", config="tiny", data_dir=str(data_dir))
+  registry.build("synthetic", dataset_config="tiny", data_dir=str(data_dir))
   return data_dir
 
 
 def test_synthetic_au_generates_under_the_data_dir(synthetic_dir):
-  builder = builders.build("synthetic_au", config="tiny",
+  builder = registry.build("synthetic", dataset_config="tiny",
                            data_dir=str(synthetic_dir))
-  assert builder.info.metadata["aus"] == list(DISFA_PLUS_AUS)
+  assert registry.aus(builder) == DISFA_PLUS_AUS
   assert {s: builder.info.splits[s].num_examples
           for s in builder.info.splits} == {"train": 16, "test": 8}
   subjects = {split: {r["subject"] for r in tfds.as_numpy(
@@ -197,11 +238,33 @@ def test_preview_writes_a_grid_and_reports_bad_names_in_one_line(
   monkeypatch.setenv("DRML_DATA_DIR", str(synthetic_dir))
   out = tmp_path / "grid.png"
   preview.main(["synthetic", "--config", "tiny", "--n", "5", "--out",
-                str(out)])  # "synthetic" is the short name of synthetic_au
+                str(out)])
   assert "wrote 5 synthetic train faces" in capsys.readouterr().out
   assert Image.open(out).size[0] > 300
   assert preview.caption("F001/a.png", np.array([1, -1, 0], np.int8),
                          (1, 2, 4)) == "F001/a.png\nAU 1 (? 4)"
   with pytest.raises(SystemExit, match="^error: unknown synthetic_au split"
                      " 'val'; valid: train, test$"):
-    preview.main(["synthetic_au", "--config", "tiny", "--split", "val"])
+    preview.main(["synthetic", "--config", "tiny", "--split", "val"])
+  with pytest.raises(SystemExit, match="^error: unknown dataset"
+                     " 'synthetic_au'; valid: synthetic, .*, ck_plus$"):
+    preview.main(["synthetic_au", "--config", "tiny"])
+  with pytest.raises(SystemExit, match="^error: --out .*/missing/grid.png: folder"
+                     " .*/missing does not exist"):
+    preview.main(["synthetic", "--out", str(tmp_path / "missing" / "grid.png")])
+  with pytest.raises(SystemExit):
+    preview.main(["synthetic", "--n", "0"])
+  assert "expected a positive number, got 0" in capsys.readouterr().err
+
+
+def test_preview_takes_a_fold(tmp_path, capsys):
+  root = list_layout(tmp_path / "bp4d", "1 0 0 0 0 0 0 0 0 0 0 9\n" * 2)
+  out = tmp_path / "grid.png"
+  preview.main(["bp4d", "--fold", "1", "--split", "test", "--out", str(out),
+                "--data-dir", str(tmp_path / "tfds"), "--manual-dir",
+                str(root)])
+  assert "wrote 1 bp4d test faces" in capsys.readouterr().out
+  assert out.is_file()
+  with pytest.raises(SystemExit, match="^error: --dataset disfa needs --fold"
+                     " 1, 2 or 3 \\(got 0\\)$"):
+    preview.main(["disfa", "--data-dir", str(tmp_path / "tfds")])

@@ -10,8 +10,8 @@ from PIL import Image
 
 from data_pipeline import pipeline
 from data_pipeline.builders.base import SourceBuilder
-from data_pipeline.builders.tf_cpu import tfds
 from data_pipeline.sources.base import Example
+from data_pipeline.tf_cpu import tfds
 
 NUM_TRAIN, NUM_TEST = 12, 5
 TEST_OFFSET = 100  # test examples are numbered from here

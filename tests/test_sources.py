@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -164,9 +165,23 @@ def test_prepare_extracts_pngs_and_reruns_incrementally(tmp_path):
 
 def test_prepare_command_line(tmp_path, capsys):
   src = make_disfa_plus(tmp_path / "src", subjects=("SN001",))
-  prepare.main(["disfa_plus", "--src", str(src), "--out",
-                str(tmp_path / "out")])
+  assert prepare.main(["disfa_plus", "--src", str(src), "--out",
+                       str(tmp_path / "out")]) == 0
   assert "wrote 6 images" in capsys.readouterr().out
+  assert prepare.main(["disfa_plus", "--src", str(tmp_path / "nowhere")]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_extracted_faces_inside_the_root_replace_the_mat_files(tmp_path):
+  src = make_disfa_plus(tmp_path / "src")
+  from_mats = list(_reader(src).examples("train"))
+  assert prepare.main(["disfa_plus", "--src", str(src)]) == 0  # to src/FaceImages
+  shutil.rmtree(src / disfa_plus.FACES_DIR)
+  from_pngs = list(_reader(src).examples("train"))
+  assert [e.frame_id for e in from_pngs] == [e.frame_id for e in from_mats]
+  for a, b in zip(from_pngs, from_mats):
+    np.testing.assert_array_equal(a.image, b.image)
 
 
 def _label_file(root, subject="SN001", trial=TRIALS[0], au=4):
@@ -292,11 +307,10 @@ def test_disfa_plus_missing_folders(tmp_path):
 
 
 def make_ck_plus(root: Path) -> Path:
-  """Two coded sequences (one grayscale, one RGB) and one uncoded."""
+  """Two coded sequences, one grayscale, one RGB (CK+ codes every sequence)."""
   rng = np.random.default_rng(0)
   for subject, sequence, coded, mode in [
-      ("S005", "001", (1, 2, 5, 27), "L"), ("S010", "002", (12, 25), "RGB"),
-      ("S010", "003", None, "L")]:
+      ("S005", "001", (1, 2, 5, 27), "L"), ("S010", "002", (12, 25), "RGB")]:
     stem = f"{subject}_{sequence}_00000011"
     images = root / "cohn-kanade-images" / subject / sequence
     images.mkdir(parents=True)
@@ -311,11 +325,10 @@ def make_ck_plus(root: Path) -> Path:
                       1)
     (marks / f"{stem}_landmarks.txt").write_text("".join(
         f"   {x:.7e}   {y:.7e}\n" for x, y in points))
-    if coded is not None:
-      facs = root / "FACS" / subject / sequence
-      facs.mkdir(parents=True)
-      (facs / f"{stem}_facs.txt").write_text("".join(
-          f"   {au:.7e}   {4.0:.7e}\n" for au in coded))
+    facs = root / "FACS" / subject / sequence
+    facs.mkdir(parents=True)
+    (facs / f"{stem}_facs.txt").write_text("".join(
+        f"   {au:.7e}   {4.0:.7e}\n" for au in coded))
   return root
 
 
@@ -357,6 +370,18 @@ def test_ck_plus_bad_input(tmp_path, edit, message):
   with pytest.warns(UserWarning, match="skipped 1 bad input"):
     examples = list(ck_plus.CKPlus(tmp_path, skip_bad=True).examples())
   assert [e.subject for e in examples] == ["S010"]
+
+
+def test_ck_plus_names_a_missing_or_empty_facs_folder(tmp_path):
+  root = make_ck_plus(tmp_path)
+  (root / "FACS/S010/002/S010_002_00000011_facs.txt").unlink()
+  with pytest.raises(DataError, match=r"FACS/S010/002: no \*_facs\.txt for the"
+                     r" sequence .*cohn-kanade-images/S010/002; restore it"):
+    ck_plus.CKPlus(root).num_examples()
+  shutil.rmtree(root / "cohn-kanade-images")
+  (root / "FACS/S005/001/S005_001_00000011_facs.txt").unlink()
+  with pytest.raises(DataError, match=r"FACS: no \*_facs\.txt file in it"):
+    ck_plus.CKPlus(root).num_examples()
 
 
 def test_ck_plus_missing_root(tmp_path):

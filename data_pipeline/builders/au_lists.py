@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 
 from data_pipeline.builders.base import SourceBuilder
-from data_pipeline.builders.tf_cpu import tfds
 from data_pipeline.sources import list_files
 from data_pipeline.sources.base import BP4D_AUS, DISFA_AUS, DISFA_PLUS_AUS
+from data_pipeline.tf_cpu import tfds
 
 _AUS = {"bp4d": BP4D_AUS, "disfa": DISFA_AUS, "disfa_plus": DISFA_PLUS_AUS}
 

@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from data_pipeline.builders.tf_cpu import tfds
 from data_pipeline.sources.base import IMAGE_SIZE, Source, check_face
+from data_pipeline.tf_cpu import tfds
 
 # zlib level 1: 3-4x faster to write than TF's default (level 6), files about
 # 25% larger, as fast to decode.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from data_pipeline.builders.base import SourceBuilder
-from data_pipeline.builders.tf_cpu import tfds
 from data_pipeline.sources import disfa_plus
 from data_pipeline.sources.base import DISFA_PLUS_AUS
+from data_pipeline.tf_cpu import tfds
 
 
 @dataclasses.dataclass(eq=False)

@@ -6,8 +6,8 @@ import dataclasses
 
 from data_pipeline import synthetic
 from data_pipeline.builders.base import SourceBuilder
-from data_pipeline.builders.tf_cpu import tfds
 from data_pipeline.sources.base import DISFA_PLUS_AUS
+from data_pipeline.tf_cpu import tfds
 
 
 @dataclasses.dataclass(eq=False)

@@ -107,11 +107,26 @@ class CKPlus:
                       " root, the folder that holds it")
 
   def facs_files(self, split: str = "test") -> list[Path]:
-    """Every FACS/S###/###/*_facs.txt, sorted by subject and sequence."""
+    """Every FACS/S###/###/*_facs.txt, sorted by subject and sequence.
+
+    Every image sequence is FACS coded: a sequence folder of
+    cohn-kanade-images/ without its FACS file is a DataError naming it.
+    """
     if split not in self.splits:
       raise ValueError(f"unknown split {split!r}; {self.name} has"
                        f" {self.splits}")
-    return sorted((self.root / "FACS").glob(f"*/*/*{FACS_SUFFIX}"))
+    found = sorted((self.root / "FACS").glob(f"*/*/*{FACS_SUFFIX}"))
+    coded = {(f.parent.parent.name, f.parent.name) for f in found}
+    for sequence in sorted((self.root / "cohn-kanade-images").glob("*/*")):
+      if sequence.is_dir() and (sequence.parent.name, sequence.name) not in coded:
+        raise DataError(
+            f"{self.root / 'FACS' / sequence.parent.name / sequence.name}: no"
+            f" *{FACS_SUFFIX} for the sequence {sequence}; restore it from the"
+            " CK+ archive")
+    if not found:
+      raise DataError(f"{self.root / 'FACS'}: no *{FACS_SUFFIX} file in it;"
+                      " pass the CK+ root with its FACS/ folder restored")
+    return found
 
   def num_examples(self, split: str = "test") -> int:
     """One example per FACS file."""

@@ -8,8 +8,10 @@ image folder, as some archives add, is tolerated):
                                               (imgID, ImgCropped 200x200x3
                                               RGB, LndPntCropped) per frame
 
-or, with `image_dir`, faces from `<image_dir>/<SN>/<trial>/<NNN>.png`, what
-`python -m data_pipeline.prepare disfa_plus` extracts from the .mat files.
+or faces from `<image_dir>/<SN>/<trial>/<NNN>.png`, what `python -m
+data_pipeline.prepare disfa_plus` extracts from the .mat files; by default
+`image_dir` is `<root>/FaceImages` when that folder exists (prepare's default
+output), so the extracted images serve every command that takes the root.
 
 The label files define the examples. Every trial must have the 12 files
 AU1.txt ... AU26.txt and they must list the same frames: a missing file, or
@@ -40,6 +42,7 @@ DISFA_PLUS_TEST = ("SN025", "SN027")
 
 LABELS_DIR = "Labels"
 FACES_DIR = "FaceLandmarks"
+EXTRACTED_DIR = "FaceImages"  # prepare's default output, inside the root
 MAT_SUFFIX = "_FaceCropped.mat"
 MAT_KEY = "FaceImg_CropResize"
 
@@ -183,6 +186,8 @@ class DisfaPlus:
                test_subjects: Sequence[str] = DISFA_PLUS_TEST,
                threshold: int = 2, skip_bad: bool = False):
     self.root = Path(root)
+    if image_dir is None and (self.root / EXTRACTED_DIR).is_dir():
+      image_dir = self.root / EXTRACTED_DIR
     self.image_dir = Path(image_dir) if image_dir is not None else None
     self.threshold = threshold
     self.skip_bad = skip_bad
@@ -199,9 +204,9 @@ class DisfaPlus:
                       " DISFA+ root, the folder that holds it")
     if self.image_dir is None and not (self.root / FACES_DIR).is_dir():
       raise DataError(
-          f"{self.root / FACES_DIR}: folder not found; restore it, or pass"
-          " image_dir= the output of python -m data_pipeline.prepare"
-          " disfa_plus")
+          f"{self.root / FACES_DIR}: folder not found; restore it, or extract"
+          f" the faces to {self.root / EXTRACTED_DIR} with python -m"
+          " data_pipeline.prepare disfa_plus --src ROOT")
     if self.image_dir is not None and not self.image_dir.is_dir():
       raise DataError(f"{self.image_dir}: image folder not found; run python"
                       " -m data_pipeline.prepare disfa_plus --src ROOT --out"
