@@ -1,10 +1,11 @@
-"""Orbax checkpoints of a DRML model: its state and the config that builds it.
+"""Orbax checkpoints of DRML: the state pytree and the config that builds it.
 
-A checkpoint directory is an `ocp.CheckpointManager` directory whose steps hold
-an item `model` (parameters and BatchNorm statistics) and an item
-`model_config` (the JSON keyword arguments of `DRML`). Training adds its own
-items beside them (`TrainCheckpoints`); anything that only needs the network
-reads these two.
+Every checkpoint step holds an item `state` (a `ModelState` or a whole
+`TrainState`) and a JSON item `model_config` (the keyword arguments of
+`DRML`). Training adds a JSON item `run`: the step, the time spent, the
+evaluation metrics and the resolved config the run was trained with.
+Readers of the network alone restore the model part of `state` (orbax's
+partial restore), whichever kind of step it is.
 """
 
 from __future__ import annotations
@@ -17,64 +18,103 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
+from drml_jax import train_state
 from drml_jax.model import DRML
+from drml_jax.train_state import ModelState, TrainState
 
-MODEL_ITEM = "model"
-CONFIG_ITEM = "model_config"
-OPT_ITEM = "opt_state"  # optax state
-RNG_ITEM = "rng_counts"  # dropout RNG counters, so a resumed run draws the same masks
-TRAIN_ITEM = "train_state"  # JSON: step, epoch, metrics
+STATE_ITEM = "state"
+MODEL_CONFIG_ITEM = "model_config"
+RUN_ITEM = "run"
 BEST_METRIC = "mean_f1"
 
 
-def build_model(model_config: dict, seed: int = 0) -> DRML:
-  """A DRML from its JSON config (keyword arguments of `DRML`)."""
-  return DRML(**model_config, rngs=nnx.Rngs(seed))
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be read, with a one-line message."""
 
 
-def model_state(model: nnx.Module) -> dict:
-  """Parameters and BatchNorm statistics as a pure dict (no RNG state)."""
-  return nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.RngState)))
+def build_model(model_config: dict, seed: int = 0, **kernels) -> DRML:
+  """A DRML from its JSON config; `kernels` choose conv forms (speed only)."""
+  return DRML(**model_config, **kernels, rngs=nnx.Rngs(seed))
+
+
+def _save_args(state, **json_items) -> ocp.args.Composite:
+  return ocp.args.Composite(**{STATE_ITEM: ocp.args.PyTreeSave(state)},
+                            **{k: ocp.args.JsonSave(v) for k, v in json_items.items()})
+
+
+def _restore_args(target, *, partial: bool = False) -> ocp.args.PyTreeRestore:
+  target = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  return ocp.args.PyTreeRestore(
+      target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+      partial_restore=partial)
 
 
 def _manager(directory, **options) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(os.path.abspath(directory),
-                               item_names=(MODEL_ITEM, CONFIG_ITEM), **options)
+                               item_names=(STATE_ITEM, MODEL_CONFIG_ITEM, RUN_ITEM),
+                               **options)
 
 
 def save_model(directory, model: DRML, model_config: dict, *, step: int = 0) -> None:
   """Writes the model and its config as `step` of a checkpoint directory."""
   with _manager(directory) as manager:
-    manager.save(step, args=ocp.args.Composite(**{
-        MODEL_ITEM: ocp.args.StandardSave(model_state(model)),
-        CONFIG_ITEM: ocp.args.JsonSave(model_config),
-    }))
+    manager.save(step, args=_save_args(train_state.split(model)[1],
+                                       **{MODEL_CONFIG_ITEM: model_config}))
     manager.wait_until_finished()
 
 
-def restore_into(model: DRML, manager: ocp.CheckpointManager, step: int) -> None:
-  """Loads step's `model` item into an already built model."""
-  target = jax.tree.map(ocp.utils.to_shape_dtype_struct, model_state(model))
-  restored = manager.restore(step, args=ocp.args.Composite(**{
-      MODEL_ITEM: ocp.args.StandardRestore(target)}))[MODEL_ITEM]
-  state = nnx.state(model, nnx.Not(nnx.RngState))
-  nnx.replace_by_pure_dict(state, restored)
-  nnx.update(model, state)
+def restore_model(directory, *, step: int | None = None, best: bool = False,
+                  **kernels) -> tuple[DRML, dict, int]:
+  """(model, model_config, step) of a checkpoint directory.
 
-
-def restore_model(directory, *, step: int | None = None) -> tuple[DRML, dict]:
-  """The model and its config from a checkpoint directory (latest step by default)."""
+  The step is `step`, else the best evaluated one when `best` (a training
+  run's), else the latest.
+  """
   if not os.path.isdir(directory):
-    raise FileNotFoundError(f"no checkpoint directory at {directory}")
-  with _manager(directory, options=ocp.CheckpointManagerOptions(create=False)) as manager:
+    raise CheckpointError(f"no checkpoint directory at {directory}")
+  with _manager(directory, options=_read_only_options()) as manager:
+    if step is None and best:
+      step = manager.best_step()
     step = manager.latest_step() if step is None else step
     if step is None:
-      raise FileNotFoundError(f"{directory} holds no checkpoint step")
-    model_config = manager.restore(step, args=ocp.args.Composite(**{
-        CONFIG_ITEM: ocp.args.JsonRestore()}))[CONFIG_ITEM]
-    model = build_model(model_config)
-    restore_into(model, manager, step)
-  return model, model_config
+      raise CheckpointError(f"{directory} is not a readable orbax DRML checkpoint "
+                            "(no step in it)")
+    try:
+      model_config = manager.restore(step, args=ocp.args.Composite(**{
+          MODEL_CONFIG_ITEM: ocp.args.JsonRestore()}))[MODEL_CONFIG_ITEM]
+      model = build_model(model_config, **kernels)
+      graphdefs, target = train_state.split(model)
+      restored = manager.restore(step, args=ocp.args.Composite(**{
+          STATE_ITEM: _restore_args(
+              {"params": target.params, "batch_stats": target.batch_stats},
+              partial=True)}))[STATE_ITEM]
+    except Exception as error:  # pylint: disable=broad-except
+      raise CheckpointError(f"{directory} is not a readable orbax DRML checkpoint "
+                            f"(step {step}: {_first_line(error)})") from None
+  model = train_state.merge(graphdefs.eval,
+                            ModelState(restored["params"], restored["batch_stats"]))
+  return model, model_config, step
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def _read_only_options() -> ocp.CheckpointManagerOptions:
+  # Not orbax's read_only mode, which warns on every use; nothing is saved.
+  return ocp.CheckpointManagerOptions(create=False, best_fn=_best_metric, best_mode="max")
+
+
+def load_model(path, *, step: int | None = None, best: bool = True, **kernels
+               ) -> tuple[DRML, dict, str]:
+  """(model, model_config, description) of an orbax directory or a PyTorch file."""
+  if os.path.isfile(path):
+    from drml_jax import interchange  # pylint: disable=import-outside-toplevel
+    model, model_config = interchange.read_torch_checkpoint(path, **kernels)
+    return model, model_config, f"PyTorch checkpoint {path}"
+  model, model_config, step = restore_model(path, step=step, best=best, **kernels)
+  return model, model_config, f"orbax checkpoint {path} (step {step})"
 
 
 def _quiet_unevaluated_saves(record: logging.LogRecord) -> bool:
@@ -93,57 +133,46 @@ def _best_metric(metrics: dict) -> float:
 class TrainCheckpoints:
   """A training run's checkpoints: the latest (to resume) and the best by mean F1.
 
-  Each step holds the network items plus the optimizer state, the dropout
-  RNG counters and a JSON train state. Steps saved with `metrics` (after an
-  evaluation) compete for best; the others only for latest. Orbax writes a
-  step into a temporary folder and renames it when complete, so a killed
-  save never touches the steps already there.
+  Steps saved with `metrics` (after an evaluation) compete for best; the
+  others only for latest. Orbax writes a step into a temporary folder and
+  renames it when complete, so a killed save never touches the steps
+  already there.
   """
 
-  def __init__(self, directory, *, read_only: bool = False):
+  def __init__(self, directory):
     policy = preservation_policy.AnyPreservationPolicy([
         preservation_policy.LatestN(1),
         preservation_policy.BestN(get_metric_fn=_best_metric, n=1,
                                   keep_checkpoints_without_metrics=False)])
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policy, best_fn=_best_metric, best_mode="max",
-        cleanup_tmp_directories=not read_only, create=not read_only,
-        read_only=read_only)
+        cleanup_tmp_directories=True)
     self.directory = os.path.abspath(directory)
-    self.manager = ocp.CheckpointManager(
-        self.directory, options=options,
-        item_names=(MODEL_ITEM, CONFIG_ITEM, OPT_ITEM, RNG_ITEM, TRAIN_ITEM))
+    self.manager = _manager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def best_step(self) -> int | None:
-    return self.manager.best_step()
+  def all_steps(self) -> list[int]:
+    """The complete steps on disk, oldest first."""
+    return sorted(self.manager.all_steps())
 
-  def save(self, step: int, *, model_state: dict, model_config: dict, opt_state,
-           rng_counts: dict, train_state: dict, metrics: dict | None = None) -> None:
-    """Starts writing `step` (asynchronously: call `wait` before relying on it)."""
-    self.manager.save(step, metrics=metrics, args=ocp.args.Composite(**{
-        MODEL_ITEM: ocp.args.StandardSave(model_state),
-        CONFIG_ITEM: ocp.args.JsonSave(model_config),
-        OPT_ITEM: ocp.args.StandardSave(opt_state),
-        RNG_ITEM: ocp.args.StandardSave(rng_counts),
-        TRAIN_ITEM: ocp.args.JsonSave(train_state),
-    }))
+  def save(self, state: TrainState, *, model_config: dict, run: dict,
+           metrics: dict | None = None) -> None:
+    """Starts writing the state's step (asynchronously: `wait` before relying on it)."""
+    self.manager.save(int(jax.device_get(state.step)), metrics=metrics,
+                      args=_save_args(state, **{MODEL_CONFIG_ITEM: model_config,
+                                                RUN_ITEM: run}))
 
-  def restore(self, step: int, *, model_state, opt_state, rng_counts) -> dict:
-    """Items of `step`, arrays restored as the given (abstract) targets."""
+  def restore(self, step: int, target: TrainState) -> TrainState:
+    """The state of `step`, restored as `target`'s (abstract) arrays."""
     return self.manager.restore(step, args=ocp.args.Composite(**{
-        MODEL_ITEM: ocp.args.StandardRestore(model_state),
-        OPT_ITEM: ocp.args.StandardRestore(opt_state),
-        RNG_ITEM: ocp.args.StandardRestore(rng_counts),
-        TRAIN_ITEM: ocp.args.JsonRestore(),
-    }))
+        STATE_ITEM: _restore_args(target)}))[STATE_ITEM]
 
-  def train_state(self, step: int) -> dict:
-    """The JSON train state of `step`."""
+  def run(self, step: int) -> dict:
+    """The JSON `run` item of `step`."""
     return self.manager.restore(step, args=ocp.args.Composite(**{
-        TRAIN_ITEM: ocp.args.JsonRestore()}))[TRAIN_ITEM]
+        RUN_ITEM: ocp.args.JsonRestore()}))[RUN_ITEM]
 
   def wait(self) -> None:
     """Blocks until every started save is complete."""

@@ -1,18 +1,16 @@
-"""DRML's dense VALID convolutions in three forms that give the same numbers.
+"""DRML's dense VALID convolutions in forms that give the same numbers.
 
 "lax" is `lax.conv_general_dilated` (what `nnx.Conv` runs). "chunked" is the
-same convolution with its kernel gradient summed over batch chunks of 16:
-XLA:CPU's kernel-gradient convolution costs ~10x more per image once the
-batch passes 16 (DRML's conv3 at batch 64: 0.81 s in one piece, 0.08 s in
-four). "fft" computes
-the cross-correlation with real FFTs: one rfft2 of the input, a per-frequency
-channel contraction with the kernel's conjugate spectrum, one irfft2, then the
-VALID (and strided) crop. The FFT size equals the input size and the crop keeps
-only outputs whose window never wraps, so it is exact up to float rounding.
-XLA:CPU runs the large-kernel convolutions slowly (the 11x11 3->32 conv1 and
-the first 8x8 32->16 conv, forward and kernel gradient); the FFT form is ~3x
-faster there, while "chunked" is faster for the small later convs. "auto"
-picks per layer on CPU and "lax" (cuDNN) on accelerators.
+same convolution with its kernel gradient summed over batch chunks of
+`KERNEL_GRAD_CHUNK`: XLA:CPU's kernel-gradient convolution costs more per
+image once the batch grows past that. "fft" computes the cross-correlation
+with real FFTs: one rfft2 of the input, a per-frequency channel contraction
+with the kernel's conjugate spectrum, one irfft2, then the VALID (and
+strided) crop. The FFT size equals the input size and the crop keeps only
+outputs whose window never wraps, so it is exact up to float rounding.
+"auto" picks per layer: on CPU "fft" for the large-kernel layers (conv1 and
+conv2) and "chunked" for the others, "lax" (cuDNN) on accelerators. Why,
+with the measurements: benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Weight interchange between the Flax DRML and PyTorch DRML state_dicts.
+"""Weight interchange between the Flax DRML and PyTorch DRML checkpoints.
 
-The PyTorch layout is the public ports' one (SPEC §3): `extractor.*` and
+The only module of drml_jax that reads or writes PyTorch state. The layout
+is the public ports' one (docs/model.md#pytorch-checkpoint-layout): `extractor.*` and
 `classifier.*`, region units `extractor.1.region_conv_{row}_{col}.{0,2}.*`.
 Conv kernels are OIHW there and HWIO here, Linear weights are transposed, and
 the first fc's input rows follow torch's (C,H,W) flatten order, while the
@@ -12,14 +13,21 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
+import pickle
+import warnings
+import zipfile
 from typing import Callable, Mapping
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 import torch
 from flax import nnx
 
+from drml_jax.checkpoint import build_model
 from drml_jax.model import DRML
+from reference_torch import checkpoint as torch_checkpoint
+from reference_torch.model import DRML as TorchDRML
 
 
 class InterchangeError(ValueError):
@@ -158,3 +166,41 @@ def load_torch_state_dict(model: DRML, state_dict: Mapping[str, object]) -> None
       value = np.stack([value[r] for r in range(len(value))])
     variable = variables[path]
     variable[...] = jnp.asarray(value, dtype=variable[...].dtype)
+
+
+def read_torch_checkpoint(path, **kernels) -> tuple[DRML, dict]:
+  """(model, model_config) of a PyTorch DRML checkpoint file (a public port's
+  or the reference model's); the config, input size included, is read off
+  the checkpoint's shapes. `kernels` choose conv forms (speed only)."""
+  try:
+    with warnings.catch_warnings():  # torch's notes on the pickle protocol of a bad file
+      warnings.simplefilter("ignore", UserWarning)
+      state_dict = torch_checkpoint.load_state_dict(path)
+  except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError,
+          ValueError, OSError) as error:
+    if isinstance(error, pickle.UnpicklingError):
+      # Never relay torch's advice to unpickle an unknown file unsafely.
+      reason = "not a torch.save file of tensors and plain containers"
+    elif isinstance(error, EOFError):
+      reason = "the file is empty or cut short"
+    else:
+      reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise InterchangeError(f"{path} is not a readable PyTorch checkpoint ({reason}): "
+                           "pass a DRML state_dict saved with torch.save") from None
+  try:
+    model_config = torch_checkpoint.infer_model_config(state_dict)
+  except ValueError as error:
+    raise InterchangeError(f"{path}: {error}") from None
+  model = build_model(model_config, **kernels)
+  load_torch_state_dict(model, state_dict)
+  return model, model_config
+
+
+def write_torch_checkpoint(model: DRML, model_config: dict, path, *, epoch: int = 0) -> None:
+  """Writes the model as a reference-model checkpoint `{'epoch', 'state_dict',
+  'optimizer'}` through a temporary file: never half written."""
+  torch_model = TorchDRML(**model_config)
+  torch_model.load_state_dict(to_torch_state_dict(model), strict=True)
+  partial = f"{path}.partial"
+  torch_checkpoint.save_checkpoint(torch_model, partial, epoch=epoch)
+  os.replace(partial, path)

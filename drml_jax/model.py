@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,13 @@ from drml_jax.convs import Conv
 from drml_jax.region import RegionLayer
 
 INIT_VARIANTS = ("pytorch", "caffe", "he")
+
+
+class Layer(NamedTuple):
+  """One step of the network: its name, what it computes, the module it owns."""
+  name: str
+  apply: Callable[[jax.Array], jax.Array]
+  module: nnx.Module | None = None
 
 
 def _constant(value):
@@ -53,8 +61,9 @@ def local_response_norm(x: jax.Array, size: int = 5, alpha: float = 1e-4,
                         beta: float = 0.75, k: float = 1.0) -> jax.Array:
   """Across-channel LRN as torch.nn.LocalResponseNorm (alpha divided by size).
 
-  The window sum is a matmul with a 0/1 band matrix: XLA:CPU differentiates
-  it ~3x faster than a sum of channel-shifted slices.
+  The window sum is a matmul with a 0/1 band matrix, which XLA:CPU
+  differentiates faster than a sum of channel-shifted slices
+  (benchmarks/README.md).
   """
   channels = jnp.arange(x.shape[-1])
   offset = channels[:, None] - channels[None, :]
@@ -87,12 +96,13 @@ class DRML(nnx.Module):
     grid: rows, cols of the region layer.
     region_bn: "affine" (PyTorch ports: affine BN with running statistics)
       or "batch_stats" (authors' Caffe: no affine, batch statistics always).
-    init: "pytorch" (torch defaults), "caffe" (gaussian, SPEC) or "he".
+    init: "pytorch" (torch defaults), "caffe" (the authors' gaussians,
+      docs/model.md#caffe-initialisation-elsewhere) or "he".
     region_conv: "auto", "lax" or "matmul" form of the region 3x3 convs.
     conv: "auto", "lax", "chunked" or "fft" form of the dense convs
       (drml_jax.convs); "auto" runs conv1 and conv2 as FFTs on CPU, the
       others "chunked", and everything as lax on accelerators.
-    use_region_layer: False removes the region layer (ablation).
+    region_layer: False removes the region layer (ablation).
     dropout: rate of the two hidden fc layers' dropout.
     input_size: side of the square input image.
     dtype: computation dtype (None: that of the parameters).
@@ -101,7 +111,7 @@ class DRML(nnx.Module):
 
   def __init__(self, num_aus: int = 12, *, grid=(8, 8), region_bn: str = "affine",
                init: str = "pytorch", region_conv: str = "auto", conv: str = "auto",
-               use_region_layer: bool = True, dropout: float = 0.5,
+               region_layer: bool = True, dropout: float = 0.5,
                input_size: int = 170, dtype=None, param_dtype=jnp.float32,
                rngs: nnx.Rngs):
     def make_conv(cin, cout, kernel, role, stride=1, fft_on_cpu=False):
@@ -116,7 +126,7 @@ class DRML(nnx.Module):
                         dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
     self.conv1 = make_conv(3, 32, 11, "conv1", fft_on_cpu=True)
-    if use_region_layer:
+    if region_layer:
       kernel_init, bias_init = layer_initializers(init, "conv", 32 * 9)
       self.region = RegionLayer(
           32, grid=grid, region_bn=region_bn, region_conv=region_conv,
@@ -133,25 +143,39 @@ class DRML(nnx.Module):
     self.fc1 = linear(height * width * channels, 4096, "fc_hidden")
     self.fc2 = linear(4096, 2048, "fc_hidden")
     self.fc3 = linear(2048, num_aus, "fc_out")
-    self.dropout1 = nnx.Dropout(dropout, rngs=rngs)
-    self.dropout2 = nnx.Dropout(dropout, rngs=rngs)
+    # Stateless: the train step passes a key derived from the step number.
+    self.dropout1 = nnx.Dropout(dropout)
+    self.dropout2 = nnx.Dropout(dropout)
 
-  def features(self, x: jax.Array) -> jax.Array:
-    """The convolutional extractor: (B,H,W,3) -> (B,27,27,16) for 170x170."""
-    x = self.conv1(x)
+  def layers(self, rngs: nnx.Rngs | None = None) -> list[Layer]:
+    """The network as the sequence of layers that `__call__` applies."""
+    conv = lambda name, layer: Layer(name + " + relu", lambda x: nnx.relu(layer(x)), layer)
+    fc = lambda name, layer, dropout: Layer(
+        name + " + relu + dropout", lambda x: dropout(nnx.relu(layer(x)), rngs=rngs), layer)
+    layers = [Layer("conv1 11x11", self.conv1, self.conv1)]
     if self.region is not None:
-      x = self.region(x)
-    x = nnx.relu(max_pool_2x2(x))  # == max_pool(relu(x)), on a quarter of the values
-    x = local_response_norm(x)
-    for layer in (self.conv2, self.conv3, self.conv4, self.conv5):
-      x = nnx.relu(layer(x))
-    return x
+      rows, cols = self.region.grid
+      layers.append(Layer(f"region layer {rows}x{cols}", self.region, self.region))
+    return layers + [
+        # relu(max_pool(x)) == max_pool(relu(x)), on a quarter of the values.
+        Layer("relu + max-pool 2x2", lambda x: nnx.relu(max_pool_2x2(x))),
+        Layer("local response norm", local_response_norm),
+        conv("conv2 8x8", self.conv2),
+        conv("conv3 8x8", self.conv3),
+        conv("conv4 6x6 /2", self.conv4),
+        conv("conv5 5x5", self.conv5),
+        Layer("flatten", lambda x: x.reshape(x.shape[0], -1)),
+        fc("fc1", self.fc1, self.dropout1),
+        fc("fc2", self.fc2, self.dropout2),
+        Layer("fc3 (logits)", self.fc3, self.fc3),
+    ]
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    x = self.features(x).reshape(x.shape[0], -1)
-    x = self.dropout1(nnx.relu(self.fc1(x)))
-    x = self.dropout2(nnx.relu(self.fc2(x)))
-    return self.fc3(x)
+  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+    """Logits (B, num_aus); `rngs` (a `dropout` stream) is needed in train
+    mode when dropout > 0."""
+    for layer in self.layers(rngs):
+      x = layer.apply(x)
+    return x
 
 
 def count_parameters(model: nnx.Module) -> int:

@@ -17,25 +17,25 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 DATA_AXIS = "data"
 
 
-def wants_distributed(config) -> bool:
-  """Whether the config or the environment asks for a multi-process run."""
-  return bool(config.distributed or config.coordinator_address
+def wants_distributed(hosts) -> bool:
+  """Whether a config's `hosts` or the environment ask for a multi-process run."""
+  return bool(hosts.distributed or hosts.coordinator_address
               or os.environ.get("JAX_COORDINATOR_ADDRESS"))
 
 
-def initialize(config) -> None:
+def initialize(hosts) -> None:
   """Joins the processes of a multi-host run (jax.distributed) when asked.
 
   CPU devices exchange through gloo (accelerators use their own
   collectives). Must run before any JAX computation.
   """
-  if not wants_distributed(config):
+  if not wants_distributed(hosts):
     return
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(
-      coordinator_address=config.coordinator_address or None,
-      num_processes=config.num_processes or None,
-      process_id=config.process_id if config.process_id >= 0 else None)
+      coordinator_address=hosts.coordinator_address or None,
+      num_processes=hosts.num_processes or None,
+      process_id=hosts.process_id if hosts.process_id >= 0 else None)
 
 
 def make_mesh() -> Mesh:

@@ -1,17 +1,24 @@
-"""PNG plots of a run from its metrics records: loss curves, per-AU F1 by epoch."""
+"""PNG figures: a run's loss curves and per-AU F1 by epoch; predicted AUs.
+
+The predictions' figures (`python -m drml_jax.predict --plot`): each AU's
+probability over a video, and a sheet of the face crops of images with their
+active AUs. Every file is written atomically.
+"""
 
 from __future__ import annotations
 
 import io
+import math
 import os
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 from matplotlib.ticker import MaxNLocator  # pylint: disable=wrong-import-position
 
-from drml_jax.report import write_atomic  # pylint: disable=wrong-import-position
+from drml_jax.workdir import write_atomic  # pylint: disable=wrong-import-position
 
 LOSS_PLOT = "loss.png"
 F1_PLOT = "f1_per_au.png"
@@ -24,7 +31,7 @@ def _save(figure, path: str) -> None:
   write_atomic(path, buffer.getvalue())
 
 
-def loss_plot(records: list[dict], path: str) -> None:
+def _loss_plot(records: list[dict], path: str) -> None:
   """Training loss by step and test loss after each epoch."""
   figure, axes = plt.subplots(figsize=(7, 4))
   for kind, style in (("train", "-"), ("eval", "o-")):
@@ -38,7 +45,7 @@ def loss_plot(records: list[dict], path: str) -> None:
   _save(figure, path)
 
 
-def f1_plot(records: list[dict], path: str) -> None:
+def _f1_plot(records: list[dict], path: str) -> None:
   """Test F1 per AU, their mean and the constant predictor's, by epoch."""
   evals = [r for r in records if r["kind"] == "eval"]
   figure, axes = plt.subplots(figsize=(8, 5))
@@ -58,9 +65,56 @@ def f1_plot(records: list[dict], path: str) -> None:
   _save(figure, path)
 
 
-def write_plots(records: list[dict], workdir: str) -> list[str]:
-  """Writes both plots into `workdir`; returns their paths."""
+def write_run_plots(records: list[dict], workdir: str) -> list[str]:
+  """Writes the loss and per-AU F1 plots into `workdir`; returns their paths."""
   paths = [os.path.join(workdir, LOSS_PLOT), os.path.join(workdir, F1_PLOT)]
-  loss_plot(records, paths[0])
-  f1_plot(records, paths[1])
+  _loss_plot(records, paths[0])
+  _f1_plot(records, paths[1])
   return paths
+
+
+def au_timeline_plot(times: np.ndarray, probabilities: np.ndarray, aus, thresholds,
+                     title: str, path: str) -> None:
+  """Each AU's probability over a video: (T,) times, (T, faces, AUs) with NaN gaps.
+
+  One panel per AU, one line per face_id (faces numbered left to right in
+  each frame), the AU's threshold dashed.
+  """
+  columns = 3
+  rows = math.ceil(len(aus) / columns)
+  figure, axes = plt.subplots(rows, columns, figsize=(10, 1.5 * rows + 0.6), sharex=True,
+                              sharey=True, squeeze=False)
+  for index, panel in enumerate(axes.flat):
+    if index >= len(aus):
+      panel.set_visible(False)
+      continue
+    for face in range(probabilities.shape[1]):
+      panel.plot(times, probabilities[:, face, index], linewidth=1, label=f"face {face}")
+    panel.axhline(thresholds[index], color="k", linestyle="--", linewidth=0.7)
+    panel.set_title(f"AU{aus[index]:02d}", fontsize=9, pad=2)
+    panel.set_ylim(0, 1)
+    panel.grid(alpha=0.3)
+  for panel in axes[-1]:
+    panel.set_xlabel("time (s)")
+  if probabilities.shape[1] > 1:
+    axes[0, -1].legend(fontsize="x-small", loc="upper right")
+  figure.suptitle(title, fontsize=10)
+  figure.tight_layout()
+  _save(figure, path)
+
+
+def face_sheet(crops: list[np.ndarray], captions: list[str], path: str) -> None:
+  """Face crops in a grid, each with its caption (file, face, active AUs) under it."""
+  columns = min(len(crops), 8)
+  rows = math.ceil(len(crops) / columns)
+  figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 2.0 * rows), squeeze=False)
+  for index, panel in enumerate(axes.flat):
+    panel.set_xticks([])
+    panel.set_yticks([])
+    if index >= len(crops):
+      panel.set_visible(False)
+      continue
+    panel.imshow(crops[index])
+    panel.set_xlabel(captions[index], fontsize=6)
+  figure.tight_layout()
+  _save(figure, path)

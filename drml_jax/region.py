@@ -21,8 +21,9 @@ REGION_CONV_IMPLS = ("auto", "lax", "matmul")
 def resolve_region_conv(impl: str) -> str:
   """Picks the faster 3x3 conv form for the current backend when `impl` is "auto".
 
-  XLA:CPU runs the vmapped (grouped) convolution's backward pass ~100x slower
-  than the matmul form; accelerators get the library convolution.
+  On CPU the matmul form, since XLA:CPU runs the vmapped (grouped)
+  convolution's backward pass far slower (benchmarks/README.md);
+  accelerators get the library convolution.
   """
   if impl not in REGION_CONV_IMPLS:
     raise ValueError(f"region_conv={impl!r}: expected one of {REGION_CONV_IMPLS}")

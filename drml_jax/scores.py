@@ -1,6 +1,9 @@
-"""F1 and accuracy per AU from confusion counts, and their report formats.
+"""Host-side scores of an evaluation and their tables.
 
-NumPy only, so the JAX and PyTorch sides share it.
+From the per-AU confusion counts that `drml_jax.metrics` sums on device:
+F1 and accuracy per AU, the constant predictor's score, collapse detection,
+the Markdown tables of a run. NumPy only, so the JAX and PyTorch sides share
+it. A new score is computed in `au_scores` and shown by `format_table`.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def _cell(f1, accuracy):
 
 
 def format_table(scores: dict, name: str = "DRML") -> str:
-  """A Markdown table of F1/accuracy in %, per AU and mean (SPEC's style)."""
+  """A Markdown table of F1/accuracy in %, per AU and mean
+  (the style of docs/protocol.md#published-results)."""
   header = ["model"] + [f"AU{a}" for a in scores["aus"]] + ["mean"]
   cells = [_cell(f, a) for f, a in zip(scores["f1"], scores["accuracy"])]
   row = [name] + cells + [_cell(scores["mean_f1"], scores["mean_accuracy"])]
@@ -66,3 +70,67 @@ def to_json(scores: dict) -> str:
       return [clean(v) for v in value]
     return value
   return json.dumps({k: clean(v) for k, v in scores.items()}, indent=2)
+
+
+def constant_counts(counts) -> np.ndarray:
+  """Counts of the constant predictor "every AU present" on the same labels."""
+  counts = np.asarray(counts)
+  tp, fp, tn, fn = counts.T
+  return np.stack([tp + fn, fp + tn, np.zeros_like(tn), np.zeros_like(fn)], axis=-1)
+
+
+def collapse(counts) -> str | None:
+  """Names a collapsed model (each AU one answer for the whole split), else None."""
+  counts = np.asarray(counts)
+  tp, fp, tn, fn = counts.T
+  labelled = counts.sum(axis=1) > 0
+  present = ((tn + fn) == 0)[labelled]
+  absent = ((tp + fp) == 0)[labelled]
+  if not labelled.any() or not (present | absent).all():
+    return None
+  if absent.all():
+    return "COLLAPSED: every AU is predicted absent for the whole split"
+  if present.all():
+    return "COLLAPSED: every AU is predicted present for the whole split"
+  return (f"COLLAPSED: each AU gets one answer for the whole split "
+          f"({present.sum()} always present, {absent.sum()} always absent)")
+
+
+def evaluation_report(counts, aus, name: str = "DRML") -> tuple[dict, str]:
+  """(scores, text): the per-AU table with the constant predictor and any collapse."""
+  scores = au_scores(counts, aus)
+  constant = au_scores(constant_counts(counts), aus)
+  table = format_table(scores, name).splitlines()
+  table.append(format_table(constant, "constant: all AUs present").splitlines()[-1])
+  lines = ["\n".join(table),
+           f"mean F1 {100 * scores['mean_f1']:.2f}  (constant predictor "
+           f"{100 * constant['mean_f1']:.2f})"]
+  warning = collapse(counts)
+  if warning:
+    lines.append(warning)
+  elif scores["mean_f1"] <= constant["mean_f1"]:
+    lines.append("no better than the constant predictor (every AU present)")
+  scores["constant_mean_f1"] = constant["mean_f1"]
+  scores["collapse"] = warning
+  return scores, "\n".join(lines)
+
+
+def results_markdown(title: str, notes: list[str], evals: list[dict], aus) -> str:
+  """results.md: the final and the best-by-mean-F1 tables, then one line per
+  evaluation. `evals` are the run's evaluation records, `notes` the lines
+  under the title."""
+  final, best = evals[-1], max(evals, key=lambda r: r["mean_f1"])
+  table = lambda record: evaluation_report(record["counts"], aus)[1]
+  lines = [f"# {title}", "", *notes, "",
+           f"## Final model (epoch {final['epoch']}, step {final['step']})", "",
+           table(final), "",
+           f"## Best model by mean F1 (epoch {best['epoch']}, step {best['step']})", "",
+           table(best), "",
+           "## By epoch", "",
+           "| epoch | step | test loss | mean F1 | mean accuracy | constant F1 |",
+           "| --- | --- | --- | --- | --- | --- |"]
+  for r in evals:
+    lines.append(f"| {r['epoch']} | {r['step']} | {r['loss']:.4f} | {100 * r['mean_f1']:.2f} | "
+                 f"{100 * r['mean_accuracy']:.2f} | {100 * r['constant_mean_f1']:.2f} |"
+                 + (f" {r['collapse']}" if r["collapse"] else ""))
+  return "\n".join(lines) + "\n"

@@ -1,15 +1,13 @@
-"""Jit-compiled train and evaluation steps over split NNX state.
+"""Jit-compiled train and evaluation steps over `TrainState` pytrees.
 
-The model is split into a graph definition, its parameters and the rest of
-its state (BatchNorm statistics, dropout RNG counters); the steps are plain
-`jax.jit` functions of those pytrees, which avoids `nnx.jit`'s per-call
-overhead and differentiates exactly the parameters.
+The steps are plain `jax.jit` functions of state pytrees (no `nnx.jit`
+per-call overhead); the train step differentiates exactly the parameters
+and returns the next state, its buffers donated.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import optax
@@ -17,55 +15,42 @@ from flax import nnx
 
 from drml_jax.losses import multilabel_sigmoid_cross_entropy
 from drml_jax.metrics import confusion_counts
+from drml_jax.train_state import ModelState, TrainState, merge
 
 
-@dataclasses.dataclass
-class SplitModel:
-  """A model as pytrees: train/eval graph definitions, params and the rest."""
-  train_graphdef: Any
-  eval_graphdef: Any
-  params: nnx.State
-  rest: nnx.State
-
-  @classmethod
-  def of(cls, model: nnx.Module) -> "SplitModel":
-    model.eval()
-    eval_graphdef = nnx.graphdef(model)
-    model.train()
-    train_graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    return cls(train_graphdef, eval_graphdef, params, rest)
-
-  def merge(self, train: bool = False) -> nnx.Module:
-    graphdef = self.train_graphdef if train else self.eval_graphdef
-    return nnx.merge(graphdef, self.params, self.rest)
+def dropout_rngs(seed: int, step: jax.Array) -> nnx.Rngs:
+  """The dropout stream of one step: a pure function of (seed, step)."""
+  return nnx.Rngs(dropout=jax.random.fold_in(jax.random.key(seed), step))
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation,
-                    loss_fn: Callable = multilabel_sigmoid_cross_entropy,
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
+                    seed: int = 0, loss_fn: Callable = multilabel_sigmoid_cross_entropy,
                     donate: bool = True) -> Callable:
-  """step(params, rest, opt_state, images, labels) -> (params, rest, opt_state, loss)."""
+  """step(state, images, labels) -> (next state, loss)."""
 
-  def step(params, rest, opt_state, images, labels):
+  def step(state: TrainState, images, labels):
     def loss_of(params):
       # Fresh Variables at this trace level: the region layer's nnx.vmap
       # refuses the ones jit created one level up.
-      model = nnx.merge(graphdef, params, rest, copy=True)
-      loss = loss_fn(model(images), labels)
-      return loss, nnx.state(model, nnx.Not(nnx.Param))
+      model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
+      loss = loss_fn(model(images, rngs=dropout_rngs(seed, state.step)), labels)
+      return loss, nnx.state(model, nnx.BatchStat)
 
-    (loss, rest_out), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), rest_out, opt_state, loss
+    (loss, batch_stats), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return state.replace(params=optax.apply_updates(state.params, updates),
+                         batch_stats=batch_stats, opt_state=opt_state,
+                         step=state.step + 1), loss
 
-  return jax.jit(step, donate_argnums=(0, 1, 2) if donate else ())
+  return jax.jit(step, donate_argnums=(0,) if donate else ())
 
 
-def make_eval_step(graphdef,
+def make_eval_step(graphdef: nnx.GraphDef,
                    loss_fn: Callable = multilabel_sigmoid_cross_entropy) -> Callable:
-  """step(params, rest, images, labels, valid) -> (counts (C,4), summed loss)."""
+  """step(model_state, images, labels, valid) -> (counts (C,4), summed loss)."""
 
-  def step(params, rest, images, labels, valid):
-    logits = nnx.merge(graphdef, params, rest)(images)
+  def step(state: ModelState, images, labels, valid):
+    logits = merge(graphdef, state)(images)
     labels = labels * valid[:, None].astype(labels.dtype)
     return confusion_counts(logits, labels, valid), loss_fn(logits, labels) * images.shape[0]
 

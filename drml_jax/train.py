@@ -1,6 +1,6 @@
 """Trains DRML; with no arguments, the quick run on the synthetic dataset (CPU).
 
-  python -m drml_jax.train [--config default|seed|paper|FILE.py] [--FIELD VALUE ...]
+  python -m drml_jax.train [--config quick|seed|paper|FILE.py] [--FIELD VALUE ...]
 
 Examples:
   python -m drml_jax.train
@@ -9,44 +9,42 @@ Examples:
   python -m drml_jax.train --config seed --dataset bp4d --fold 1 --manual-dir /data/bp4d_lists
 
 Rerunning a command resumes its work directory. --help lists the fields with
-the chosen config's values; drml_jax/configs/base.py says what each means.
+the chosen config's values; drml_jax/configs/seed.py says what each means.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 
-from drml_jax import configs, parallel, trainer
-from data_pipeline.sources.base import DataError
+import jax
+
+from drml_jax import cli, configs, parallel, training, workdir
 
 
-def main(argv: list[str] | None = None) -> int:
-  argv = sys.argv[1:] if argv is None else argv
+@cli.command
+def main(argv: list[str]) -> int:
+  if "-h" in argv or "--help" in argv:
+    name, _ = configs.split_config_arg([a for a in argv if a not in ("-h", "--help")])
+    print(__doc__ + f"\nFields of --config {name}:\n" + configs.describe(configs.load(name)))
+    return 0
+  config = configs.from_args(argv)
+  parallel.initialize(config.hosts)
+  if jax.process_index() != 0:
+    cli.setup_logging(verbose=False)
   try:
-    if "-h" in argv or "--help" in argv:
-      name, _ = configs.split_config_arg([a for a in argv if a not in ("-h", "--help")])
-      print(__doc__ + f"\nFields of --config {name}:\n" + configs.describe(configs.load(name)))
-      return 0
-    config = configs.from_args(argv)
-  except configs.ConfigError as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 2
-  parallel.initialize(config)
-  try:
-    trainer.train(config)
+    training.train(config)
   except KeyboardInterrupt:
-    print("interrupted before the first training step: nothing to save", file=sys.stderr)
+    logging.getLogger(__name__).warning("interrupted before the first checkpoint: "
+                                        "nothing was saved")
     return 128 + signal.SIGINT
-  except trainer.Interrupted as stopped:
-    print(f"stopped by {signal.Signals(stopped.signum).name} at step {stopped.step}; the "
-          f"checkpoint is saved in {config.workdir}: rerun the same command to resume",
-          file=sys.stderr)
-    return 128 + stopped.signum
-  except (trainer.TrainingError, configs.ConfigError, DataError, FileNotFoundError,
-          ValueError) as error:
-    print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
-    return 1
+  except training.Interrupted as stopped:
+    return cli.fail(f"stopped by {signal.Signals(stopped.signum).name} at step "
+                    f"{stopped.step}; the checkpoint is saved in {config.workdir}: rerun "
+                    "the same command to resume", 128 + stopped.signum)
+  except (training.TrainingError, workdir.LockedError) as error:
+    return cli.fail(cli.first_line(error), 1)
   return 0
 
 

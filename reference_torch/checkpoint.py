@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reference_torch.model import DRML
+from reference_torch.model import DRML, FEATURE_CHANNELS, feature_side
 
 _REQUIRED_KEYS = tuple(
     f"{layer}.{param}"
@@ -40,24 +40,42 @@ def load_state_dict(path_or_obj: str | os.PathLike | Mapping[str, Any]
           for key, value in state.items()}
 
 
+def infer_input_size(fc1_inputs: int, grid: tuple[int, int]) -> int:
+  """The input side a DRML was built for, from its first fc's width.
+
+  170 when it fits, else the smallest side whose conv1 map the grid divides.
+  """
+  sides = [side for side in range(11, 1025)
+           if FEATURE_CHANNELS * feature_side(side) ** 2 == fc1_inputs
+           and feature_side(side) > 0
+           and (side - 10) % grid[0] == 0 and (side - 10) % grid[1] == 0]
+  if not sides:
+    raise ValueError(f"classifier.0 takes {fc1_inputs} inputs, which no DRML "
+                     "input size gives: not a DRML checkpoint")
+  return 170 if 170 in sides else sides[0]
+
+
 def infer_model_config(
     state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-  """DRML constructor arguments (num_aus, grid, region_bn, use_region_layer).
+  """DRML constructor arguments (num_aus, grid, region_bn, region_layer,
+  input_size), JSON-ready.
 
   Without a region layer, grid and region_bn are the constructor defaults.
   """
   for key in _REQUIRED_KEYS:
     if key not in state_dict:
       raise ValueError(f"not a DRML state_dict: missing key {key!r}")
-  config = {"num_aus": state_dict["classifier.6.weight"].shape[0],
-            "grid": (8, 8), "region_bn": "affine", "use_region_layer": False}
+  config = {"num_aus": int(state_dict["classifier.6.weight"].shape[0]),
+            "grid": [8, 8], "region_bn": "affine", "region_layer": False}
   region_keys = [m.groups() for m in map(_REGION_KEY.match, state_dict) if m]
   if region_keys:
-    config["use_region_layer"] = True
-    config["grid"] = (max(int(k[0]) for k in region_keys) + 1,
-                      max(int(k[1]) for k in region_keys) + 1)
+    config["region_layer"] = True
+    config["grid"] = [max(int(k[0]) for k in region_keys) + 1,
+                      max(int(k[1]) for k in region_keys) + 1]
     has_bn_params = any(k[2:] == ("0", "weight") for k in region_keys)
     config["region_bn"] = "affine" if has_bn_params else "batch_stats"
+  config["input_size"] = infer_input_size(
+      state_dict["classifier.0.weight"].shape[1], config["grid"])
   return config
 
 

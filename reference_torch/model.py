@@ -1,6 +1,7 @@
 """DRML in PyTorch, laid out like the public ports so checkpoints interchange.
 
-Module indices and names follow SPEC section 3 exactly: `extractor` and
+Module indices and names follow the public ports' layout exactly
+(docs/model.md#pytorch-checkpoint-layout): `extractor` and
 `classifier` are `nn.Sequential`s whose state_dict keys match the ports'
 checkpoints, and the region layer registers one `region_conv_{i}_{j}` child
 per patch (i row, j column).
@@ -71,14 +72,16 @@ class RegionLayer(nn.Module):
     return torch.cat(out_rows, dim=-2)
 
 
-def _spatial_side(layers: nn.Sequential, side: int) -> int:
-  """Side of the square map `layers` produce from a `side` x `side` input."""
-  for layer in layers:
-    if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
-      kernel, stride = layer.kernel_size, layer.stride
-      kernel = kernel if isinstance(kernel, int) else kernel[0]
-      stride = stride if isinstance(stride, int) else stride[0]
-      side = (side - kernel) // stride + 1
+# (kernel, stride) of every layer that shrinks the map: conv1, max-pool, conv2-5.
+_SHRINKING_LAYERS = ((11, 1), (2, 2), (8, 1), (8, 1), (6, 2), (5, 1))
+FEATURE_CHANNELS = 16
+
+
+def feature_side(input_size: int) -> int:
+  """Side of the square map fed to the first fc layer, for a square input."""
+  side = input_size
+  for kernel, stride in _SHRINKING_LAYERS:
+    side = (side - kernel) // stride + 1
   return side
 
 
@@ -97,12 +100,12 @@ class DRML(nn.Module):
 
   def __init__(self, num_aus: int = 12, *, grid: tuple[int, int] = (8, 8),
                region_bn: str = "affine", init: str = "pytorch",
-               use_region_layer: bool = True, dropout: float = 0.5,
+               region_layer: bool = True, dropout: float = 0.5,
                input_size: int = 170):
     super().__init__()
     _check_choice("region_bn", region_bn, REGION_BNS)
     _check_choice("init", init, INITS)
-    region = (RegionLayer(32, grid, region_bn) if use_region_layer
+    region = (RegionLayer(32, grid, region_bn) if region_layer
               else nn.Identity())
     self.extractor = nn.Sequential(
         nn.Conv2d(3, 32, 11),
@@ -119,10 +122,10 @@ class DRML(nn.Module):
         nn.Conv2d(16, 16, 5),
         nn.ReLU(),
     )
-    side = _spatial_side(self.extractor, input_size)
+    side = feature_side(input_size)
     if side < 1:
       raise ValueError(f"input_size={input_size} is too small for DRML")
-    flattened = self.extractor[11].out_channels * side * side
+    flattened = FEATURE_CHANNELS * side * side
     self.classifier = nn.Sequential(
         nn.Linear(flattened, 4096),
         nn.ReLU(),

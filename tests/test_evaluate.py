@@ -5,7 +5,7 @@ import json
 import pytest
 
 from drml_jax import evaluate
-import train_support as support
+from tests import train_support as support
 
 
 def _tiny_data(tmp_path_factory) -> list[str]:
@@ -13,21 +13,21 @@ def _tiny_data(tmp_path_factory) -> list[str]:
           "--data-dir", str(support.base_dir(tmp_path_factory) / "tfds")]
 
 
-def test_workdir_best_checkpoint_reproduces_its_epoch_table(tmp_path_factory, tmp_path):
-  workdir = support.reference(tmp_path_factory)
+@pytest.mark.slow
+def test_workdir_best_checkpoint_reproduces_its_epoch_table(reference_run, tmp_path_factory, tmp_path):
   output = tmp_path / "eval.json"
-  assert evaluate.main(["--workdir", str(workdir), "--output", str(output)]) == 0
+  assert evaluate.main(["--workdir", str(reference_run), "--output", str(output)]) == 0
   scores = json.loads(output.read_text())
-  best = max(support.records(workdir, "eval"), key=lambda r: r["mean_f1"])
+  best = max(support.records(reference_run, "eval"), key=lambda r: r["mean_f1"])
   assert scores["counts"] == best["counts"]
   assert scores["loss"] == pytest.approx(best["loss"], rel=1e-5)
   assert sum(map(sum, scores["counts"])) == 8 * 12  # each test image once, every AU
 
 
-def test_orbax_and_pytorch_checkpoints_give_the_final_table(tmp_path_factory, tmp_path):
-  workdir = support.reference(tmp_path_factory)
-  final = support.records(workdir, "eval")[-1]
-  for checkpoint in (workdir / "checkpoints", workdir / "model.pth"):
+@pytest.mark.slow
+def test_orbax_and_pytorch_checkpoints_give_the_final_table(reference_run, tmp_path_factory, tmp_path):
+  final = support.records(reference_run, "eval")[-1]
+  for checkpoint in (reference_run / "checkpoints", reference_run / "model.pth"):
     output = tmp_path / f"{checkpoint.name}.json"
     argv = ["--checkpoint", str(checkpoint), "--which", "latest", "--output", str(output)]
     assert evaluate.main(argv + _tiny_data(tmp_path_factory)) == 0

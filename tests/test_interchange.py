@@ -1,4 +1,4 @@
-"""PyTorch <-> Flax weight interchange, the convert CLI and the summary CLI."""
+"""PyTorch <-> Flax weight interchange: round trips, layout, errors, checkpoint files."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ import pytest
 import torch
 from flax import nnx
 
-from drml_jax import convert, summary
-from drml_jax.checkpoint import restore_model
-from drml_jax.interchange import InterchangeError, load_torch_state_dict, to_torch_state_dict
+from drml_jax.interchange import (InterchangeError, load_torch_state_dict, read_torch_checkpoint,
+                                   to_torch_state_dict, write_torch_checkpoint)
 from drml_jax.model import DRML
 from reference_torch.model import DRML as TorchDRML
 
 INPUT = 82  # a 5x5x16 final map keeps fc1's flatten permutation in play
 
 
-def _torch_model(num_aus=4, region_bn="affine", seed=0):
+def random_torch_model(num_aus=4, region_bn="affine", seed=0):
   torch.manual_seed(seed)
   model = TorchDRML(num_aus, region_bn=region_bn, input_size=INPUT)
   with torch.no_grad():
@@ -44,7 +43,7 @@ def jax_model():
   return _jax_model()
 
 
-def _assert_identical(a, b):
+def assert_identical(a, b):
   assert list(a) == list(b)
   for key in a:
     assert a[key].dtype == b[key].dtype, key
@@ -52,20 +51,20 @@ def _assert_identical(a, b):
 
 
 def test_torch_flax_torch_round_trip_is_bit_exact(jax_model):
-  original = _torch_model().state_dict()
+  original = random_torch_model().state_dict()
   load_torch_state_dict(jax_model, original)
-  _assert_identical(to_torch_state_dict(jax_model), original)
+  assert_identical(to_torch_state_dict(jax_model), original)
 
 
 def test_round_trip_without_bn_state():
-  original = _torch_model(region_bn="batch_stats").state_dict()
+  original = random_torch_model(region_bn="batch_stats").state_dict()
   model = _jax_model(region_bn="batch_stats")
   load_torch_state_dict(model, original)
-  _assert_identical(to_torch_state_dict(model), original)
+  assert_identical(to_torch_state_dict(model), original)
 
 
 def test_first_fc_rows_follow_torch_flatten_order(jax_model):
-  state_dict = _torch_model().state_dict()
+  state_dict = random_torch_model().state_dict()
   load_torch_state_dict(jax_model, state_dict)
   # Row (c, h, w) of torch's fc1 input is row (h, w, c) of the Flax kernel.
   c, h, w = 3, 1, 4
@@ -79,13 +78,13 @@ def _without(state_dict, key):
 
 
 def test_missing_key_is_named(jax_model):
-  state_dict = _without(_torch_model().state_dict(), "extractor.7.bias")
+  state_dict = _without(random_torch_model().state_dict(), "extractor.7.bias")
   with pytest.raises(InterchangeError, match=r"missing key 'extractor.7.bias' \(expected shape \(16,\)\)"):
     load_torch_state_dict(jax_model, state_dict)
 
 
 def test_wrong_shape_is_named(jax_model):
-  state_dict = _torch_model().state_dict()
+  state_dict = random_torch_model().state_dict()
   state_dict["extractor.5.weight"] = torch.zeros(16, 32, 7, 7)
   with pytest.raises(InterchangeError,
                      match=r"extractor.5.weight has shape \(16, 32, 7, 7\) but the model expects \(16, 32, 8, 8\)"):
@@ -94,43 +93,29 @@ def test_wrong_shape_is_named(jax_model):
 
 def test_wrong_number_of_aus_is_named(jax_model):
   with pytest.raises(InterchangeError, match="checkpoint is for 6 AUs and the model for 4"):
-    load_torch_state_dict(jax_model, _torch_model(num_aus=6).state_dict())
+    load_torch_state_dict(jax_model, random_torch_model(num_aus=6).state_dict())
 
 
 def test_unexpected_key_is_named():
-  state_dict = _torch_model().state_dict()  # affine BN keys into a model without them
+  state_dict = random_torch_model().state_dict()  # affine BN keys into a model without them
   with pytest.raises(InterchangeError, match="unexpected key 'extractor.1.region_conv_0_0.0.weight'"):
     load_torch_state_dict(_jax_model(region_bn="batch_stats"), state_dict)
 
 
-def test_convert_cli_both_ways(tmp_path, capsys):
-  reference = _torch_model(num_aus=3)
-  wrapped = {"epoch": 5, "optimizer": None,
-             "state_dict": {"module." + k: v for k, v in reference.state_dict().items()}}
-  torch.save(wrapped, tmp_path / "port.pth")
-  assert convert.main(["torch-to-orbax", str(tmp_path / "port.pth"), str(tmp_path / "ckpt"),
-                       "--input-size", str(INPUT)]) == 0
-  model, config = restore_model(tmp_path / "ckpt")
-  assert config == {"num_aus": 3, "grid": [8, 8], "region_bn": "affine",
-                    "use_region_layer": True, "input_size": INPUT}
-  _assert_identical(to_torch_state_dict(model), reference.state_dict())
-
-  assert convert.main(["orbax-to-torch", str(tmp_path / "ckpt"), str(tmp_path / "back.pth")]) == 0
+def test_checkpoint_files_round_trip_atomically_and_bad_files_are_one_line(tmp_path):
+  reference = random_torch_model(num_aus=3)
+  torch.save({"epoch": 1, "state_dict": reference.state_dict()}, tmp_path / "port.pth")
+  model, config = read_torch_checkpoint(tmp_path / "port.pth")
+  assert config["input_size"] == INPUT and config["num_aus"] == 3
+  write_torch_checkpoint(model, config, tmp_path / "back.pth", epoch=2)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["back.pth", "port.pth"]  # no .partial
   back = torch.load(tmp_path / "back.pth", weights_only=True)
-  _assert_identical(back["state_dict"], reference.state_dict())
-
-  # Nothing already written is overwritten, and a bad source is one line.
-  assert convert.main(["orbax-to-torch", str(tmp_path / "ckpt"), str(tmp_path / "back.pth")]) == 2
-  assert "already exists" in capsys.readouterr().err
-  assert convert.main(["torch-to-orbax", str(tmp_path / "nope.pth"), str(tmp_path / "c2")]) == 2
-  assert "nope.pth does not exist" in capsys.readouterr().err
-  torch.save({"state_dict": {"fc.weight": torch.zeros(2)}}, tmp_path / "other.pth")
-  assert convert.main(["torch-to-orbax", str(tmp_path / "other.pth"), str(tmp_path / "c3")]) == 2
-  assert "missing key" in capsys.readouterr().err
-
-
-def test_summary_prints_the_layer_table(capsys):
-  summary.main([])
-  out = capsys.readouterr().out
-  assert "region layer 8x8" in out and "160x160x32" in out and "595,968" in out
-  assert out.strip().splitlines()[-1].split()[-1] == "56,867,532"
+  assert back["epoch"] == 2
+  assert_identical(back["state_dict"], reference.state_dict())
+  (tmp_path / "empty.pth").write_bytes(b"")
+  (tmp_path / "garbage.pth").write_bytes(b"\x80\x04not a checkpoint")
+  for name, reason in (("empty.pth", "empty or cut short"), ("garbage.pth", "not a torch.save")):
+    with pytest.raises(InterchangeError) as error:
+      read_torch_checkpoint(tmp_path / name)
+    message = str(error.value)
+    assert reason in message and "\n" not in message and "weights_only" not in message

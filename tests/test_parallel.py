@@ -4,7 +4,9 @@ import socket
 
 import numpy as np
 
-import train_support as support
+import pytest
+
+from tests import train_support as support
 
 # 8 devices reduce the batch in another order than 1: float32 rounding only.
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
@@ -22,8 +24,9 @@ def _assert_same_run(actual, expected):
     np.testing.assert_allclose(got[name], want[name], err_msg=name, **TOLERANCE)
 
 
-def test_eight_devices_match_one(tmp_path_factory, tmp_path):
-  reference = support.reference(tmp_path_factory)
+@pytest.mark.slow
+def test_eight_devices_match_one(reference_run, tmp_path_factory, tmp_path):
+  reference = reference_run
   base = support.base_dir(tmp_path_factory)
   done = support.run(support.tiny_args(tmp_path, base / "tfds", "--checkpoint-every-steps", "0"),
                      support.env(base, devices=8))
@@ -37,8 +40,9 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_match_one(tmp_path_factory, tmp_path):
-  reference = support.reference(tmp_path_factory)
+@pytest.mark.slow
+def test_two_processes_match_one(reference_run, tmp_path_factory, tmp_path):
+  reference = reference_run
   base = support.base_dir(tmp_path_factory)
   address = f"127.0.0.1:{_free_port()}"
   processes = [

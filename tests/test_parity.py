@@ -33,7 +33,8 @@ from drml_jax.interchange import load_torch_state_dict, to_torch_state_dict
 from drml_jax.losses import multilabel_sigmoid_cross_entropy
 from drml_jax.model import DRML
 from drml_jax.optim import make_optimizer
-from drml_jax.steps import SplitModel, make_train_step
+from drml_jax import train_state
+from drml_jax.steps import make_train_step
 from reference_torch.losses import multilabel_sigmoid_cross_entropy as torch_loss
 from reference_torch.model import DRML as TorchDRML
 
@@ -143,14 +144,14 @@ def test_train_forward_and_running_statistics_agree(dtype, region_bn):
 
 
 def _jax_gradients(model, images, labels):
-  split = SplitModel.of(model)
+  graphdefs, state = train_state.split(model)
 
-  def loss_of(params, rest):
-    merged = nnx.merge(split.train_graphdef, params, rest, copy=True)
+  def loss_of(params, batch_stats):
+    merged = nnx.merge(graphdefs.train, params, batch_stats, copy=True)
     return multilabel_sigmoid_cross_entropy(merged(images), labels)
 
-  loss, grads = jax.jit(jax.value_and_grad(loss_of))(split.params, split.rest)
-  as_model = nnx.merge(split.train_graphdef, grads, split.rest)
+  loss, grads = jax.jit(jax.value_and_grad(loss_of))(state.params, state.batch_stats)
+  as_model = nnx.merge(graphdefs.train, grads, state.batch_stats)
   return float(loss), to_torch_state_dict(as_model)
 
 
@@ -172,22 +173,20 @@ def test_loss_and_every_gradient_agree(dtype):
 def test_three_sgd_steps_agree(dtype):
   model, reference = make_pair(dtype, input_size=SMALL_INPUT)
   tx = make_optimizer(LEARNING_RATE, momentum=0.9, weight_decay=WEIGHT_DECAY)
-  split = SplitModel.of(model)
-  step = make_train_step(split.train_graphdef, tx, donate=False)
-  params, rest, opt_state = split.params, split.rest, tx.init(split.params)
+  graphdefs, state = train_state.create(model, tx)
+  step = make_train_step(graphdefs.train, tx, donate=False)
   torch_sgd = torch.optim.SGD(reference.parameters(), lr=LEARNING_RATE, momentum=0.9,
                               weight_decay=WEIGHT_DECAY)
   reference.train()
   for seed in range(3):
     images, labels = inputs(dtype, 4, SMALL_INPUT, seed=10 + seed)
-    params, rest, opt_state, loss = step(params, rest, opt_state, jnp.asarray(images),
-                                         jnp.asarray(labels))
+    state, loss = step(state, jnp.asarray(images), jnp.asarray(labels))
     torch_sgd.zero_grad()
     expected = torch_loss(reference(to_torch_images(images)), torch.from_numpy(labels))
     expected.backward()
     torch_sgd.step()
     assert_close(float(loss), expected.item(), TOLERANCE[dtype]["sgd"], f"loss at step {seed} {dtype}")
-  ours = to_torch_state_dict(nnx.merge(split.train_graphdef, params, rest))
+  ours = to_torch_state_dict(train_state.merge(graphdefs.train, state))
   reference_state = reference.state_dict()
   counters = [k for k in reference_state if "num_batches_tracked" in k]
   assert all(int(ours[k]) == int(reference_state[k]) == 3 for k in counters)

@@ -33,10 +33,10 @@ def small_model(**kwargs):
   return DRML(input_size=SMALL_INPUT, **kwargs)
 
 
-def spec_keys(region_bn="affine", use_region_layer=True, grid=(8, 8)):
-  """State_dict keys, in order, as SPEC section 3 lays them out."""
+def ports_keys(region_bn="affine", region_layer=True, grid=(8, 8)):
+  """State_dict keys, in order, as docs/model.md#pytorch-checkpoint-layout lays them out."""
   keys = ["extractor.0.weight", "extractor.0.bias"]
-  if use_region_layer:
+  if region_layer:
     for i in range(grid[0]):
       for j in range(grid[1]):
         prefix = f"extractor.1.region_conv_{i}_{j}"
@@ -55,9 +55,9 @@ def spec_keys(region_bn="affine", use_region_layer=True, grid=(8, 8)):
 # Layout and size.
 
 
-def test_affine_keys_and_shapes_follow_spec(full_model):
+def test_affine_keys_and_shapes_follow_the_ports(full_model):
   state = full_model.state_dict()
-  assert list(state) == spec_keys()
+  assert list(state) == ports_keys()
   assert state["extractor.0.weight"].shape == (32, 3, 11, 11)
   assert state["extractor.1.region_conv_7_7.2.weight"].shape == (32, 32, 3, 3)
   assert state["extractor.1.region_conv_7_7.0.running_var"].shape == (32,)
@@ -66,13 +66,13 @@ def test_affine_keys_and_shapes_follow_spec(full_model):
 
 
 def test_batch_stats_variant_has_no_bn_keys():
-  assert list(small_model(region_bn="batch_stats").state_dict()) == spec_keys(
+  assert list(small_model(region_bn="batch_stats").state_dict()) == ports_keys(
       region_bn="batch_stats")
 
 
 def test_ablation_has_no_region_keys_and_keeps_indices():
-  model = small_model(use_region_layer=False)
-  assert list(model.state_dict()) == spec_keys(use_region_layer=False)
+  model = small_model(region_layer=False)
+  assert list(model.state_dict()) == ports_keys(region_layer=False)
   assert isinstance(model.extractor[1], torch.nn.Identity)
 
 
@@ -98,7 +98,7 @@ def test_train_and_eval_differ_only_through_dropout_and_bn():
   torch.manual_seed(2)
   images = torch.rand(3, 3, SMALL_INPUT, SMALL_INPUT)
   with torch.no_grad():
-    for kwargs in ({"region_bn": "batch_stats"}, {"use_region_layer": False}):
+    for kwargs in ({"region_bn": "batch_stats"}, {"region_layer": False}):
       model = small_model(dropout=0.0, **kwargs)
       torch.testing.assert_close(model.train()(images), model.eval()(images))
     affine = small_model(dropout=0.0)
@@ -363,14 +363,14 @@ def test_load_state_dict_unwraps_and_strips():
 
 
 @pytest.mark.parametrize("kwargs, expected", [
-    ({}, {"num_aus": 12, "grid": (8, 8), "region_bn": "affine",
-          "use_region_layer": True}),
+    ({}, {"num_aus": 12, "grid": [8, 8], "region_bn": "affine",
+          "region_layer": True, "input_size": SMALL_INPUT}),
     ({"num_aus": 8, "grid": (2, 4), "region_bn": "batch_stats"},
-     {"num_aus": 8, "grid": (2, 4), "region_bn": "batch_stats",
-      "use_region_layer": True}),
-    ({"num_aus": 5, "use_region_layer": False},
-     {"num_aus": 5, "grid": (8, 8), "region_bn": "affine",
-      "use_region_layer": False}),
+     {"num_aus": 8, "grid": [2, 4], "region_bn": "batch_stats",
+      "region_layer": True, "input_size": SMALL_INPUT}),
+    ({"num_aus": 5, "region_layer": False},
+     {"num_aus": 5, "grid": [8, 8], "region_bn": "affine",
+      "region_layer": False, "input_size": SMALL_INPUT}),
 ])
 def test_infer_model_config(kwargs, expected):
   state = small_model(**kwargs).state_dict()

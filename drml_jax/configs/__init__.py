@@ -1,32 +1,41 @@
-"""Training presets (ml_collections) and their command-line overrides.
+"""Training configs (ml_collections), their command-line overrides and checks.
 
   config = configs.from_args(["--config", "seed", "--batch-size", "32"])
 
-`--config` names a preset (default, seed, paper) or a Python file whose
-`get_config()` returns a ConfigDict; every other `--field value` (or
-`--field=value`, `--field` / `--no-field` for booleans) overrides a field.
+`--config` names a preset (quick, the default; seed; paper) or a Python file
+whose `get_config()` returns a ConfigDict like `seed.get_config()`'s. Every
+other `--field value` (or `--field=value`, `--field` / `--no-field` for
+booleans) overrides a field, named by its own name (`--dropout`) or its
+dotted path (`--model.dropout`). `validate` checks every field against its
+meaning before anything is built; the choices come from the modules that
+own them.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import os
 
 import ml_collections
 
-PRESETS = ("default", "seed", "paper")
-DATASETS = ("synthetic", "disfa_plus", "bp4d", "disfa")
-FOLDED_DATASETS = ("bp4d", "disfa")
+from data_pipeline import pipeline, registry
+from drml_jax import model, optim, region
+from drml_jax.configs import seed
+from drml_jax.convs import CONV_IMPLS
+
+PRESETS = ("quick", "seed", "paper")
+DEFAULT_PRESET = "quick"
 CHOICES = {
-    "dataset": DATASETS,
-    "mode": ("resize", "crop"),
-    "normalization": ("rgb", "bgr_mean"),
-    "region_bn": ("affine", "batch_stats"),
-    "region_conv": ("auto", "lax", "matmul"),
-    "conv": ("auto", "lax", "fft"),
-    "init": ("pytorch", "caffe", "he"),
-    "schedule": ("constant", "step"),
+    "data.dataset": registry.names(trainable=True),
+    "data.mode": pipeline.MODES,
+    "data.normalization": pipeline.NORMALIZATIONS,
+    "model.region_bn": region.REGION_BN_VARIANTS,
+    "model.init": model.INIT_VARIANTS,
+    "kernels.conv": CONV_IMPLS,
+    "kernels.region_conv": region.REGION_CONV_IMPLS,
+    "optim.schedule": optim.SCHEDULES,
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -40,16 +49,62 @@ def load(name: str) -> ml_collections.ConfigDict:
   """The preset `name`, or the config of a Python file defining `get_config()`."""
   if name in PRESETS:
     return importlib.import_module(f"drml_jax.configs.{name}").get_config()
-  if name.endswith(".py") and os.path.isfile(name):
-    spec = importlib.util.spec_from_file_location("drml_user_config", name)
-    module = importlib.util.module_from_spec(spec)
+  if not (name.endswith(".py") and os.path.isfile(name)):
+    raise ConfigError(f"unknown config {name!r}: use one of {', '.join(PRESETS)} "
+                      "or the path of a .py file defining get_config()")
+  spec = importlib.util.spec_from_file_location("drml_user_config", name)
+  module = importlib.util.module_from_spec(spec)
+  try:
     spec.loader.exec_module(module)
-    return module.get_config()
-  raise ConfigError(f"unknown config {name!r}: use one of {', '.join(PRESETS)} "
-                    "or the path of a .py file defining get_config()")
+    config = module.get_config()
+  except Exception as error:  # pylint: disable=broad-except
+    raise ConfigError(f"{name}: {type(error).__name__}: {error}: fix the file; "
+                      "it must define get_config() returning a ConfigDict") from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"{name}: get_config() returned {type(config).__name__}, "
+                      "not an ml_collections.ConfigDict")
+  return config
 
 
-def _parse_value(name: str, current, text: str):
+def paths(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+  """Dotted paths of every field, in declaration order."""
+  result = []
+  for name, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      result += paths(value, f"{prefix}{name}.")
+    else:
+      result.append(prefix + name)
+  return result
+
+
+def _get(config, path: str):
+  for part in path.split("."):
+    config = config[part]
+  return config
+
+
+def _set(config, path: str, value) -> None:
+  *groups, name = path.split(".")
+  for part in groups:
+    config = config[part]
+  config[name] = value
+
+
+def _flag(path: str) -> str:
+  return "--" + path.rpartition(".")[2].replace("_", "-")
+
+
+def resolve(config: ml_collections.ConfigDict, name: str) -> str | None:
+  """The dotted path a field name (`dropout`) or path (`model.dropout`) means."""
+  name = name.replace("-", "_")
+  all_paths = paths(config)
+  if name in all_paths:
+    return name
+  matches = [p for p in all_paths if p.rpartition(".")[2] == name]
+  return matches[0] if len(matches) == 1 else None
+
+
+def _parse_value(path: str, current, text: str):
   try:
     if isinstance(current, bool):
       if text.lower() in _TRUE + _FALSE:
@@ -62,7 +117,7 @@ def _parse_value(name: str, current, text: str):
     if isinstance(current, tuple):
       return tuple(type(current[0])(part) for part in text.split(","))
   except ValueError:
-    raise ConfigError(f"--{name.replace('_', '-')} {text!r}: expected "
+    raise ConfigError(f"{_flag(path)} {text!r}: expected "
                       f"{type(current).__name__} like {_format(current)}") from None
   return text
 
@@ -81,49 +136,85 @@ def apply_overrides(config: ml_collections.ConfigDict, args: list[str]) -> None:
     if not arg.startswith("--"):
       raise ConfigError(f"unexpected argument {arg!r}: fields are set as --field value")
     name, has_value, text = arg[2:].partition("=")
-    name = name.replace("-", "_")
-    negated = not has_value and name.startswith("no_") and name not in config
+    path = resolve(config, name)
+    negated = path is None and not has_value and name.startswith("no-")
     if negated:
-      name = name[3:]
-    if name not in config:
-      raise ConfigError(f"unknown option --{arg[2:].partition('=')[0]}: "
-                        "--help lists the fields")
-    current = config[name]
+      path = resolve(config, name[3:])
+    if path is None:
+      raise ConfigError(f"unknown option --{name}: --help lists the fields")
+    current = _get(config, path)
     if isinstance(current, bool) and not has_value:
-      config[name] = not negated
+      _set(config, path, not negated)
       i += 1
       continue
     if negated:
-      raise ConfigError(f"--no-{name.replace('_', '-')}: only boolean fields take --no-")
+      raise ConfigError(f"--{name}: only boolean fields take --no-")
     if not has_value:
       if i + 1 >= len(args):
-        raise ConfigError(f"--{name.replace('_', '-')} needs a value")
+        raise ConfigError(f"{_flag(path)} needs a value")
       i += 1
       text = args[i]
-    config[name] = _parse_value(name, current, text)
+    _set(config, path, _parse_value(path, current, text))
     i += 1
+
+
+def _checks(config) -> list[tuple[str, bool, str]]:
+  """(field, holds, what it must be) for every constraint of a config."""
+  m, o = config.model, config.optim
+  finite = lambda x: math.isfinite(x)
+  grid_ok = len(m.grid) == 2 and min(m.grid) > 0
+  return [
+      ("model.input_size", model.feature_shape(m.input_size)[0] > 0,
+       "at least 66: smaller inputs leave no map for the fc layers"),
+      ("model.grid", grid_ok, "two positive numbers, rows,cols"),
+      ("model.grid", not grid_ok or not m.region_layer
+       or (m.input_size - 10) % m.grid[0] == 0 and (m.input_size - 10) % m.grid[1] == 0,
+       f"sizes that divide the {m.input_size - 10}x{m.input_size - 10} conv1 map "
+       "(8,8 for 170x170 inputs)"),
+      ("model.dropout", 0 <= m.dropout < 1, "in [0, 1)"),
+      ("optim.learning_rate", finite(o.learning_rate) and o.learning_rate > 0, "a positive number"),
+      ("optim.momentum", 0 <= o.momentum < 1, "in [0, 1)"),
+      ("optim.weight_decay", finite(o.weight_decay) and o.weight_decay >= 0,
+       "zero or a positive number"),
+      ("optim.gamma", finite(o.gamma) and 0 < o.gamma <= 1, "in (0, 1]"),
+      ("optim.step_size", o.schedule != "step" or o.step_size > 0,
+       "positive with --schedule step"),
+      ("batch_size", config.batch_size > 0, "positive"),
+      ("eval_batch_size", config.eval_batch_size > 0, "positive"),
+      ("num_epochs", config.num_epochs > 0, "positive"),
+      ("log_every_steps", config.log_every_steps > 0, "positive"),
+      ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 or positive"),
+      ("data.data_shards", config.data.data_shards >= 0, "0 or positive"),
+  ]
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first field whose value cannot work."""
-  for name, valid in CHOICES.items():
-    if config[name] not in valid:
-      raise ConfigError(f"--{name.replace('_', '-')} {config[name]!r}: "
+  missing = [p for p in paths(seed.get_config()) if resolve(config, p) != p]
+  if missing:
+    raise ConfigError(f"the config has no field {missing[0]}: start it from "
+                      "drml_jax.configs.seed.get_config()")
+  for path, valid in CHOICES.items():
+    if _get(config, path) not in valid:
+      raise ConfigError(f"{_flag(path)} {_get(config, path)!r}: "
                         f"expected one of {', '.join(valid)}")
-  if config.dataset in FOLDED_DATASETS and config.fold not in (1, 2, 3):
-    raise ConfigError(f"--dataset {config.dataset} needs --fold 1, 2 or 3 "
-                      f"(got {config.fold})")
-  for name in ("batch_size", "eval_batch_size", "num_epochs", "input_size",
-               "log_every_steps"):
-    if config[name] <= 0:
-      raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {config[name]}")
-  if config.schedule == "step" and config.step_size <= 0:
-    raise ConfigError("--schedule step needs a positive --step-size")
+  for path, holds, expected in _checks(config):
+    if not holds:
+      raise ConfigError(f"{_flag(path)} {_format(_get(config, path))}: expected {expected}")
+  try:
+    registry.check(config.data.dataset, config.data.fold)
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+
+
+def resumable(path: str) -> bool:
+  """Whether a resumed run may change the field at `path` (seed.RESUMABLE)."""
+  return any(path == r or path.startswith(r + ".") for r in seed.RESUMABLE)
 
 
 def split_config_arg(argv: list[str]) -> tuple[str, list[str]]:
-  """(the --config value or "default", the other arguments)."""
-  name, rest, i = "default", [], 0
+  """(the --config value or the default preset, the other arguments)."""
+  name, rest, i = DEFAULT_PRESET, [], 0
   while i < len(argv):
     if argv[i] == "--config":
       if i + 1 >= len(argv):
@@ -147,7 +238,8 @@ def from_args(argv: list[str]) -> ml_collections.ConfigDict:
 
 
 def describe(config: ml_collections.ConfigDict) -> str:
-  """One `--field value` line per field, for --help."""
-  width = max(len(name) for name in config) + 3
-  return "\n".join(f"  --{name.replace('_', '-'):<{width}}{_format(value)}"
-                   for name, value in config.items())
+  """One `--field value  (path)` line per field, for --help."""
+  rows = [(_flag(p), _format(_get(config, p)), p) for p in paths(config)]
+  width = max(len(flag) for flag, _, _ in rows) + 2
+  value_width = max(len(value) for _, value, _ in rows) + 2
+  return "\n".join(f"  {flag:<{width}}{value:<{value_width}}{path}" for flag, value, path in rows)

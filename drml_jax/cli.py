@@ -1,0 +1,78 @@
+"""What every command line shares: status lines on the terminal, one-line errors.
+
+Command-line modules (`python -m drml_jax.train`, `evaluate`, `convert`,
+`summary`, `benchmark`) parse arguments, call the library and report; no
+library module imports them. Their `main` is wrapped by `command`, the one
+place that turns the errors a user can cause into a single line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+from typing import Callable
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+# Errors that a user's input or environment causes: reported in one line.
+USER_ERRORS = (ValueError, OSError)
+USER_ERROR_EXIT = 2
+LOGGERS = ("drml_jax", "data_pipeline")
+
+
+def first_line(error: BaseException) -> str:
+  """The first line of an error's message, or its type when it has none."""
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def fail(message: str, exit_code: int = USER_ERROR_EXIT) -> int:
+  """Prints `error: message` on stderr; returns the exit code."""
+  print(f"error: {message}", file=sys.stderr)
+  return exit_code
+
+
+class Parser(argparse.ArgumentParser):
+  """Bad arguments are a one-line error (exit status 2), without the usage text."""
+
+  def error(self, message):
+    self.exit(USER_ERROR_EXIT, f"error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+  """An argparse type: an integer of at least 1."""
+  try:
+    value = int(text)
+  except ValueError:
+    value = 0
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+  return value
+
+
+def setup_logging(verbose: bool = True) -> None:
+  """Status lines of the project's loggers go to stdout, message only."""
+  handler = logging.StreamHandler(sys.stdout)
+  handler.setFormatter(logging.Formatter("%(message)s"))
+  for name in LOGGERS:
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+
+
+def command(main: Callable[[list[str]], int]) -> Callable[[list[str] | None], int]:
+  """Wraps a command's `main(argv) -> exit code`: user errors become one line."""
+
+  @functools.wraps(main)
+  def run(argv: list[str] | None = None) -> int:
+    setup_logging()
+    try:
+      with logging_redirect_tqdm([logging.getLogger(name) for name in LOGGERS]):
+        return main(sys.argv[1:] if argv is None else list(argv))
+    except USER_ERRORS as error:
+      return fail(first_line(error))
+
+  return run

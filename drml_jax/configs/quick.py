@@ -1,0 +1,29 @@
+"""The quick CPU run (the default): DRML learns the synthetic dataset in minutes.
+
+He init with SGD lr 0.003 at batch 16
+(docs/engineering.md#learning-from-scratch-on-a-short-cpu-budget): with
+PyTorch's default init the network stays collapsed for thousands of images.
+No dropout: with the fc layers' dropout at 0.5 the model still predicted
+every AU absent after the first epoch (1,800 images, mean F1 0.00); without
+it, mean F1 0.30 after one epoch and 0.47 after two, where it plateaus at
+lr 0.003 (0.48 after three), so the third epoch runs at a tenth of the rate.
+"""
+
+from drml_jax.configs import seed
+
+
+def get_config():
+  config = seed.get_config()
+  config.data.dataset = "synthetic"
+  config.data.cache = True
+  config.model.init = "he"
+  config.model.dropout = 0.0
+  config.optim.learning_rate = 0.003
+  config.optim.schedule = "step"
+  config.optim.step_size = 224  # two epochs of 1,800 images at batch 16
+  config.optim.gamma = 0.1
+  config.batch_size = 16
+  config.num_epochs = 3
+  config.checkpoint_every_steps = 0
+  config.workdir = "workdirs/quick"
+  return config

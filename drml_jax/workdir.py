@@ -1,0 +1,135 @@
+"""The files of a training work directory, and atomic writes.
+
+  <workdir>/config.json       the resolved config
+  <workdir>/checkpoints/      orbax: the latest step (resume) and the best by mean F1
+  <workdir>/metrics.jsonl     one record per log interval and per evaluation
+  <workdir>/tensorboard/      the same records as TensorBoard scalars
+  <workdir>/results.md        the per-AU tables at the end
+  <workdir>/loss.png, f1_per_au.png   drml_jax.plots
+  <workdir>/.lock             held by the one process writing the directory
+
+Every file is written whole (a temporary file, then a rename) or appended
+line by line, so a killed run never leaves one half written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import tempfile
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+RESULTS_FILE = "results.md"
+LOCK_FILE = ".lock"
+
+
+class LockedError(RuntimeError):
+  """Another process is writing the work directory."""
+
+
+@contextlib.contextmanager
+def lock(workdir: str):
+  """Holds the work directory's lock, or raises LockedError naming its holder.
+
+  An advisory `flock` on LOCK_FILE: the kernel releases it when the holder
+  exits, however it dies, so a killed run never leaves it stuck.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, LOCK_FILE)
+  with open(path, "a+") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or "another process"
+      raise LockedError(f"{workdir} is being written by {holder}: wait for it to end, "
+                        "or pass another --workdir") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+    f.flush()
+    try:
+      yield
+    finally:
+      f.seek(0)
+      f.truncate()
+
+
+def write_atomic(path: str, data: str | bytes) -> None:
+  """Writes `path` through a temporary file and a rename: never half written."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  mode = "wb" if isinstance(data, bytes) else "w"
+  with tempfile.NamedTemporaryFile(mode, dir=directory, delete=False,
+                                   prefix=os.path.basename(path) + ".",
+                                   suffix=".partial") as f:
+    f.write(data)
+    partial = f.name
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(partial, 0o666 & ~umask)
+  os.replace(partial, path)
+
+
+def read_config(workdir: str) -> dict:
+  """The resolved config a training run saved in its work directory."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{workdir} is not a training work directory (no {CONFIG_FILE}); "
+                            "pass the folder given to drml_jax.train --workdir")
+  with open(path) as f:
+    return json.load(f)
+
+
+def read_records(workdir: str) -> list[dict]:
+  """The records of a work directory's metrics file (none if it has none)."""
+  path = os.path.join(workdir, METRICS_FILE)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _scalars(record: dict) -> dict[str, float]:
+  """A record's numbers as TensorBoard tags: `kind/name`, dicts as `kind/name/AU<n>`."""
+  scalars = {}
+  for name, value in record.items():
+    values = ({f"{name}/AU{key}": v for key, v in value.items()}
+              if isinstance(value, dict) else {name: value})
+    for tag, number in values.items():
+      if name != "step" and isinstance(number, (int, float)) and not isinstance(number, bool):
+        scalars[f"{record['kind']}/{tag}"] = number
+  return scalars
+
+
+class MetricsLog:
+  """Appends records {"kind", "step", ...} to metrics.jsonl and TensorBoard.
+
+  Opening it for a run resumed at `resume_step` drops the records of later
+  steps, which an interrupted run wrote after its last checkpoint.
+  """
+
+  def __init__(self, workdir: str, *, resume_step: int = 0):
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+    self.path = os.path.join(workdir, METRICS_FILE)
+    self.records = [r for r in read_records(workdir) if r["step"] <= resume_step]
+    write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+    self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
+
+  def write(self, record: dict) -> None:
+    """Appends `record`; its numeric fields (and dicts of them) go to TensorBoard."""
+    self.records.append(record)
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    for tag, value in _scalars(record).items():
+      self._writer.add_scalar(tag, value, record["step"])
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()

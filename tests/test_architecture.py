@@ -1,0 +1,62 @@
+"""The layering the README's Architecture section promises, checked on the source.
+
+Command-line modules are those run with `python -m` (they hold a
+`__main__` guard, or are a package's `__main__.py`); library modules never
+import them. data_pipeline never imports drml_jax. In drml_jax only the
+interchange module and the benchmark touch PyTorch.
+"""
+
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ("drml_jax", "data_pipeline", "reference_torch")
+
+
+def _module_name(path: pathlib.Path) -> str:
+  parts = path.relative_to(ROOT).with_suffix("").parts
+  return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, pathlib.Path]:
+  return {_module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+  """Every module `path` imports (`from a import b` counts as a and a.b)."""
+  names = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      names.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      names.add(node.module)
+      names.update(f"{node.module}.{alias.name}" for alias in node.names)
+  return names
+
+
+def _is_command(name: str, path: pathlib.Path) -> bool:
+  return name.endswith("__main__") or "__name__ == \"__main__\"" in path.read_text()
+
+
+def test_library_modules_never_import_command_line_modules():
+  modules = _modules()
+  commands = {name for name, path in modules.items() if _is_command(name, path)}
+  assert {"drml_jax.train", "drml_jax.evaluate", "drml_jax.convert"} <= commands
+  for name, path in modules.items():
+    if name not in commands:
+      wrong = _imports(path) & commands
+      assert not wrong, f"library module {name} imports command-line module(s) {wrong}"
+
+
+def test_data_pipeline_is_the_lower_layer():
+  for name, path in _modules().items():
+    if name.startswith("data_pipeline"):
+      assert not any(i.split(".")[0] == "drml_jax" for i in _imports(path)), name
+
+
+def test_only_interchange_and_the_benchmark_touch_pytorch():
+  allowed = ("drml_jax.interchange", "drml_jax.benchmark")
+  for name, path in _modules().items():
+    if name.startswith("drml_jax") and not name.startswith(allowed):
+      torch_imports = {i for i in _imports(path) if i.split(".")[0] in ("torch", "reference_torch")}
+      assert not torch_imports, f"{name} imports {torch_imports}"
