@@ -6,18 +6,22 @@ No test asserts a time: only that each figure is there and sane.
 from __future__ import annotations
 
 import json
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
-from drml_jax import benchmark
+from drml_jax.benchmark import __main__ as cli
+from drml_jax.benchmark import timing, torch_rows
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("benchmark")
   out = tmp / "result.json"
-  assert benchmark.main(["--smoke", "--steps", "1", "--out", str(out),
-                         "--data-dir", str(tmp / "data")]) == 0
+  assert cli.main(["--smoke", "--steps", "1", "--out", str(out),
+                   "--data-dir", str(tmp / "data")]) == 0
   return json.loads(out.read_text())
 
 
@@ -33,17 +37,21 @@ def test_smoke_run_measures_every_row(smoke):
   rows = {(r["framework"], r["kind"], r["options"].get("form"), r["options"].get("cache")): r
           for r in smoke["rows"] if r["status"] == "ok"}
   for key in [("jax", "train", None, None), ("jax", "eval", None, None),
-              ("torch", "train", "ports", None), ("torch", "train", "grouped", None),
-              ("torch", "eval", "ports", None), ("torch", "eval", "grouped", None),
-              ("pipeline", "input", None, False), ("pipeline", "input", None, True)]:
+              ("torch", "train", "ports", None), ("torch", "train", "reference", None),
+              ("torch", "train", "grouped", None), ("torch", "eval", "ports", None),
+              ("torch", "eval", "reference", None), ("torch", "eval", "grouped", None),
+              ("pipeline", "input", None, False), ("pipeline", "input", None, True),
+              ("jax", "predict", None, None)]:
     assert key in rows, key
   for row in smoke["rows"]:
     if row["status"] != "ok":
       assert row["reason"]
       continue
     assert row["images_per_s"] > 0 and row["step_ms"] > 0
-    if row["kind"] != "input":
+    if row["kind"] in ("train", "eval"):
       assert row["flops_per_image"] > 0 and row["achieved_tflops"] > 0
+    if row["kind"] == "predict":  # where a frame's time goes
+      assert all(row["options"][k] >= 0 for k in ("decode_s", "detect_s", "model_s"))
 
 
 def test_smoke_run_reports_flops_ratios_and_protocol_times(smoke):
@@ -54,31 +62,49 @@ def test_smoke_run_reports_flops_ratios_and_protocol_times(smoke):
 
 
 def test_peak_table_and_override():
-  assert benchmark.peak_tflops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.4
-  assert benchmark.peak_tflops("NVIDIA H100 PCIe", "float32") == 378.0
-  assert benchmark.peak_tflops("TPU v5 lite", "bfloat16") == 197.0
-  assert benchmark.peak_tflops("TPU v4", "float32") is None
-  assert benchmark.peak_tflops("cpu", "float32") is None
-  assert benchmark.peak_tflops("cpu", "float32", override=2.5) == 2.5
+  assert timing.peak_tflops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.4
+  assert timing.peak_tflops("NVIDIA H100 PCIe", "float32") == 378.0
+  assert timing.peak_tflops("TPU v5 lite", "bfloat16") == 197.0
+  assert timing.peak_tflops("TPU v4", "float32") is None
+  assert timing.peak_tflops("cpu", "float32") is None
+  assert timing.peak_tflops("cpu", "float32", override=2.5) == 2.5
 
 
 @pytest.mark.parametrize("argv", [["--batch", "0"], ["--dtypes", "float16"],
                                   ["--region-convs", "fft"], ["--peak-tflops", "-1"]])
 def test_bad_options_are_one_line_errors(argv, capsys):
   with pytest.raises(SystemExit) as exit_info:
-    benchmark.parse_args(argv)
+    cli.parse_args(argv)
   assert exit_info.value.code == 2
   error = capsys.readouterr().err
   assert error.startswith("error: ") and error.count("\n") == 1
 
 
+def test_library_modules_import_no_command_line():
+  code = ("import sys; import drml_jax.benchmark.jax_rows, drml_jax.benchmark.torch_rows; "
+          "print(sorted(m for m in sys.modules if m.startswith('drml_jax.benchmark')))")
+  loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=pathlib.Path(__file__).resolve().parents[1]).stdout
+  assert "__main__" not in loaded and "region_layer" not in loaded and "timing" in loaded
+
+
+def test_region_layer_command_times_each_form(capsys):
+  pytest.importorskip("torch")
+  from drml_jax.benchmark import region_layer  # pylint: disable=import-outside-toplevel
+  forms = ["matmul", "torch", "torch-views"]
+  assert region_layer.main(["--batch", "1", "--repeats", "1", "--forms", ",".join(forms)]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert [line.split(":")[0].strip() for line in lines] == forms
+  assert all("ms forward+backward, batch 1" in line for line in lines)
+
+
 @pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
-def test_grouped_torch_form_computes_the_ports_form(region_bn):
+def test_grouped_torch_form_computes_the_reference_form(region_bn):
   torch = pytest.importorskip("torch")
   from reference_torch.fast import FastDRML  # pylint: disable=import-outside-toplevel
   from reference_torch.model import DRML as TorchDRML  # pylint: disable=import-outside-toplevel
   torch.manual_seed(0)
-  with benchmark._torch_threads(1):  # pylint: disable=protected-access
+  with torch_rows.torch_threads(1):
     _check_grouped_form(torch, FastDRML, TorchDRML(3, region_bn=region_bn, input_size=74,
                                                    dropout=0.0))
 
