@@ -21,13 +21,16 @@ def _as_array(values) -> np.ndarray:
   return array
 
 
-def _reject(values: np.ndarray, bad: np.ndarray, source: str,
-            allowed: str) -> None:
+def _reject(
+  values: np.ndarray, bad: np.ndarray, source: str, allowed: str
+) -> None:
   if bad.any():
     where = f"{source}: " if source else ""
     value = values[bad].flat[0].item()
-    raise DataError(f"{where}label value {value!r} is not one of {allowed};"
-                    " check that the file belongs to this dataset")
+    raise DataError(
+      f"{where}label value {value!r} is not one of {allowed};"
+      " check that the file belongs to this dataset"
+    )
 
 
 def from_plus_minus_one(values, *, source: str = "") -> np.ndarray:
@@ -40,15 +43,17 @@ def from_plus_minus_one(values, *, source: str = "") -> np.ndarray:
 def from_zero_one(values, *, source: str = "", unknown=None) -> np.ndarray:
   """{0, 1} labels: 0 is a negative (-1), 1 positive; `unknown` maps to 0."""
   array = _as_array(values)
-  is_unknown = (array == unknown if unknown is not None
-                else np.zeros(array.shape, bool))
+  is_unknown = (
+    array == unknown if unknown is not None else np.zeros(array.shape, bool)
+  )
   allowed = "{0, 1}" if unknown is None else f"{{0, 1, {unknown}}}"
   _reject(array, (array != 0) & (array != 1) & ~is_unknown, source, allowed)
   return np.where(is_unknown, 0, np.where(array == 1, 1, -1)).astype(np.int8)
 
 
-def from_intensity(values, threshold: int = 2, *,
-                   source: str = "") -> np.ndarray:
+def from_intensity(
+  values, threshold: int = 2, *, source: str = ""
+) -> np.ndarray:
   """FACS intensities 0..5: >= threshold is +1, anything lower -1."""
   array = _as_array(values)
   valid = (array >= 0) & (array <= MAX_INTENSITY) & (array == np.round(array))

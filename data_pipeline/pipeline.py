@@ -41,9 +41,14 @@ SHUFFLE_BUFFER = 10_000
 MEAN_FILE = "mean_bgr_train.npy"  # beside the dataset's records
 
 
-def num_batches(builder: tfds.core.DatasetBuilder, split: str, *,
-                batch_size: int, train: bool,
-                process_count: int | None = None) -> int:
+def num_batches(
+  builder: tfds.core.DatasetBuilder,
+  split: str,
+  *,
+  batch_size: int,
+  train: bool,
+  process_count: int | None = None,
+) -> int:
   """Batches per epoch for each process, the same on every process.
 
   Training batches are full (the remainder is dropped); evaluation batches
@@ -67,10 +72,13 @@ def mean_image(builder: tfds.core.DatasetBuilder) -> np.ndarray:
   path = epath.Path(builder.data_dir) / MEAN_FILE
   if not path.exists():
     if "train" not in builder.info.splits:
-      raise ValueError(f"{builder.name} has no train split to compute a mean"
-                       " image from; pass the training dataset's mean")
+      raise ValueError(
+        f"{builder.name} has no train split to compute a mean"
+        " image from; pass the training dataset's mean"
+      )
     images = builder.as_dataset("train", batch_size=256).map(
-        lambda example: example["image"])
+      lambda example: example["image"]
+    )
     total = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.float64)
     for batch in tfds.as_numpy(images):
       total += batch.sum(axis=0, dtype=np.float64)
@@ -83,14 +91,23 @@ def mean_image(builder: tfds.core.DatasetBuilder) -> np.ndarray:
     return np.load(f)
 
 
-def make_dataset(builder: tfds.core.DatasetBuilder, split: str, *,
-                 batch_size: int, train: bool, mode: str = "resize",
-                 normalization: str = "rgb", mean: np.ndarray | None = None,
-                 seed: int = 0, start_step: int = 0,
-                 num_epochs: int | None = None, cache: bool = False,
-                 shuffle_buffer: int = SHUFFLE_BUFFER,
-                 process_index: int | None = None,
-                 process_count: int | None = None) -> Iterable[dict]:
+def make_dataset(
+  builder: tfds.core.DatasetBuilder,
+  split: str,
+  *,
+  batch_size: int,
+  train: bool,
+  mode: str = "resize",
+  normalization: str = "rgb",
+  mean: np.ndarray | None = None,
+  seed: int = 0,
+  start_step: int = 0,
+  num_epochs: int | None = None,
+  cache: bool = False,
+  shuffle_buffer: int = SHUFFLE_BUFFER,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> Iterable[dict]:
   """Batches of `split` for this process, as numpy dicts.
 
   Args:
@@ -126,39 +143,69 @@ def make_dataset(builder: tfds.core.DatasetBuilder, split: str, *,
   count = process_count or jax.process_count()
   if normalization == "bgr_mean" and mean is None:
     mean = mean_image(builder)
-  part = tfds.split_for_jax_process(split, process_index=process_index,
-                                    process_count=count, drop_remainder=train)
+  part = tfds.split_for_jax_process(
+    split,
+    process_index=process_index,
+    process_count=count,
+    drop_remainder=train,
+  )
   records = builder.as_dataset(
-      part, shuffle_files=False,
-      decoders={"image": tfds.decode.SkipDecoding()},
-      read_config=tfds.ReadConfig(try_autocache=False))
-  preprocess = _Preprocess(mode, normalization, mean,
-                           builder.info.features["image"].decode_example)
+    part,
+    shuffle_files=False,
+    decoders={"image": tfds.decode.SkipDecoding()},
+    read_config=tfds.ReadConfig(try_autocache=False),
+  )
+  preprocess = _Preprocess(
+    mode, normalization, mean, builder.info.features["image"].decode_example
+  )
   if cache:
-    records = records.map(preprocess.fixed,
-                          num_parallel_calls=tf.data.AUTOTUNE).cache()
+    records = records.map(
+      preprocess.fixed, num_parallel_calls=tf.data.AUTOTUNE
+    ).cache()
   if train:
-    steps = num_batches(builder, split, batch_size=batch_size, train=True,
-                        process_count=count)
+    steps = num_batches(
+      builder, split, batch_size=batch_size, train=True, process_count=count
+    )
     if steps == 0:
-      raise ValueError(f"{builder.name} {split} has fewer than batch_size"
-                       f" {batch_size} examples per process")
-    batches = _train_batches(records, preprocess, batch_size=batch_size,
-                             steps=steps, seed=seed, start_step=start_step,
-                             num_epochs=num_epochs,
-                             buffer=min(shuffle_buffer, steps * batch_size))
+      raise ValueError(
+        f"{builder.name} {split} has fewer than batch_size"
+        f" {batch_size} examples per process"
+      )
+    batches = _train_batches(
+      records,
+      preprocess,
+      batch_size=batch_size,
+      steps=steps,
+      seed=seed,
+      start_step=start_step,
+      num_epochs=num_epochs,
+      buffer=min(shuffle_buffer, steps * batch_size),
+    )
   else:
-    padded = num_batches(builder, split, batch_size=batch_size, train=False,
-                         process_count=count) * batch_size
+    padded = (
+      num_batches(
+        builder, split, batch_size=batch_size, train=False, process_count=count
+      )
+      * batch_size
+    )
     own = builder.info.splits[part].num_examples
-    batches = _eval_batches(records, preprocess, batch_size=batch_size,
-                            padding=padded - own,
-                            num_aus=len(builder.info.metadata["aus"]))
+    batches = _eval_batches(
+      records,
+      preprocess,
+      batch_size=batch_size,
+      padding=padded - own,
+      num_aus=len(builder.info.metadata["aus"]),
+    )
   return tfds.as_numpy(batches.prefetch(tf.data.AUTOTUNE))
 
 
-def preprocess_eval(images: np.ndarray, *, mode: str, normalization: str,
-                    mean: np.ndarray | None = None) -> np.ndarray:
+def preprocess_eval(
+  images: np.ndarray,
+  *,
+  mode: str,
+  normalization: str,
+  mean: np.ndarray | None = None,
+) -> np.ndarray:
   """Evaluation's preprocessing of faces from elsewhere: float32 (B,170,170,3).
 
   `images` are (B, 200, 200, 3) uint8 RGB faces; each goes through the very
@@ -169,14 +216,21 @@ def preprocess_eval(images: np.ndarray, *, mode: str, normalization: str,
   check_name("mode", mode, MODES)
   check_name("normalization", normalization, NORMALIZATIONS)
   if normalization == "bgr_mean" and mean is None:
-    raise ValueError("bgr_mean normalization needs the training split's mean"
-                     " image (mean_image)")
+    raise ValueError(
+      "bgr_mean normalization needs the training split's mean"
+      " image (mean_image)"
+    )
   if images.ndim != 4 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
-    raise ValueError(f"expected (B, {IMAGE_SIZE}, {IMAGE_SIZE}, 3) faces, got"
-                     f" {images.shape}")
+    raise ValueError(
+      f"expected (B, {IMAGE_SIZE}, {IMAGE_SIZE}, 3) faces, got {images.shape}"
+    )
   preprocess = _Preprocess(mode, normalization, mean, decode=None)
-  return np.stack([preprocess.model_input(preprocess.fixed_image(image)).numpy()
-                   for image in tf.constant(images, tf.uint8)])
+  return np.stack(
+    [
+      preprocess.model_input(preprocess.fixed_image(image)).numpy()
+      for image in tf.constant(images, tf.uint8)
+    ]
+  )
 
 
 class _Preprocess:
@@ -199,8 +253,10 @@ class _Preprocess:
 
   def fixed(self, example: dict) -> dict:
     """Decoded image (resize mode: resized) and labels."""
-    return {"image": self.fixed_image(self.decode(example["image"])),
-            "labels": example["labels"]}
+    return {
+      "image": self.fixed_image(self.decode(example["image"])),
+      "labels": example["labels"],
+    }
 
   def fixed_image(self, image: tf.Tensor) -> tf.Tensor:
     """A 200x200 uint8 face; resize mode: resized, rounded to uint8."""
@@ -212,11 +268,15 @@ class _Preprocess:
     """`key` (a stateless seed) augments: random crop and mirror."""
     if example["image"].dtype == tf.string:
       example = self.fixed(example)
-    return {"image": self.model_input(example["image"], key),
-            "labels": example["labels"], "valid": tf.constant(True)}
+    return {
+      "image": self.model_input(example["image"], key),
+      "labels": example["labels"],
+      "valid": tf.constant(True),
+    }
 
-  def model_input(self, image: tf.Tensor,
-                  key: tf.Tensor | None = None) -> tf.Tensor:
+  def model_input(
+    self, image: tf.Tensor, key: tf.Tensor | None = None
+  ) -> tf.Tensor:
     """A fixed image -> float32 170x170 input: cropped, normalised."""
     mean = self.mean
     if self.mode == "crop":
@@ -230,8 +290,9 @@ class _Preprocess:
 
 
 def _resize(image: tf.Tensor) -> tf.Tensor:
-  return tf.image.resize(image, (INPUT_SIZE, INPUT_SIZE), method="bilinear",
-                         antialias=True)
+  return tf.image.resize(
+    image, (INPUT_SIZE, INPUT_SIZE), method="bilinear", antialias=True
+  )
 
 
 def _window(key: tf.Tensor | None) -> tuple:
@@ -240,22 +301,36 @@ def _window(key: tf.Tensor | None) -> tuple:
     center = (IMAGE_SIZE - INPUT_SIZE) // 2
     return center, center, tf.constant(False)
   crop_key, mirror_key = tf.unstack(
-      tf.random.experimental.stateless_split(key, 2))
-  top, left = tf.unstack(tf.random.stateless_uniform(
-      [2], seed=crop_key, minval=0, maxval=IMAGE_SIZE - INPUT_SIZE + 1,
-      dtype=tf.int32))
+    tf.random.experimental.stateless_split(key, 2)
+  )
+  top, left = tf.unstack(
+    tf.random.stateless_uniform(
+      [2],
+      seed=crop_key,
+      minval=0,
+      maxval=IMAGE_SIZE - INPUT_SIZE + 1,
+      dtype=tf.int32,
+    )
+  )
   return top, left, tf.random.stateless_uniform([], seed=mirror_key) < 0.5
 
 
 def _cut(image: tf.Tensor, top, left, mirrored) -> tf.Tensor:
   image = tf.slice(image, [top, left, 0], [INPUT_SIZE, INPUT_SIZE, 3])
-  return tf.cond(mirrored, lambda: tf.reverse(image, axis=[1]),
-                 lambda: image)
+  return tf.cond(mirrored, lambda: tf.reverse(image, axis=[1]), lambda: image)
 
 
-def _train_batches(records: tf.data.Dataset, preprocess: _Preprocess, *,
-                   batch_size: int, steps: int, seed: int, start_step: int,
-                   num_epochs: int | None, buffer: int) -> tf.data.Dataset:
+def _train_batches(
+  records: tf.data.Dataset,
+  preprocess: _Preprocess,
+  *,
+  batch_size: int,
+  steps: int,
+  seed: int,
+  start_step: int,
+  num_epochs: int | None,
+  buffer: int,
+) -> tf.data.Dataset:
   """Epochs of `steps` full batches from `start_step` on.
 
   Epoch e shuffles with a seed drawn from (seed, e) and augments example i
@@ -266,13 +341,19 @@ def _train_batches(records: tf.data.Dataset, preprocess: _Preprocess, *,
 
   def epoch(index):
     shuffle_seed = tf.random.stateless_uniform(
-        [], seed=[seed, index], minval=None, maxval=None, dtype=tf.int64)
-    examples = records.shuffle(buffer, seed=shuffle_seed,
-                               reshuffle_each_iteration=False).enumerate()
-    examples = examples.skip(tf.where(
-        index == first_epoch, tf.constant(skipped * batch_size, tf.int64), 0))
+      [], seed=[seed, index], minval=None, maxval=None, dtype=tf.int64
+    )
+    examples = records.shuffle(
+      buffer, seed=shuffle_seed, reshuffle_each_iteration=False
+    ).enumerate()
+    examples = examples.skip(
+      tf.where(
+        index == first_epoch, tf.constant(skipped * batch_size, tf.int64), 0
+      )
+    )
     epoch_key = tf.random.experimental.stateless_fold_in(
-        tf.constant([seed, 0], tf.int64), index)
+      tf.constant([seed, 0], tf.int64), index
+    )
 
     def model_input(i, example):
       key = tf.random.experimental.stateless_fold_in(epoch_key, i)
@@ -288,14 +369,21 @@ def _train_batches(records: tf.data.Dataset, preprocess: _Preprocess, *,
   return epochs.flat_map(epoch)
 
 
-def _eval_batches(records: tf.data.Dataset, preprocess: _Preprocess, *,
-                  batch_size: int, padding: int,
-                  num_aus: int) -> tf.data.Dataset:
+def _eval_batches(
+  records: tf.data.Dataset,
+  preprocess: _Preprocess,
+  *,
+  batch_size: int,
+  padding: int,
+  num_aus: int,
+) -> tf.data.Dataset:
   """One pass in file order, then `padding` blank examples, valid False."""
   examples = records.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-  blank = tf.data.Dataset.from_tensors({
+  blank = tf.data.Dataset.from_tensors(
+    {
       "image": tf.zeros((INPUT_SIZE, INPUT_SIZE, 3), tf.float32),
       "labels": tf.zeros((num_aus,), tf.int8),
       "valid": tf.constant(False),
-  }).repeat(padding)
+    }
+  ).repeat(padding)
   return examples.concatenate(blank).batch(batch_size)

@@ -38,14 +38,18 @@ def write_png(image: np.ndarray, path: Path) -> None:
   os.replace(partial, path)
 
 
-def extract_disfa_plus(src: os.PathLike, out: os.PathLike,
-                       progress: bool = True) -> int:
+def extract_disfa_plus(
+  src: os.PathLike, out: os.PathLike, progress: bool = True
+) -> int:
   """Extracts every DISFA+ face crop to PNG; returns how many it wrote."""
   out = Path(out)
   written = 0
-  for subject, trial, path in tqdm(disfa_plus.face_files(Path(src)),
-                                   desc="disfa_plus", unit="trial",
-                                   disable=not progress):
+  for subject, trial, path in tqdm(
+    disfa_plus.face_files(Path(src)),
+    desc="disfa_plus",
+    unit="trial",
+    disable=not progress,
+  ):
     trial_dir = out / subject / trial
     if (trial_dir / DONE_MARKER).exists():
       continue
@@ -61,20 +65,26 @@ def extract_disfa_plus(src: os.PathLike, out: os.PathLike,
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m data_pipeline.prepare", description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+    prog="python -m data_pipeline.prepare",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   commands = parser.add_subparsers(dest="dataset", required=True)
   disfa = commands.add_parser("disfa_plus", help="extract DISFA+ face crops")
   disfa.add_argument("--src", required=True, help="the DISFA+ root")
-  disfa.add_argument("--out", default=None, help="where the PNGs go (default:"
-                     f" SRC/{disfa_plus.EXTRACTED_DIR})")
+  disfa.add_argument(
+    "--out",
+    default=None,
+    help=f"where the PNGs go (default: SRC/{disfa_plus.EXTRACTED_DIR})",
+  )
   synth = commands.add_parser("synthetic", help="generate synthetic data")
   synth.add_argument("--out", required=True, help="the dataset root to make")
   synth.add_argument("--seed", type=int, default=0)
   synth.add_argument("--train-subjects", type=int, default=12)
   synth.add_argument("--test-subjects", type=int, default=4)
-  synth.add_argument("--frames-per-subject", type=int,
-                     default=synthetic.FRAMES_PER_SUBJECT)
+  synth.add_argument(
+    "--frames-per-subject", type=int, default=synthetic.FRAMES_PER_SUBJECT
+  )
   args = parser.parse_args(argv)
   try:
     if args.dataset == "disfa_plus":
@@ -83,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
       print(f"wrote {written} images under {out}")
     else:
       root = synthetic.generate(
-          args.out, seed=args.seed, num_train_subjects=args.train_subjects,
-          num_test_subjects=args.test_subjects,
-          frames_per_subject=args.frames_per_subject)
+        args.out,
+        seed=args.seed,
+        num_train_subjects=args.train_subjects,
+        num_test_subjects=args.test_subjects,
+        frames_per_subject=args.frames_per_subject,
+      )
       print(synthetic.source(root).describe())
   except (DataError, ValueError, OSError) as error:  # bad input: one line
     print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)

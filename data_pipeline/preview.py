@@ -43,8 +43,9 @@ def write_grid(examples: list[dict], aus, out: str) -> None:
     axes.imshow(example["image"])
     axes.set_xticks([])
     axes.set_yticks([])
-    axes.set_xlabel(caption(example["frame_id"].decode(), example["labels"],
-                            aus), fontsize=7)
+    axes.set_xlabel(
+      caption(example["frame_id"].decode(), example["labels"], aus), fontsize=7
+    )
   figure.tight_layout()
   figure.savefig(out, dpi=100)
 
@@ -57,39 +58,58 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(
-      prog="python -m data_pipeline.preview", description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  folded = [name for name, dataset in registry.DATASETS.items()
-            if dataset.folds]
+    prog="python -m data_pipeline.preview",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  folded = [
+    name for name, dataset in registry.DATASETS.items() if dataset.folds
+  ]
   parser.add_argument("dataset", help=", ".join(registry.names()))
-  parser.add_argument("--fold", type=int, default=0,
-                      help="the fold of " + " or ".join(folded))
-  parser.add_argument("--config", default="", help="the builder config, if"
-                      " not the default")
+  parser.add_argument(
+    "--fold", type=int, default=0, help="the fold of " + " or ".join(folded)
+  )
+  parser.add_argument(
+    "--config", default="", help="the builder config, if not the default"
+  )
   parser.add_argument("--split", default="train")
   parser.add_argument("--n", type=_positive, default=16, help="faces to show")
   parser.add_argument("--out", default="preview.png")
-  parser.add_argument("--data-dir", default="", help="default:"
-                      " $DRML_DATA_DIR or ~/.cache/drml/tensorflow_datasets")
-  parser.add_argument("--manual-dir", default="", help="the dataset as"
-                      " distributed, for the first build of a licensed"
-                      " dataset")
+  parser.add_argument(
+    "--data-dir",
+    default="",
+    help="default: $DRML_DATA_DIR or ~/.cache/drml/tensorflow_datasets",
+  )
+  parser.add_argument(
+    "--manual-dir",
+    default="",
+    help="the dataset as"
+    " distributed, for the first build of a licensed"
+    " dataset",
+  )
   args = parser.parse_args(argv)
   out_dir = os.path.dirname(os.path.abspath(args.out))
   if not os.path.isdir(out_dir):
-    sys.exit(f"error: --out {args.out}: folder {out_dir} does not exist; create it"
-             " or choose another path")
+    sys.exit(
+      f"error: --out {args.out}: folder {out_dir} does not exist; create it"
+      " or choose another path"
+    )
   try:
-    builder = registry.build(args.dataset, fold=args.fold,
-                             dataset_config=args.config,
-                             data_dir=args.data_dir, manual_dir=args.manual_dir)
+    builder = registry.build(
+      args.dataset,
+      fold=args.fold,
+      dataset_config=args.config,
+      data_dir=args.data_dir,
+      manual_dir=args.manual_dir,
+    )
     check_split(builder, args.split)
   except ValueError as error:  # DataError included: bad input, one line
     sys.exit(f"error: {error}")
   examples = list(tfds.as_numpy(builder.as_dataset(args.split).take(args.n)))
   write_grid(examples, registry.aus(builder), args.out)
-  print(f"wrote {len(examples)} {args.dataset} {args.split} faces to"
-        f" {args.out}")
+  print(
+    f"wrote {len(examples)} {args.dataset} {args.split} faces to {args.out}"
+  )
 
 
 if __name__ == "__main__":

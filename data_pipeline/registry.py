@@ -26,7 +26,9 @@ from data_pipeline.sources.base import DataError
 from data_pipeline.tf_cpu import tfds
 
 FOLDS = (1, 2, 3)  # BP4D's and DISFA's subject-exclusive folds
-SOURCE_FILE = "source.json"  # beside a built dataset's records: what it was built from
+SOURCE_FILE = (
+  "source.json"  # beside a built dataset's records: what it was built from
+)
 _HASHED_SUFFIXES = (".txt", ".csv")  # label and list files: their bytes count
 
 
@@ -41,6 +43,7 @@ class Dataset:
     folds: the folds to choose from; empty when the dataset has none.
     trainable: False for a dataset with a test split only.
   """
+
   builder: type[SourceBuilder]
   config: str = ""
   folds: tuple[int, ...] = ()
@@ -52,19 +55,22 @@ class Dataset:
 
 
 DATASETS: dict[str, Dataset] = {
-    "synthetic": Dataset(SyntheticAu, config="{dataset_config}"),
-    "disfa_plus": Dataset(DisfaPlus, config="{dataset_config}"),
-    "bp4d": Dataset(AuLists, config="bp4d_fold{fold}", folds=FOLDS),
-    "disfa": Dataset(AuLists, config="disfa_fold{fold}", folds=FOLDS),
-    "disfa_plus_lists": Dataset(AuLists, config="disfa_plus"),
-    "ck_plus": Dataset(CkPlus, trainable=False),
+  "synthetic": Dataset(SyntheticAu, config="{dataset_config}"),
+  "disfa_plus": Dataset(DisfaPlus, config="{dataset_config}"),
+  "bp4d": Dataset(AuLists, config="bp4d_fold{fold}", folds=FOLDS),
+  "disfa": Dataset(AuLists, config="disfa_fold{fold}", folds=FOLDS),
+  "disfa_plus_lists": Dataset(AuLists, config="disfa_plus"),
+  "ck_plus": Dataset(CkPlus, trainable=False),
 }
 
 
 def names(*, trainable: bool | None = None) -> tuple[str, ...]:
   """The dataset names; with `trainable`, only those that are (or are not)."""
-  return tuple(name for name, dataset in DATASETS.items()
-               if trainable is None or dataset.trainable == trainable)
+  return tuple(
+    name
+    for name, dataset in DATASETS.items()
+    if trainable is None or dataset.trainable == trainable
+  )
 
 
 def check(name: str, fold: int = 0) -> Dataset:
@@ -73,19 +79,28 @@ def check(name: str, fold: int = 0) -> Dataset:
   dataset = DATASETS[name]
   if dataset.folds and fold not in dataset.folds:
     *first, last = dataset.folds
-    raise ValueError(f"--dataset {name} needs --fold"
-                     f" {', '.join(map(str, first))} or {last} (got {fold})")
+    raise ValueError(
+      f"--dataset {name} needs --fold"
+      f" {', '.join(map(str, first))} or {last} (got {fold})"
+    )
   return dataset
 
 
 def default_data_dir() -> str:
   """$DRML_DATA_DIR, else ~/.cache/drml/tensorflow_datasets."""
-  return os.path.expanduser(os.environ.get("DRML_DATA_DIR")
-                            or "~/.cache/drml/tensorflow_datasets")
+  return os.path.expanduser(
+    os.environ.get("DRML_DATA_DIR") or "~/.cache/drml/tensorflow_datasets"
+  )
 
 
-def build(name: str, *, fold: int = 0, dataset_config: str = "",
-          data_dir: str = "", manual_dir: str = "") -> SourceBuilder:
+def build(
+  name: str,
+  *,
+  fold: int = 0,
+  dataset_config: str = "",
+  data_dir: str = "",
+  manual_dir: str = "",
+) -> SourceBuilder:
   """The builder of dataset `name`, built first if `data_dir` lacks it.
 
   `dataset_config` picks the builder config of synthetic and disfa_plus;
@@ -104,16 +119,25 @@ def build(name: str, *, fold: int = 0, dataset_config: str = "",
       _check_source(name, builder, manual_dir)
     return builder
   if cls.MANUAL_DOWNLOAD_INSTRUCTIONS and not (
-      manual_dir and os.path.isdir(manual_dir) and os.listdir(manual_dir)):
-    raise DataError(f"{name} is not built in {builder.data_dir_root} and"
-                    f" manual_dir {manual_dir or None!r} is not a folder with"
-                    " its data: " + cls.MANUAL_DOWNLOAD_INSTRUCTIONS)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=manual_dir or None))
+    manual_dir and os.path.isdir(manual_dir) and os.listdir(manual_dir)
+  ):
+    raise DataError(
+      f"{name} is not built in {builder.data_dir_root} and"
+      f" manual_dir {manual_dir or None!r} is not a folder with"
+      " its data: " + cls.MANUAL_DOWNLOAD_INSTRUCTIONS
+    )
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir or None)
+  )
   if manual_dir:
-    (builder.data_path / SOURCE_FILE).write_text(json.dumps(
-        {"manual_dir": os.path.abspath(manual_dir),
-         "fingerprint": source_fingerprint(manual_dir)}))
+    (builder.data_path / SOURCE_FILE).write_text(
+      json.dumps(
+        {
+          "manual_dir": os.path.abspath(manual_dir),
+          "fingerprint": source_fingerprint(manual_dir),
+        }
+      )
+    )
   return builder
 
 
@@ -138,9 +162,10 @@ def _check_source(name: str, builder, manual_dir: str) -> None:
   built_from = json.loads(record.read_text())
   if built_from["fingerprint"] != source_fingerprint(manual_dir):
     raise DataError(
-        f"{name} in {builder.data_path} was built from {built_from['manual_dir']},"
-        f" whose files differ from those in {manual_dir}: pass a new --data-dir"
-        " to build it from this folder, or remove that folder to rebuild it")
+      f"{name} in {builder.data_path} was built from {built_from['manual_dir']},"
+      f" whose files differ from those in {manual_dir}: pass a new --data-dir"
+      " to build it from this folder, or remove that folder to rebuild it"
+    )
 
 
 def aus(builder: tfds.core.DatasetBuilder) -> tuple[int, ...]:

@@ -38,33 +38,46 @@ def build_model(model_config: dict, seed: int = 0, **kernels) -> DRML:
 
 
 def _save_args(state, **json_items) -> ocp.args.Composite:
-  return ocp.args.Composite(**{STATE_ITEM: ocp.args.PyTreeSave(state)},
-                            **{k: ocp.args.JsonSave(v) for k, v in json_items.items()})
+  return ocp.args.Composite(
+    **{STATE_ITEM: ocp.args.PyTreeSave(state)},
+    **{k: ocp.args.JsonSave(v) for k, v in json_items.items()},
+  )
 
 
 def _restore_args(target, *, partial: bool = False) -> ocp.args.PyTreeRestore:
   target = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   return ocp.args.PyTreeRestore(
-      target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-      partial_restore=partial)
+    target,
+    restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+    partial_restore=partial,
+  )
 
 
 def _manager(directory, **options) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(os.path.abspath(directory),
-                               item_names=(STATE_ITEM, MODEL_CONFIG_ITEM, RUN_ITEM),
-                               **options)
+  return ocp.CheckpointManager(
+    os.path.abspath(directory),
+    item_names=(STATE_ITEM, MODEL_CONFIG_ITEM, RUN_ITEM),
+    **options,
+  )
 
 
-def save_model(directory, model: DRML, model_config: dict, *, step: int = 0) -> None:
+def save_model(
+  directory, model: DRML, model_config: dict, *, step: int = 0
+) -> None:
   """Writes the model and its config as `step` of a checkpoint directory."""
   with _manager(directory) as manager:
-    manager.save(step, args=_save_args(train_state.split(model)[1],
-                                       **{MODEL_CONFIG_ITEM: model_config}))
+    manager.save(
+      step,
+      args=_save_args(
+        train_state.split(model)[1], **{MODEL_CONFIG_ITEM: model_config}
+      ),
+    )
     manager.wait_until_finished()
 
 
-def restore_model(directory, *, step: int | None = None, best: bool = False,
-                  **kernels) -> tuple[DRML, dict, int]:
+def restore_model(
+  directory, *, step: int | None = None, best: bool = False, **kernels
+) -> tuple[DRML, dict, int]:
   """(model, model_config, step) of a checkpoint directory.
 
   The step is `step`, else the best evaluated one when `best` (a training
@@ -77,22 +90,35 @@ def restore_model(directory, *, step: int | None = None, best: bool = False,
       step = manager.best_step()
     step = manager.latest_step() if step is None else step
     if step is None:
-      raise CheckpointError(f"{directory} is not a readable orbax DRML checkpoint "
-                            "(no step in it)")
+      raise CheckpointError(
+        f"{directory} is not a readable orbax DRML checkpoint (no step in it)"
+      )
     try:
-      model_config = manager.restore(step, args=ocp.args.Composite(**{
-          MODEL_CONFIG_ITEM: ocp.args.JsonRestore()}))[MODEL_CONFIG_ITEM]
+      model_config = manager.restore(
+        step,
+        args=ocp.args.Composite(**{MODEL_CONFIG_ITEM: ocp.args.JsonRestore()}),
+      )[MODEL_CONFIG_ITEM]
       model = build_model(model_config, **kernels)
       graphdefs, target = train_state.split(model)
-      restored = manager.restore(step, args=ocp.args.Composite(**{
-          STATE_ITEM: _restore_args(
+      restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+          **{
+            STATE_ITEM: _restore_args(
               {"params": target.params, "batch_stats": target.batch_stats},
-              partial=True)}))[STATE_ITEM]
+              partial=True,
+            )
+          }
+        ),
+      )[STATE_ITEM]
     except Exception as error:  # pylint: disable=broad-except
-      raise CheckpointError(f"{directory} is not a readable orbax DRML checkpoint "
-                            f"(step {step}: {_first_line(error)})") from None
-  model = train_state.merge(graphdefs.eval,
-                            ModelState(restored["params"], restored["batch_stats"]))
+      raise CheckpointError(
+        f"{directory} is not a readable orbax DRML checkpoint "
+        f"(step {step}: {_first_line(error)})"
+      ) from None
+  model = train_state.merge(
+    graphdefs.eval, ModelState(restored["params"], restored["batch_stats"])
+  )
   return model, model_config, step
 
 
@@ -103,17 +129,23 @@ def _first_line(error: Exception) -> str:
 
 def _read_only_options() -> ocp.CheckpointManagerOptions:
   # Not orbax's read_only mode, which warns on every use; nothing is saved.
-  return ocp.CheckpointManagerOptions(create=False, best_fn=_best_metric, best_mode="max")
+  return ocp.CheckpointManagerOptions(
+    create=False, best_fn=_best_metric, best_mode="max"
+  )
 
 
-def load_model(path, *, step: int | None = None, best: bool = True, **kernels
-               ) -> tuple[DRML, dict, str]:
+def load_model(
+  path, *, step: int | None = None, best: bool = True, **kernels
+) -> tuple[DRML, dict, str]:
   """(model, model_config, description) of an orbax directory or a PyTorch file."""
   if os.path.isfile(path):
     from drml_jax import interchange  # pylint: disable=import-outside-toplevel
+
     model, model_config = interchange.read_torch_checkpoint(path, **kernels)
     return model, model_config, f"PyTorch checkpoint {path}"
-  model, model_config, step = restore_model(path, step=step, best=best, **kernels)
+  model, model_config, step = restore_model(
+    path, step=step, best=best, **kernels
+  )
   return model, model_config, f"orbax checkpoint {path} (step {step})"
 
 
@@ -140,13 +172,22 @@ class TrainCheckpoints:
   """
 
   def __init__(self, directory):
-    policy = preservation_policy.AnyPreservationPolicy([
+    policy = preservation_policy.AnyPreservationPolicy(
+      [
         preservation_policy.LatestN(1),
-        preservation_policy.BestN(get_metric_fn=_best_metric, n=1,
-                                  keep_checkpoints_without_metrics=False)])
+        preservation_policy.BestN(
+          get_metric_fn=_best_metric,
+          n=1,
+          keep_checkpoints_without_metrics=False,
+        ),
+      ]
+    )
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=policy, best_fn=_best_metric, best_mode="max",
-        cleanup_tmp_directories=True)
+      preservation_policy=policy,
+      best_fn=_best_metric,
+      best_mode="max",
+      cleanup_tmp_directories=True,
+    )
     self.directory = os.path.abspath(directory)
     self.manager = _manager(self.directory, options=options)
 
@@ -157,22 +198,34 @@ class TrainCheckpoints:
     """The complete steps on disk, oldest first."""
     return sorted(self.manager.all_steps())
 
-  def save(self, state: TrainState, *, model_config: dict, run: dict,
-           metrics: dict | None = None) -> None:
+  def save(
+    self,
+    state: TrainState,
+    *,
+    model_config: dict,
+    run: dict,
+    metrics: dict | None = None,
+  ) -> None:
     """Starts writing the state's step (asynchronously: `wait` before relying on it)."""
-    self.manager.save(int(jax.device_get(state.step)), metrics=metrics,
-                      args=_save_args(state, **{MODEL_CONFIG_ITEM: model_config,
-                                                RUN_ITEM: run}))
+    self.manager.save(
+      int(jax.device_get(state.step)),
+      metrics=metrics,
+      args=_save_args(
+        state, **{MODEL_CONFIG_ITEM: model_config, RUN_ITEM: run}
+      ),
+    )
 
   def restore(self, step: int, target: TrainState) -> TrainState:
     """The state of `step`, restored as `target`'s (abstract) arrays."""
-    return self.manager.restore(step, args=ocp.args.Composite(**{
-        STATE_ITEM: _restore_args(target)}))[STATE_ITEM]
+    return self.manager.restore(
+      step, args=ocp.args.Composite(**{STATE_ITEM: _restore_args(target)})
+    )[STATE_ITEM]
 
   def run(self, step: int) -> dict:
     """The JSON `run` item of `step`."""
-    return self.manager.restore(step, args=ocp.args.Composite(**{
-        RUN_ITEM: ocp.args.JsonRestore()}))[RUN_ITEM]
+    return self.manager.restore(
+      step, args=ocp.args.Composite(**{RUN_ITEM: ocp.args.JsonRestore()})
+    )[RUN_ITEM]
 
   def wait(self) -> None:
     """Blocks until every started save is complete."""

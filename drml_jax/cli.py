@@ -63,7 +63,9 @@ def setup_logging(verbose: bool = True) -> None:
     logger.propagate = False
 
 
-def command(main: Callable[[list[str]], int]) -> Callable[[list[str] | None], int]:
+def command(
+  main: Callable[[list[str]], int],
+) -> Callable[[list[str] | None], int]:
   """Wraps a command's `main(argv) -> exit code`: user errors become one line."""
 
   @functools.wraps(main)

@@ -19,12 +19,15 @@ from drml_jax import checkpoint, cli, interchange
 
 @cli.command
 def main(argv: list[str]) -> int:
-  parser = cli.Parser(prog="python -m drml_jax.convert",
-                                   description=__doc__.splitlines()[0])
+  parser = cli.Parser(
+    prog="python -m drml_jax.convert", description=__doc__.splitlines()[0]
+  )
   parser.add_argument("direction", choices=("torch-to-orbax", "orbax-to-torch"))
   parser.add_argument("src")
   parser.add_argument("dst")
-  parser.add_argument("--step", type=int, default=None, help="orbax step (default: latest)")
+  parser.add_argument(
+    "--step", type=int, default=None, help="orbax step (default: latest)"
+  )
   args = parser.parse_args(argv)
   if not os.path.exists(args.src):
     raise FileNotFoundError(f"{args.src} does not exist")

@@ -40,7 +40,12 @@ def resolve_conv(impl: str, fft_on_cpu: bool) -> str:
 def conv_lax(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
   """VALID cross-correlation: x (B,H,W,I), kernel HWIO."""
   return jax.lax.conv_general_dilated(
-      x, kernel, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    x,
+    kernel,
+    (stride, stride),
+    "VALID",
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+  )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -57,9 +62,11 @@ def _conv_chunked_backward(stride, residuals, cotangent):
   x, kernel = residuals
   grad_x = jax.vjp(lambda x: conv_lax(x, kernel, stride), x)[1](cotangent)[0]
   grad_kernel = sum(
-      jax.vjp(lambda k, i=i: conv_lax(x[i:i + KERNEL_GRAD_CHUNK], k, stride), kernel)[1](
-          cotangent[i:i + KERNEL_GRAD_CHUNK])[0]
-      for i in range(0, x.shape[0], KERNEL_GRAD_CHUNK))
+    jax.vjp(
+      lambda k, i=i: conv_lax(x[i : i + KERNEL_GRAD_CHUNK], k, stride), kernel
+    )[1](cotangent[i : i + KERNEL_GRAD_CHUNK])[0]
+    for i in range(0, x.shape[0], KERNEL_GRAD_CHUNK)
+  )
   return grad_x, grad_kernel
 
 
@@ -78,11 +85,16 @@ def conv_fft(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
   kernel_h, kernel_w = kernel.shape[:2]
   fft_dtype = jnp.promote_types(x.dtype, jnp.float32)
   spectrum = jnp.einsum(
-      "bhwi,hwio->bhwo",
-      jnp.fft.rfft2(x.astype(fft_dtype), axes=(1, 2)),
-      jnp.conj(jnp.fft.rfft2(kernel.astype(fft_dtype), s=(height, width), axes=(0, 1))))
+    "bhwi,hwio->bhwo",
+    jnp.fft.rfft2(x.astype(fft_dtype), axes=(1, 2)),
+    jnp.conj(
+      jnp.fft.rfft2(kernel.astype(fft_dtype), s=(height, width), axes=(0, 1))
+    ),
+  )
   y = jnp.fft.irfft2(spectrum, s=(height, width), axes=(1, 2))
-  y = y[:, :height - kernel_h + 1:stride, :width - kernel_w + 1:stride].astype(x.dtype)
+  y = y[
+    :, : height - kernel_h + 1 : stride, : width - kernel_w + 1 : stride
+  ].astype(x.dtype)
   return jax.lax.optimization_barrier(y)
 
 
@@ -95,15 +107,32 @@ class Conv(nnx.Conv):
     Other arguments as `nnx.Conv`, with padding fixed to VALID.
   """
 
-  def __init__(self, in_features: int, out_features: int, kernel_size: int, *,
-               strides: int = 1, impl: str = "auto", fft_on_cpu: bool = False,
-               **kwargs):
-    super().__init__(in_features, out_features, (kernel_size, kernel_size),
-                     strides=strides, padding="VALID", **kwargs)
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    kernel_size: int,
+    *,
+    strides: int = 1,
+    impl: str = "auto",
+    fft_on_cpu: bool = False,
+    **kwargs,
+  ):
+    super().__init__(
+      in_features,
+      out_features,
+      (kernel_size, kernel_size),
+      strides=strides,
+      padding="VALID",
+      **kwargs,
+    )
     self.impl = resolve_conv(impl, fft_on_cpu)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x, kernel, bias = nnx.nn.dtypes.promote_dtype(
-        (x, self.kernel[...], self.bias[...]), dtype=self.dtype)
-    conv = {"lax": conv_lax, "chunked": conv_chunked, "fft": conv_fft}[self.impl]
+      (x, self.kernel[...], self.bias[...]), dtype=self.dtype
+    )
+    conv = {"lax": conv_lax, "chunked": conv_chunked, "fft": conv_fft}[
+      self.impl
+    ]
     return conv(x, kernel, self.strides) + bias

@@ -30,17 +30,30 @@ def resize_inputs(images: np.ndarray, input_size: int) -> np.ndarray:
 class Batches:
   """This process's batches of one dataset, from its `data_shards` parts."""
 
-  def __init__(self, builder, *, data_shards: int, process_index: int,
-               process_count: int, mode: str, normalization: str,
-               input_size: int = pipeline.INPUT_SIZE, mean: np.ndarray | None = None):
+  def __init__(
+    self,
+    builder,
+    *,
+    data_shards: int,
+    process_index: int,
+    process_count: int,
+    mode: str,
+    normalization: str,
+    input_size: int = pipeline.INPUT_SIZE,
+    mean: np.ndarray | None = None,
+  ):
     if data_shards % process_count:
-      raise ValueError(f"data_shards {data_shards} is not a multiple of the "
-                       f"{process_count} processes: pass --data-shards "
-                       f"{process_count} or a multiple of it")
+      raise ValueError(
+        f"data_shards {data_shards} is not a multiple of the "
+        f"{process_count} processes: pass --data-shards "
+        f"{process_count} or a multiple of it"
+      )
     self.builder = builder
     self.data_shards = data_shards
     per_process = data_shards // process_count
-    self.shards = range(process_index * per_process, (process_index + 1) * per_process)
+    self.shards = range(
+      process_index * per_process, (process_index + 1) * per_process
+    )
     self.input_size = input_size
     self.options = dict(mode=mode, normalization=normalization, mean=mean)
     if normalization == "bgr_mean" and mean is None:
@@ -48,32 +61,61 @@ class Batches:
 
   def _shard_batch_size(self, batch_size: int) -> int:
     if batch_size % self.data_shards:
-      raise ValueError(f"batch size {batch_size} does not split into {self.data_shards} "
-                       "data shards: choose a multiple of the number of processes")
+      raise ValueError(
+        f"batch size {batch_size} does not split into {self.data_shards} "
+        "data shards: choose a multiple of the number of processes"
+      )
     return batch_size // self.data_shards
 
   def steps_per_epoch(self, split: str, batch_size: int) -> int:
     """Full global batches of `batch_size` per training epoch."""
-    return pipeline.num_batches(self.builder, split, train=True,
-                                batch_size=self._shard_batch_size(batch_size),
-                                process_count=self.data_shards)
+    return pipeline.num_batches(
+      self.builder,
+      split,
+      train=True,
+      batch_size=self._shard_batch_size(batch_size),
+      process_count=self.data_shards,
+    )
 
   def _concat(self, split: str, batch_size: int, **kwargs) -> Iterator[dict]:
     per_shard = self._shard_batch_size(batch_size)
-    parts = [pipeline.make_dataset(self.builder, split, batch_size=per_shard,
-                                   process_index=shard, process_count=self.data_shards,
-                                   **self.options, **kwargs)
-             for shard in self.shards]
+    parts = [
+      pipeline.make_dataset(
+        self.builder,
+        split,
+        batch_size=per_shard,
+        process_index=shard,
+        process_count=self.data_shards,
+        **self.options,
+        **kwargs,
+      )
+      for shard in self.shards
+    ]
     for batches in zip(*parts):
-      batch = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+      batch = {
+        key: np.concatenate([b[key] for b in batches]) for key in batches[0]
+      }
       batch["image"] = resize_inputs(batch["image"], self.input_size)
       yield batch
 
-  def train(self, split: str, batch_size: int, *, seed: int, start_step: int,
-            num_epochs: int) -> Iterator[dict]:
+  def train(
+    self,
+    split: str,
+    batch_size: int,
+    *,
+    seed: int,
+    start_step: int,
+    num_epochs: int,
+  ) -> Iterator[dict]:
     """Training batches (this process's rows of each global batch) from `start_step`."""
-    return self._concat(split, batch_size, train=True, seed=seed,
-                        start_step=start_step, num_epochs=num_epochs)
+    return self._concat(
+      split,
+      batch_size,
+      train=True,
+      seed=seed,
+      start_step=start_step,
+      num_epochs=num_epochs,
+    )
 
   def evaluation(self, split: str, batch_size: int) -> Iterator[dict]:
     """One pass over this process's part of `split`, padded with `valid` False."""

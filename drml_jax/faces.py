@@ -47,6 +47,7 @@ class Face:
   `score` is the Haar detection's count of merged neighbouring detections
   (at least MIN_NEIGHBORS; higher is surer), None for a given crop.
   """
+
   x: int
   y: int
   w: int
@@ -61,30 +62,47 @@ class Detector:
     path = os.path.join(cv2.data.haarcascades, CASCADE)
     self.cascade = cv2.CascadeClassifier(path)
     if self.cascade.empty():
-      raise RuntimeError(f"{path}: cannot load OpenCV's face cascade; reinstall"
-                         " opencv-python-headless<5")
+      raise RuntimeError(
+        f"{path}: cannot load OpenCV's face cascade; reinstall"
+        " opencv-python-headless<5"
+      )
 
   def __call__(self, image: np.ndarray) -> list[Face]:
     """The faces of an (H, W, 3) uint8 RGB image, sorted by x."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     scale = min(1.0, DETECT_SIDE / max(gray.shape))
     if scale < 1.0:
-      gray = cv2.resize(gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)),
-                        interpolation=cv2.INTER_AREA)
+      gray = cv2.resize(
+        gray,
+        (round(gray.shape[1] * scale), round(gray.shape[0] * scale)),
+        interpolation=cv2.INTER_AREA,
+      )
     side = max(MIN_FACE, round(MIN_FACE_FRACTION * min(gray.shape)))
     boxes, neighbours = self.cascade.detectMultiScale2(
-        gray, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS, minSize=(side, side))
+      gray,
+      scaleFactor=SCALE_FACTOR,
+      minNeighbors=MIN_NEIGHBORS,
+      minSize=(side, side),
+    )
     # The cascade's grouping can leave two boxes on one face: keep the surer.
-    kept = cv2.dnn.NMSBoxes([list(map(int, box)) for box in boxes],
-                            [float(n) for n in neighbours], 0.0, MAX_OVERLAP)
-    faces = [Face(*(round(int(v) / scale) for v in boxes[i]), score=int(neighbours[i]))
-             for i in np.asarray(kept, int).reshape(-1)]
+    kept = cv2.dnn.NMSBoxes(
+      [list(map(int, box)) for box in boxes],
+      [float(n) for n in neighbours],
+      0.0,
+      MAX_OVERLAP,
+    )
+    faces = [
+      Face(*(round(int(v) / scale) for v in boxes[i]), score=int(neighbours[i]))
+      for i in np.asarray(kept, int).reshape(-1)
+    ]
     return sorted(faces, key=lambda face: (face.x, face.y))
 
 
 def crop(image: np.ndarray, face: Face) -> np.ndarray:
   """The (200, 200, 3) uint8 crop of a detected face, framed as DISFA+."""
-  corners = np.array([[face.x, face.y], [face.x + face.w, face.y + face.h]], np.float64)
+  corners = np.array(
+    [[face.x, face.y], [face.x + face.w, face.y + face.h]], np.float64
+  )
   return crop_face(image, corners, CROP_MARGIN)
 
 
@@ -100,4 +118,6 @@ def aligned(image: np.ndarray) -> tuple[Face, np.ndarray]:
     return face, image
   side = min(height, width)
   left, top = (width - side) / 2, (height - side) / 2
-  return face, crop_face(image, np.array([[left, top], [left + side, top + side]]), 0.0)
+  return face, crop_face(
+    image, np.array([[left, top], [left + side, top + side]]), 0.0
+  )

@@ -37,6 +37,7 @@ class InterchangeError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Entry:
   """One torch tensor and where it lives in the Flax state."""
+
   torch_key: str
   flax_path: tuple[str, ...]
   to_torch: Callable[[np.ndarray], np.ndarray]
@@ -58,17 +59,32 @@ def _conv_to_flax(w):
 
 def _fc1_converters(height, width, channels):
   def to_torch(k):  # (H*W*C, O) -> (O, C*H*W)
-    return k.reshape(height, width, channels, -1).transpose(3, 2, 0, 1).reshape(k.shape[1], -1)
+    return (
+      k.reshape(height, width, channels, -1)
+      .transpose(3, 2, 0, 1)
+      .reshape(k.shape[1], -1)
+    )
 
   def to_flax(w):  # (O, C*H*W) -> (H*W*C, O)
-    return w.reshape(-1, channels, height, width).transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
+    return (
+      w.reshape(-1, channels, height, width)
+      .transpose(2, 3, 1, 0)
+      .reshape(-1, w.shape[0])
+    )
 
   return to_torch, to_flax
 
 
 def _layer(torch_prefix, flax_name, kernel_to_torch, kernel_to_flax):
-  return [Entry(f"{torch_prefix}.weight", (flax_name, "kernel"), kernel_to_torch, kernel_to_flax),
-          Entry(f"{torch_prefix}.bias", (flax_name, "bias"), _identity, _identity)]
+  return [
+    Entry(
+      f"{torch_prefix}.weight",
+      (flax_name, "kernel"),
+      kernel_to_torch,
+      kernel_to_flax,
+    ),
+    Entry(f"{torch_prefix}.bias", (flax_name, "bias"), _identity, _identity),
+  ]
 
 
 def entries(model: DRML) -> list[Entry]:
@@ -80,27 +96,56 @@ def entries(model: DRML) -> list[Entry]:
     for r in range(rows * cols):
       prefix = f"extractor.1.region_conv_{r // cols}_{r % cols}"
       if has_bn_state:
-        for torch_name, flax_name in (("weight", "scale"), ("bias", "bias"),
-                                      ("running_mean", "mean"), ("running_var", "var"),
-                                      ("num_batches_tracked", "num_batches_tracked")):
-          result.append(Entry(f"{prefix}.0.{torch_name}", ("region", "units", "bn", flax_name),
-                              _identity, _identity, region=r))
-      result.append(Entry(f"{prefix}.2.weight", ("region", "units", "conv", "kernel"),
-                          _conv_to_torch, _conv_to_flax, region=r))
-      result.append(Entry(f"{prefix}.2.bias", ("region", "units", "conv", "bias"),
-                          _identity, _identity, region=r))
+        for torch_name, flax_name in (
+          ("weight", "scale"),
+          ("bias", "bias"),
+          ("running_mean", "mean"),
+          ("running_var", "var"),
+          ("num_batches_tracked", "num_batches_tracked"),
+        ):
+          result.append(
+            Entry(
+              f"{prefix}.0.{torch_name}",
+              ("region", "units", "bn", flax_name),
+              _identity,
+              _identity,
+              region=r,
+            )
+          )
+      result.append(
+        Entry(
+          f"{prefix}.2.weight",
+          ("region", "units", "conv", "kernel"),
+          _conv_to_torch,
+          _conv_to_flax,
+          region=r,
+        )
+      )
+      result.append(
+        Entry(
+          f"{prefix}.2.bias",
+          ("region", "units", "conv", "bias"),
+          _identity,
+          _identity,
+          region=r,
+        )
+      )
   for index, name in zip((5, 7, 9, 11), ("conv2", "conv3", "conv4", "conv5")):
     result += _layer(f"extractor.{index}", name, _conv_to_torch, _conv_to_flax)
   height, width, channels = model.feature_shape
-  result += _layer("classifier.0", "fc1", *_fc1_converters(height, width, channels))
+  result += _layer(
+    "classifier.0", "fc1", *_fc1_converters(height, width, channels)
+  )
   result += _layer("classifier.3", "fc2", np.transpose, np.transpose)
   result += _layer("classifier.6", "fc3", np.transpose, np.transpose)
   return result
 
 
 def _variables(model) -> dict[tuple[str, ...], nnx.Variable]:
-  return {tuple(str(k) for k in path): var
-          for path, var in nnx.to_flat_state(nnx.state(model))}
+  return {
+    tuple(str(k) for k in path): var
+    for path, var in nnx.to_flat_state(nnx.state(model))
+  }
 
 
 def _flax_value(variables, entry) -> np.ndarray:
@@ -108,7 +153,9 @@ def _flax_value(variables, entry) -> np.ndarray:
   return value if entry.region is None else value[entry.region]
 
 
-def to_torch_state_dict(model: DRML) -> "collections.OrderedDict[str, torch.Tensor]":
+def to_torch_state_dict(
+  model: DRML,
+) -> "collections.OrderedDict[str, torch.Tensor]":
   """The model's parameters and BatchNorm statistics as a PyTorch state_dict."""
   variables = _variables(model)
   state_dict = collections.OrderedDict()
@@ -129,14 +176,18 @@ def _as_numpy(value) -> np.ndarray:
 def _shape_error(entry, got, expected) -> InterchangeError:
   if entry.torch_key.startswith("classifier.6"):
     return InterchangeError(
-        f"{entry.torch_key} has shape {tuple(got)} but the model expects {tuple(expected)}: "
-        f"the checkpoint is for {got[0]} AUs and the model for {expected[0]}; "
-        "build the model with the checkpoint's number of AUs")
+      f"{entry.torch_key} has shape {tuple(got)} but the model expects {tuple(expected)}: "
+      f"the checkpoint is for {got[0]} AUs and the model for {expected[0]}; "
+      "build the model with the checkpoint's number of AUs"
+    )
   return InterchangeError(
-      f"{entry.torch_key} has shape {tuple(got)} but the model expects {tuple(expected)}")
+    f"{entry.torch_key} has shape {tuple(got)} but the model expects {tuple(expected)}"
+  )
 
 
-def load_torch_state_dict(model: DRML, state_dict: Mapping[str, object]) -> None:
+def load_torch_state_dict(
+  model: DRML, state_dict: Mapping[str, object]
+) -> None:
   """Writes a PyTorch DRML state_dict into the model, checking every key and shape."""
   variables = _variables(model)
   model_entries = entries(model)
@@ -144,15 +195,17 @@ def load_torch_state_dict(model: DRML, state_dict: Mapping[str, object]) -> None
   unexpected = [k for k in state_dict if k not in expected_keys]
   if unexpected:
     raise InterchangeError(
-        f"unexpected key {unexpected[0]!r} in the PyTorch state_dict "
-        f"({len(unexpected)} unexpected): it does not belong to this DRML configuration")
+      f"unexpected key {unexpected[0]!r} in the PyTorch state_dict "
+      f"({len(unexpected)} unexpected): it does not belong to this DRML configuration"
+    )
   stacked = collections.defaultdict(dict)
   for entry in model_entries:
     expected = entry.to_torch(_flax_value(variables, entry)).shape
     if entry.torch_key not in state_dict:
       raise InterchangeError(
-          f"missing key {entry.torch_key!r} (expected shape {tuple(expected)}) "
-          "in the PyTorch state_dict")
+        f"missing key {entry.torch_key!r} (expected shape {tuple(expected)}) "
+        "in the PyTorch state_dict"
+      )
     value = _as_numpy(state_dict[entry.torch_key])
     if value.shape != expected:
       raise _shape_error(entry, value.shape, expected)
@@ -173,20 +226,34 @@ def read_torch_checkpoint(path, **kernels) -> tuple[DRML, dict]:
   or the reference model's); the config, input size included, is read off
   the checkpoint's shapes. `kernels` choose conv forms (speed only)."""
   try:
-    with warnings.catch_warnings():  # torch's notes on the pickle protocol of a bad file
+    with (
+      warnings.catch_warnings()
+    ):  # torch's notes on the pickle protocol of a bad file
       warnings.simplefilter("ignore", UserWarning)
       state_dict = torch_checkpoint.load_state_dict(path)
-  except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError,
-          ValueError, OSError) as error:
+  except (
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    RuntimeError,
+    EOFError,
+    ValueError,
+    OSError,
+  ) as error:
     if isinstance(error, pickle.UnpicklingError):
       # Never relay torch's advice to unpickle an unknown file unsafely.
       reason = "not a torch.save file of tensors and plain containers"
     elif isinstance(error, EOFError):
       reason = "the file is empty or cut short"
     else:
-      reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    raise InterchangeError(f"{path} is not a readable PyTorch checkpoint ({reason}): "
-                           "pass a DRML state_dict saved with torch.save") from None
+      reason = (
+        str(error).strip().splitlines()[0]
+        if str(error).strip()
+        else type(error).__name__
+      )
+    raise InterchangeError(
+      f"{path} is not a readable PyTorch checkpoint ({reason}): "
+      "pass a DRML state_dict saved with torch.save"
+    ) from None
   try:
     model_config = torch_checkpoint.infer_model_config(state_dict)
   except ValueError as error:
@@ -196,7 +263,9 @@ def read_torch_checkpoint(path, **kernels) -> tuple[DRML, dict]:
   return model, model_config
 
 
-def write_torch_checkpoint(model: DRML, model_config: dict, path, *, epoch: int = 0) -> None:
+def write_torch_checkpoint(
+  model: DRML, model_config: dict, path, *, epoch: int = 0
+) -> None:
   """Writes the model as a reference-model checkpoint `{'epoch', 'state_dict',
   'optimizer'}` through a temporary file: never half written."""
   torch_model = TorchDRML(**model_config)

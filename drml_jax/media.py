@@ -68,14 +68,24 @@ def expand(inputs: list[str]) -> tuple[list[str], list[DataError]]:
     if os.path.isdir(path):
       found = _folder(path)
       if not found:
-        errors.append(DataError(f"{path}: folder holds no image or video ({extensions});"
-                                " pass a folder with some"))
+        errors.append(
+          DataError(
+            f"{path}: folder holds no image or video ({extensions});"
+            " pass a folder with some"
+          )
+        )
       paths += found
     elif not os.path.exists(path):
-      errors.append(DataError(f"{path}: no such file or folder; check the path"))
+      errors.append(
+        DataError(f"{path}: no such file or folder; check the path")
+      )
     elif _kind(path) is None:
-      errors.append(DataError(f"{path}: not an image or video file ({extensions});"
-                              " convert it or leave it out"))
+      errors.append(
+        DataError(
+          f"{path}: not an image or video file ({extensions});"
+          " convert it or leave it out"
+        )
+      )
     else:
       paths.append(path)
   return paths, errors
@@ -86,7 +96,9 @@ def frame_count(path: str, every: int = 1) -> int | None:
   if not is_video(path):
     return 1
   capture = cv2.VideoCapture(path)
-  count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+  count = (
+    int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+  )
   capture.release()
   return math.ceil(count / every) if count > 0 else None
 
@@ -102,8 +114,10 @@ def frames(path: str, every: int = 1) -> Iterator[Frame]:
   capture = cv2.VideoCapture(path)
   try:
     if not capture.isOpened():
-      raise DataError(f"{path}: cannot open the video; check that it plays, or"
-                      " convert it to H.264 mp4")
+      raise DataError(
+        f"{path}: cannot open the video; check that it plays, or"
+        " convert it to H.264 mp4"
+      )
     fps = capture.get(cv2.CAP_PROP_FPS)
     index = 0
     while True:
@@ -114,12 +128,18 @@ def frames(path: str, every: int = 1) -> Iterator[Frame]:
         ok, bgr = capture.read()
         if not ok:
           break
-        yield Frame(path, index, _timestamp(capture, index, fps),
-                    cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        yield Frame(
+          path,
+          index,
+          _timestamp(capture, index, fps),
+          cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+        )
       index += 1
     if index == 0:
-      raise DataError(f"{path}: no frame could be decoded; check that the video"
-                      " plays, or convert it to H.264 mp4")
+      raise DataError(
+        f"{path}: no frame could be decoded; check that the video"
+        " plays, or convert it to H.264 mp4"
+      )
   finally:
     capture.release()
 

@@ -6,8 +6,9 @@ import jax.numpy as jnp
 COUNT_COLUMNS = ("tp", "fp", "tn", "fn")
 
 
-def confusion_counts(logits: jax.Array, labels: jax.Array,
-                     valid: jax.Array | None = None) -> jax.Array:
+def confusion_counts(
+  logits: jax.Array, labels: jax.Array, valid: jax.Array | None = None
+) -> jax.Array:
   """int32 (C, 4) counts [tp, fp, tn, fn] per AU.
 
   An AU is predicted present when its probability exceeds 0.5 (logit > 0).
@@ -24,5 +25,12 @@ def confusion_counts(logits: jax.Array, labels: jax.Array,
   def count(mask):
     return jnp.sum(mask & known, axis=0, dtype=jnp.int32)
 
-  return jnp.stack([count(predicted & positive), count(predicted & ~positive),
-                    count(~predicted & ~positive), count(~predicted & positive)], axis=-1)
+  return jnp.stack(
+    [
+      count(predicted & positive),
+      count(predicted & ~positive),
+      count(~predicted & ~positive),
+      count(~predicted & positive),
+    ],
+    axis=-1,
+  )

@@ -17,6 +17,7 @@ INIT_VARIANTS = ("pytorch", "caffe", "he")
 
 class Layer(NamedTuple):
   """One step of the network: its name, what it computes, the module it owns."""
+
   name: str
   apply: Callable[[jax.Array], jax.Array]
   module: nnx.Module | None = None
@@ -41,14 +42,15 @@ def layer_initializers(init: str, role: str, fan_in: int):
     # weight and the bias both come out as U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     bound = 1.0 / math.sqrt(fan_in)
     uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
-        key, shape, dtype, -bound, bound)
+      key, shape, dtype, -bound, bound
+    )
     return uniform, uniform
   if init == "caffe":
     return {
-        "conv1": (_normal(0.01), _constant(0.0)),
-        "conv": (_normal(0.01), _constant(1.0)),
-        "fc_hidden": (_normal(0.005), _constant(1.0)),
-        "fc_out": (_normal(0.01), _constant(0.0)),
+      "conv1": (_normal(0.01), _constant(0.0)),
+      "conv": (_normal(0.01), _constant(1.0)),
+      "fc_hidden": (_normal(0.005), _constant(1.0)),
+      "fc_out": (_normal(0.01), _constant(0.0)),
     }[role]
   if init == "he":
     if role == "fc_out":
@@ -57,8 +59,13 @@ def layer_initializers(init: str, role: str, fan_in: int):
   raise ValueError(f"init={init!r}: expected one of {INIT_VARIANTS}")
 
 
-def local_response_norm(x: jax.Array, size: int = 5, alpha: float = 1e-4,
-                        beta: float = 0.75, k: float = 1.0) -> jax.Array:
+def local_response_norm(
+  x: jax.Array,
+  size: int = 5,
+  alpha: float = 1e-4,
+  beta: float = 0.75,
+  k: float = 1.0,
+) -> jax.Array:
   """Across-channel LRN as torch.nn.LocalResponseNorm (alpha divided by size).
 
   The window sum is a matmul with a 0/1 band matrix, which XLA:CPU
@@ -67,14 +74,16 @@ def local_response_norm(x: jax.Array, size: int = 5, alpha: float = 1e-4,
   """
   channels = jnp.arange(x.shape[-1])
   offset = channels[:, None] - channels[None, :]
-  band = ((offset >= -(size // 2)) & (offset <= (size - 1) // 2)).astype(x.dtype)
+  band = ((offset >= -(size // 2)) & (offset <= (size - 1) // 2)).astype(
+    x.dtype
+  )
   return x / (k + (alpha / size) * (jnp.square(x) @ band)) ** beta
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
   """2x2 max-pool, stride 2, VALID, as a reshape and max (fast to differentiate)."""
   b, h, w, c = x.shape
-  x = x[:, :h // 2 * 2, :w // 2 * 2]
+  x = x[:, : h // 2 * 2, : w // 2 * 2]
   return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
@@ -109,29 +118,66 @@ class DRML(nnx.Module):
     param_dtype: parameter dtype.
   """
 
-  def __init__(self, num_aus: int = 12, *, grid=(8, 8), region_bn: str = "affine",
-               init: str = "pytorch", region_conv: str = "auto", conv: str = "auto",
-               region_layer: bool = True, dropout: float = 0.5,
-               input_size: int = 170, dtype=None, param_dtype=jnp.float32,
-               rngs: nnx.Rngs):
+  def __init__(
+    self,
+    num_aus: int = 12,
+    *,
+    grid=(8, 8),
+    region_bn: str = "affine",
+    init: str = "pytorch",
+    region_conv: str = "auto",
+    conv: str = "auto",
+    region_layer: bool = True,
+    dropout: float = 0.5,
+    input_size: int = 170,
+    dtype=None,
+    param_dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     def make_conv(cin, cout, kernel, role, stride=1, fft_on_cpu=False):
-      kernel_init, bias_init = layer_initializers(init, role, cin * kernel * kernel)
-      return Conv(cin, cout, kernel, strides=stride, impl=conv, fft_on_cpu=fft_on_cpu,
-                  kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
-                  param_dtype=param_dtype, rngs=rngs)
+      kernel_init, bias_init = layer_initializers(
+        init, role, cin * kernel * kernel
+      )
+      return Conv(
+        cin,
+        cout,
+        kernel,
+        strides=stride,
+        impl=conv,
+        fft_on_cpu=fft_on_cpu,
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        rngs=rngs,
+      )
 
     def linear(din, dout, role):
       kernel_init, bias_init = layer_initializers(init, role, din)
-      return nnx.Linear(din, dout, kernel_init=kernel_init, bias_init=bias_init,
-                        dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+      return nnx.Linear(
+        din,
+        dout,
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        rngs=rngs,
+      )
 
     self.conv1 = make_conv(3, 32, 11, "conv1", fft_on_cpu=True)
     if region_layer:
       kernel_init, bias_init = layer_initializers(init, "conv", 32 * 9)
       self.region = RegionLayer(
-          32, grid=grid, region_bn=region_bn, region_conv=region_conv,
-          kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
-          param_dtype=param_dtype, rngs=rngs)
+        32,
+        grid=grid,
+        region_bn=region_bn,
+        region_conv=region_conv,
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        rngs=rngs,
+      )
     else:
       self.region = None
     self.conv2 = make_conv(32, 16, 8, "conv", fft_on_cpu=True)
@@ -149,28 +195,37 @@ class DRML(nnx.Module):
 
   def layers(self, rngs: nnx.Rngs | None = None) -> list[Layer]:
     """The network as the sequence of layers that `__call__` applies."""
-    conv = lambda name, layer: Layer(name + " + relu", lambda x: nnx.relu(layer(x)), layer)
+    conv = lambda name, layer: Layer(
+      name + " + relu", lambda x: nnx.relu(layer(x)), layer
+    )
     fc = lambda name, layer, dropout: Layer(
-        name + " + relu + dropout", lambda x: dropout(nnx.relu(layer(x)), rngs=rngs), layer)
+      name + " + relu + dropout",
+      lambda x: dropout(nnx.relu(layer(x)), rngs=rngs),
+      layer,
+    )
     layers = [Layer("conv1 11x11", self.conv1, self.conv1)]
     if self.region is not None:
       rows, cols = self.region.grid
-      layers.append(Layer(f"region layer {rows}x{cols}", self.region, self.region))
+      layers.append(
+        Layer(f"region layer {rows}x{cols}", self.region, self.region)
+      )
     return layers + [
-        # relu(max_pool(x)) == max_pool(relu(x)), on a quarter of the values.
-        Layer("relu + max-pool 2x2", lambda x: nnx.relu(max_pool_2x2(x))),
-        Layer("local response norm", local_response_norm),
-        conv("conv2 8x8", self.conv2),
-        conv("conv3 8x8", self.conv3),
-        conv("conv4 6x6 /2", self.conv4),
-        conv("conv5 5x5", self.conv5),
-        Layer("flatten", lambda x: x.reshape(x.shape[0], -1)),
-        fc("fc1", self.fc1, self.dropout1),
-        fc("fc2", self.fc2, self.dropout2),
-        Layer("fc3 (logits)", self.fc3, self.fc3),
+      # relu(max_pool(x)) == max_pool(relu(x)), on a quarter of the values.
+      Layer("relu + max-pool 2x2", lambda x: nnx.relu(max_pool_2x2(x))),
+      Layer("local response norm", local_response_norm),
+      conv("conv2 8x8", self.conv2),
+      conv("conv3 8x8", self.conv3),
+      conv("conv4 6x6 /2", self.conv4),
+      conv("conv5 5x5", self.conv5),
+      Layer("flatten", lambda x: x.reshape(x.shape[0], -1)),
+      fc("fc1", self.fc1, self.dropout1),
+      fc("fc2", self.fc2, self.dropout2),
+      Layer("fc3 (logits)", self.fc3, self.fc3),
     ]
 
-  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+  def __call__(
+    self, x: jax.Array, *, rngs: nnx.Rngs | None = None
+  ) -> jax.Array:
     """Logits (B, num_aus); `rngs` (a `dropout` stream) is needed in train
     mode when dropout > 0."""
     for layer in self.layers(rngs):

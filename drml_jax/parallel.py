@@ -19,8 +19,11 @@ DATA_AXIS = "data"
 
 def wants_distributed(hosts) -> bool:
   """Whether a config's `hosts` or the environment ask for a multi-process run."""
-  return bool(hosts.distributed or hosts.coordinator_address
-              or os.environ.get("JAX_COORDINATOR_ADDRESS"))
+  return bool(
+    hosts.distributed
+    or hosts.coordinator_address
+    or os.environ.get("JAX_COORDINATOR_ADDRESS")
+  )
 
 
 def initialize(hosts) -> None:
@@ -33,15 +36,19 @@ def initialize(hosts) -> None:
     return
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(
-      coordinator_address=hosts.coordinator_address or None,
-      num_processes=hosts.num_processes or None,
-      process_id=hosts.process_id if hosts.process_id >= 0 else None)
+    coordinator_address=hosts.coordinator_address or None,
+    num_processes=hosts.num_processes or None,
+    process_id=hosts.process_id if hosts.process_id >= 0 else None,
+  )
 
 
 def make_mesh() -> Mesh:
   """A one-axis mesh over all devices of all processes."""
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh(
+    (jax.device_count(),),
+    (DATA_AXIS,),
+    axis_types=(jax.sharding.AxisType.Auto,),
+  )
 
 
 def replicate(tree, mesh: Mesh):
@@ -53,12 +60,18 @@ def replicate(tree, mesh: Mesh):
   sharding = NamedSharding(mesh, PartitionSpec())
 
   def put(x):
-    if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
+    if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(
+      sharding, x.ndim
+    ):
       return x
     if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-      return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+      return jax.random.wrap_key_data(
+        put(jax.random.key_data(x)), impl=jax.random.key_impl(x)
+      )
     host = np.asarray(x)
-    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+    return jax.make_array_from_callback(
+      host.shape, sharding, lambda index: host[index]
+    )
 
   return jax.tree.map(put, tree)
 
@@ -67,14 +80,18 @@ def replicated_like(tree, mesh: Mesh):
   """Abstract arrays of `tree`'s shapes, replicated over the mesh (restore targets)."""
   sharding = NamedSharding(mesh, PartitionSpec())
   return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)
+    lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
+    tree,
+  )
 
 
 def shard_batch(batch: dict, mesh: Mesh) -> dict:
   """Global arrays from this process's rows of a batch, split over the mesh."""
   sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  return {key: jax.make_array_from_process_local_data(sharding, value)
-          for key, value in batch.items()}
+  return {
+    key: jax.make_array_from_process_local_data(sharding, value)
+    for key, value in batch.items()
+  }
 
 
 def fetch(tree):
@@ -85,5 +102,7 @@ def fetch(tree):
 def check_batch_size(batch_size: int, name: str = "--batch-size") -> None:
   """Raises a one-line ValueError unless the batch splits over all devices."""
   if batch_size % jax.device_count():
-    raise ValueError(f"{name} {batch_size} does not split over {jax.device_count()} "
-                     "devices: choose a multiple of the device count")
+    raise ValueError(
+      f"{name} {batch_size} does not split over {jax.device_count()} "
+      "devices: choose a multiple of the device count"
+    )

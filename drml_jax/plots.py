@@ -37,7 +37,9 @@ def _loss_plot(records: list[dict], path: str) -> None:
   for kind, style in (("train", "-"), ("eval", "o-")):
     points = [(r["step"], r["loss"]) for r in records if r["kind"] == kind]
     if points:
-      axes.plot(*zip(*points), style, label=f"{'test' if kind == 'eval' else kind} loss")
+      axes.plot(
+        *zip(*points), style, label=f"{'test' if kind == 'eval' else kind} loss"
+      )
   axes.set_xlabel("step")
   axes.set_ylabel("loss (summed over AUs)")
   axes.legend()
@@ -52,15 +54,25 @@ def _f1_plot(records: list[dict], path: str) -> None:
   if evals:
     epochs = [r["epoch"] for r in evals]
     for au in evals[0]["f1"]:
-      axes.plot(epochs, [r["f1"][au] for r in evals], alpha=0.6, label=f"AU{au}")
-    axes.plot(epochs, [r["mean_f1"] for r in evals], "k-o", linewidth=2, label="mean")
-    axes.plot(epochs, [r["constant_mean_f1"] for r in evals], "k--",
-              label="constant (all present)")
+      axes.plot(
+        epochs, [r["f1"][au] for r in evals], alpha=0.6, label=f"AU{au}"
+      )
+    axes.plot(
+      epochs, [r["mean_f1"] for r in evals], "k-o", linewidth=2, label="mean"
+    )
+    axes.plot(
+      epochs,
+      [r["constant_mean_f1"] for r in evals],
+      "k--",
+      label="constant (all present)",
+    )
   axes.set_xlabel("epoch")
   axes.xaxis.set_major_locator(MaxNLocator(integer=True))
   axes.set_ylabel("test F1")
   axes.set_ylim(0, 1)
-  axes.legend(ncol=2, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+  axes.legend(
+    ncol=2, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1)
+  )
   axes.grid(alpha=0.3)
   _save(figure, path)
 
@@ -73,8 +85,14 @@ def write_run_plots(records: list[dict], workdir: str) -> list[str]:
   return paths
 
 
-def au_timeline_plot(times: np.ndarray, probabilities: np.ndarray, aus, thresholds,
-                     title: str, path: str) -> None:
+def au_timeline_plot(
+  times: np.ndarray,
+  probabilities: np.ndarray,
+  aus,
+  thresholds,
+  title: str,
+  path: str,
+) -> None:
   """Each AU's probability over a video: (T,) times, (T, faces, AUs) with NaN gaps.
 
   One panel per AU, one line per face_id (faces numbered left to right in
@@ -82,14 +100,22 @@ def au_timeline_plot(times: np.ndarray, probabilities: np.ndarray, aus, threshol
   """
   columns = 3
   rows = math.ceil(len(aus) / columns)
-  figure, axes = plt.subplots(rows, columns, figsize=(10, 1.5 * rows + 0.6), sharex=True,
-                              sharey=True, squeeze=False)
+  figure, axes = plt.subplots(
+    rows,
+    columns,
+    figsize=(10, 1.5 * rows + 0.6),
+    sharex=True,
+    sharey=True,
+    squeeze=False,
+  )
   for index, panel in enumerate(axes.flat):
     if index >= len(aus):
       panel.set_visible(False)
       continue
     for face in range(probabilities.shape[1]):
-      panel.plot(times, probabilities[:, face, index], linewidth=1, label=f"face {face}")
+      panel.plot(
+        times, probabilities[:, face, index], linewidth=1, label=f"face {face}"
+      )
     panel.axhline(thresholds[index], color="k", linestyle="--", linewidth=0.7)
     panel.set_title(f"AU{aus[index]:02d}", fontsize=9, pad=2)
     panel.set_ylim(0, 1)
@@ -107,7 +133,9 @@ def face_sheet(crops: list[np.ndarray], captions: list[str], path: str) -> None:
   """Face crops in a grid, each with its caption (file, face, active AUs) under it."""
   columns = min(len(crops), 8)
   rows = math.ceil(len(crops) / columns)
-  figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 2.0 * rows), squeeze=False)
+  figure, axes = plt.subplots(
+    rows, columns, figsize=(1.6 * columns, 2.0 * rows), squeeze=False
+  )
   for index, panel in enumerate(axes.flat):
     panel.set_xticks([])
     panel.set_yticks([])

@@ -36,31 +36,58 @@ def _au_list(text: str) -> tuple[int, ...]:
   try:
     return tuple(int(au) for au in text.split(","))
   except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of AU "
-                                     "numbers, e.g. 1,2,4") from None
+    raise argparse.ArgumentTypeError(
+      f"{text!r} is not a comma-separated list of AU numbers, e.g. 1,2,4"
+    ) from None
 
 
 def parse_args(argv=None) -> argparse.Namespace:
   parser = cli.Parser(
-      prog="python -m drml_jax.predict", description=__doc__.splitlines()[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-  parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                      help="image files, folders and videos")
+    prog="python -m drml_jax.predict",
+    description=__doc__.splitlines()[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    epilog=__doc__,
+  )
+  parser.add_argument(
+    "inputs", nargs="+", metavar="INPUT", help="image files, folders and videos"
+  )
   model = parser.add_mutually_exclusive_group(required=True)
-  model.add_argument("--workdir", help="a drml_jax.train work directory (its best checkpoint)")
-  model.add_argument("--checkpoint",
-                     help="an orbax checkpoint directory or a PyTorch DRML .pth")
-  parser.add_argument("--out", default="predictions.csv", help="the CSV (default: %(default)s)")
-  parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-  parser.add_argument("--faces", choices=("detect", "aligned"), default="detect",
-                      help="detect faces (default), or take each input as a face crop")
-  parser.add_argument("--every", type=cli.positive_int, default=1, help="every Nth video frame")
-  parser.add_argument("--batch-size", type=cli.positive_int, default=inference.DEFAULT_BATCH_SIZE)
-  parser.add_argument("--aus", type=_au_list, default=None,
-                      help="the checkpoint's AUs, e.g. 1,2,4 (default: the run's dataset's, "
-                           "else DISFA+'s 12 or DISFA's 8)")
-  parser.add_argument("--plot", action="store_true",
-                      help="PNGs beside --out: each video's AUs over time, the images' faces")
+  model.add_argument(
+    "--workdir", help="a drml_jax.train work directory (its best checkpoint)"
+  )
+  model.add_argument(
+    "--checkpoint", help="an orbax checkpoint directory or a PyTorch DRML .pth"
+  )
+  parser.add_argument(
+    "--out", default="predictions.csv", help="the CSV (default: %(default)s)"
+  )
+  parser.add_argument(
+    "--overwrite", action="store_true", help="replace an existing --out"
+  )
+  parser.add_argument(
+    "--faces",
+    choices=("detect", "aligned"),
+    default="detect",
+    help="detect faces (default), or take each input as a face crop",
+  )
+  parser.add_argument(
+    "--every", type=cli.positive_int, default=1, help="every Nth video frame"
+  )
+  parser.add_argument(
+    "--batch-size", type=cli.positive_int, default=inference.DEFAULT_BATCH_SIZE
+  )
+  parser.add_argument(
+    "--aus",
+    type=_au_list,
+    default=None,
+    help="the checkpoint's AUs, e.g. 1,2,4 (default: the run's dataset's, "
+    "else DISFA+'s 12 or DISFA's 8)",
+  )
+  parser.add_argument(
+    "--plot",
+    action="store_true",
+    help="PNGs beside --out: each video's AUs over time, the images' faces",
+  )
   parser.add_argument("--no-progress", dest="progress", action="store_false")
   return parser.parse_args(argv)
 
@@ -103,23 +130,35 @@ class _Plots:
       return
     for face_id, item in enumerate(frame.faces):
       if len(self.crops) < SHEET_FACES:
-        active = [str(au) for au, on in zip(self.predictor.aus, item.occurrences) if on]
+        active = [
+          str(au) for au, on in zip(self.predictor.aus, item.occurrences) if on
+        ]
         self.crops.append(item.crop)
-        self.captions.append(f"{os.path.basename(frame.file)} #{face_id}\n"
-                             f"AU {' '.join(active) or 'none'}")
+        self.captions.append(
+          f"{os.path.basename(frame.file)} #{face_id}\n"
+          f"AU {' '.join(active) or 'none'}"
+        )
 
   def write(self, planned: dict[str | None, str]) -> list[str]:
     written = []
     aus = self.predictor.aus
     for path, (times, per_frame) in self.videos.items():
       faces = max(map(len, per_frame), default=0)
-      values = np.full((len(times), max(faces, 1), len(aus)), np.nan, np.float32)
+      values = np.full(
+        (len(times), max(faces, 1), len(aus)), np.nan, np.float32
+      )
       for t, frame_probabilities in enumerate(per_frame):
         for face, p in enumerate(frame_probabilities):
           values[t, face] = p
       times = np.array([np.nan if t is None else t for t in times])
-      plots.au_timeline_plot(times, values, aus, self.predictor.thresholds,
-                             os.path.basename(path), planned[path])
+      plots.au_timeline_plot(
+        times,
+        values,
+        aus,
+        self.predictor.thresholds,
+        os.path.basename(path),
+        planned[path],
+      )
       written.append(planned[path])
     if self.crops:
       plots.face_sheet(self.crops, self.captions, planned[None])
@@ -131,8 +170,9 @@ def _check_free(path: str, overwrite: bool) -> None:
   if os.path.isdir(path):
     raise ValueError(f"{path} is a folder: pass a file name for the output")
   if os.path.exists(path) and not overwrite:
-    raise ValueError(f"{path} already exists: pass --overwrite to replace it, "
-                     "or another --out")
+    raise ValueError(
+      f"{path} already exists: pass --overwrite to replace it, or another --out"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,10 +186,16 @@ def run(args: argparse.Namespace) -> int:
   planned = plot_paths(args.out, paths) if args.plot else {}
   for path in planned.values():
     _check_free(path, args.overwrite)
-  predictor = inference.load_predictor(workdir=args.workdir, checkpoint=args.checkpoint,
-                                       aus=args.aus, batch_size=args.batch_size)
-  print(f"predicting with {predictor.description} ({predictor.mode}, "
-        f"{predictor.normalization}; AUs {' '.join(map(str, predictor.aus))})")
+  predictor = inference.load_predictor(
+    workdir=args.workdir,
+    checkpoint=args.checkpoint,
+    aus=args.aus,
+    batch_size=args.batch_size,
+  )
+  print(
+    f"predicting with {predictor.description} ({predictor.mode}, "
+    f"{predictor.normalization}; AUs {' '.join(map(str, predictor.aus))})"
+  )
   failed = len(errors)
 
   def on_error(error):
@@ -157,7 +203,9 @@ def run(args: argparse.Namespace) -> int:
     failed += 1
     _error(error)
 
-  total = sum(media.frame_count(path, args.every) or 0 for path in paths) or None
+  total = (
+    sum(media.frame_count(path, args.every) or 0 for path in paths) or None
+  )
   text = io.StringIO()
   writer = csv.writer(text, lineterminator="\n")
   writer.writerow(list(COLUMNS) + au_columns(predictor.aus))
@@ -165,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
   stream = Stream(predictor, detect=args.faces == "detect", every=args.every)
   faces = 0
   start = time.perf_counter()
-  with tqdm(total=total, unit="frame", disable=not args.progress, file=sys.stderr) as bar:
+  with tqdm(
+    total=total, unit="frame", disable=not args.progress, file=sys.stderr
+  ) as bar:
     for frame in stream(paths, on_error):
       writer.writerows(csv_rows(frame, len(predictor.aus)))
       faces += len(frame.faces)
@@ -178,8 +228,10 @@ def run(args: argparse.Namespace) -> int:
     return 2  # every input failed, each said why; nothing to write
   workdir.write_atomic(args.out, text.getvalue())
   written = gathered.write(planned) if gathered else []
-  print(f"wrote {args.out}: {frames} frames, {faces} faces, {frames / seconds:.1f} frames/s"
-        + "".join(f"; {path}" for path in written))
+  print(
+    f"wrote {args.out}: {frames} frames, {faces} faces, {frames / seconds:.1f} frames/s"
+    + "".join(f"; {path}" for path in written)
+  )
   return 1 if failed else 0
 
 

@@ -31,8 +31,18 @@ from data_pipeline.sources.base import IMAGE_SIZE, DataError
 from drml_jax import faces, media
 from drml_jax.inference import Predictor
 
-COLUMNS = ("file", "frame", "timestamp_s", "face_id", "face_x", "face_y", "face_w", "face_h",
-           "face_score", "success")
+COLUMNS = (
+  "file",
+  "frame",
+  "timestamp_s",
+  "face_id",
+  "face_x",
+  "face_y",
+  "face_w",
+  "face_h",
+  "face_score",
+  "success",
+)
 QUEUE_FRAMES = 64  # decoded frames waiting for the model
 MAX_PENDING = 256  # frames held back for a batch before a partial one is run
 
@@ -40,6 +50,7 @@ MAX_PENDING = 256  # frames held back for a batch before a partial one is run
 @dataclasses.dataclass
 class FaceAUs:
   """A face, its 200x200 crop and, once predicted, its AUs."""
+
   face: faces.Face
   crop: np.ndarray
   probabilities: np.ndarray | None = None
@@ -49,6 +60,7 @@ class FaceAUs:
 @dataclasses.dataclass
 class FrameAUs:
   """A frame (an image's only one, or a video's) and its faces, left to right."""
+
   file: str
   index: int
   timestamp_s: float | None
@@ -58,6 +70,7 @@ class FrameAUs:
 @dataclasses.dataclass
 class Timings:
   """Frames yielded, and seconds spent decoding, detecting and cropping, in the model."""
+
   frames: int = 0
   decode_s: float = 0.0
   detect_s: float = 0.0
@@ -72,14 +85,28 @@ def au_columns(aus: Iterable[int]) -> list[str]:
 
 def csv_rows(frame: FrameAUs, num_aus: int) -> list[list]:
   """A frame's CSV cells: one row per face, or one with success 0 and no AUs."""
-  where = [frame.file, frame.index,
-           "" if frame.timestamp_s is None else f"{frame.timestamp_s:.3f}"]
+  where = [
+    frame.file,
+    frame.index,
+    "" if frame.timestamp_s is None else f"{frame.timestamp_s:.3f}",
+  ]
   if not frame.faces:
     return [where + [""] * 6 + [0] + [""] * (2 * num_aus)]
-  return [where + [face_id, item.face.x, item.face.y, item.face.w, item.face.h,
-                   "" if item.face.score is None else item.face.score, 1]
-          + [f"{p:.6f}" for p in item.probabilities] + [int(o) for o in item.occurrences]
-          for face_id, item in enumerate(frame.faces)]
+  return [
+    where
+    + [
+      face_id,
+      item.face.x,
+      item.face.y,
+      item.face.w,
+      item.face.h,
+      "" if item.face.score is None else item.face.score,
+      1,
+    ]
+    + [f"{p:.6f}" for p in item.probabilities]
+    + [int(o) for o in item.occurrences]
+    for face_id, item in enumerate(frame.faces)
+  ]
 
 
 class _Failure:
@@ -95,7 +122,9 @@ _END = object()
 class Stream:
   """Predicts the AUs of every face in a sequence of media files."""
 
-  def __init__(self, predictor: Predictor, *, detect: bool = True, every: int = 1):
+  def __init__(
+    self, predictor: Predictor, *, detect: bool = True, every: int = 1
+  ):
     self.predictor = predictor
     self.detector = faces.Detector() if detect else None
     self.every = every
@@ -104,7 +133,9 @@ class Stream:
   def _faces(self, image: np.ndarray) -> list[FaceAUs]:
     if self.detector is None:
       return [FaceAUs(*faces.aligned(image))]
-    return [FaceAUs(face, faces.crop(image, face)) for face in self.detector(image)]
+    return [
+      FaceAUs(face, faces.crop(image, face)) for face in self.detector(image)
+    ]
 
   def _frames(self, paths: list[str]) -> Iterator[FrameAUs | DataError]:
     """Each file's frames with their cropped faces, or the file's error."""
@@ -124,7 +155,9 @@ class Stream:
       except DataError as error:
         yield error
 
-  def _produce(self, paths: list[str], out: queue.Queue, stop: threading.Event) -> None:
+  def _produce(
+    self, paths: list[str], out: queue.Queue, stop: threading.Event
+  ) -> None:
     def put(item) -> bool:
       while not stop.is_set():
         try:
@@ -144,22 +177,29 @@ class Stream:
 
   def _predict(self, waiting: list[FaceAUs]) -> None:
     start = time.perf_counter()
-    probabilities, occurrences = self.predictor(np.stack([item.crop for item in waiting]))
+    probabilities, occurrences = self.predictor(
+      np.stack([item.crop for item in waiting])
+    )
     self.timings.model_s += time.perf_counter() - start
     for item, p, o in zip(waiting, probabilities, occurrences):
       item.probabilities, item.occurrences = p, o
 
   def _ready(self, pending: collections.deque) -> Iterator[FrameAUs]:
-    while pending and all(item.probabilities is not None for item in pending[0].faces):
+    while pending and all(
+      item.probabilities is not None for item in pending[0].faces
+    ):
       self.timings.frames += 1
       yield pending.popleft()
 
-  def __call__(self, paths: list[str],
-               on_error: Callable[[DataError], None]) -> Iterator[FrameAUs]:
+  def __call__(
+    self, paths: list[str], on_error: Callable[[DataError], None]
+  ) -> Iterator[FrameAUs]:
     """Every frame of `paths` with its faces' AUs; a file that fails goes to `on_error`."""
     out = queue.Queue(maxsize=QUEUE_FRAMES)
     stop = threading.Event()
-    thread = threading.Thread(target=self._produce, args=(paths, out, stop), daemon=True)
+    thread = threading.Thread(
+      target=self._produce, args=(paths, out, stop), daemon=True
+    )
     thread.start()
     pending, waiting = collections.deque(), []
     batch_size = self.predictor.batch_size
@@ -187,8 +227,15 @@ class Stream:
       thread.join()
 
 
-def write_synthetic_video(path: str, *, frames: int, size: tuple[int, int] = (640, 480),
-                          fps: float = 25.0, face_side: int = 240, seed: int = 1) -> str:
+def write_synthetic_video(
+  path: str,
+  *,
+  frames: int,
+  size: tuple[int, int] = (640, 480),
+  fps: float = 25.0,
+  face_side: int = 240,
+  seed: int = 1,
+) -> str:
   """An mp4 of one synthetic subject, its AUs moving, pasted on a grey background.
 
   The subject of seed 1 is one that the Haar cascade finds in every frame
@@ -206,15 +253,17 @@ def write_synthetic_video(path: str, *, frames: int, size: tuple[int, int] = (64
     intensities = np.clip(5 * np.sin(index / 4 + phases), 0, 5)
     face = synthetic.render_face(identity, intensities, synthetic.Nuisance())
     frame = np.full((height, width, 3), 90, np.uint8)
-    frame[top:top + face_side, left:left + face_side] = cv2.resize(
-        face, (face_side, face_side), interpolation=cv2.INTER_LINEAR)
+    frame[top : top + face_side, left : left + face_side] = cv2.resize(
+      face, (face_side, face_side), interpolation=cv2.INTER_LINEAR
+    )
     writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
   writer.release()
   return path
 
 
-def benchmark_predict(model, *, frames: int, batch_size: int,
-                      input_size: int = INPUT_SIZE) -> dict:
+def benchmark_predict(
+  model, *, frames: int, batch_size: int, input_size: int = INPUT_SIZE
+) -> dict:
   """Frames/s of `--faces detect` on a synthetic 640x480 video, and where the time goes.
 
   Writes the video to a temporary folder, compiles first (not timed), then
@@ -222,19 +271,29 @@ def benchmark_predict(model, *, frames: int, batch_size: int,
   overlapped with model_s (preprocessing and the forward pass).
   """
   aus = range(1, model.fc3.out_features + 1)  # names only
-  predictor = Predictor.of(model, aus, batch_size=batch_size, input_size=input_size)
+  predictor = Predictor.of(
+    model, aus, batch_size=batch_size, input_size=input_size
+  )
   predictor(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8))  # compiles
   with tempfile.TemporaryDirectory() as folder:
-    path = write_synthetic_video(os.path.join(folder, "synthetic.mp4"), frames=frames)
+    path = write_synthetic_video(
+      os.path.join(folder, "synthetic.mp4"), frames=frames
+    )
     stream = Stream(predictor)
     start = time.perf_counter()
     found = sum(len(frame.faces) for frame in stream([path], on_error=_raise))
     wall = time.perf_counter() - start
   timings = stream.timings
-  return {"frames": timings.frames, "faces": found, "batch_size": batch_size,
-          "frames_per_s": timings.frames / wall, "wall_s": wall,
-          "decode_s": timings.decode_s, "detect_s": timings.detect_s,
-          "model_s": timings.model_s}
+  return {
+    "frames": timings.frames,
+    "faces": found,
+    "batch_size": batch_size,
+    "frames_per_s": timings.frames / wall,
+    "wall_s": wall,
+    "decode_s": timings.decode_s,
+    "detect_s": timings.detect_s,
+    "model_s": timings.model_s,
+  }
 
 
 def _raise(error: DataError) -> None:

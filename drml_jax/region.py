@@ -26,19 +26,28 @@ def resolve_region_conv(impl: str) -> str:
   accelerators get the library convolution.
   """
   if impl not in REGION_CONV_IMPLS:
-    raise ValueError(f"region_conv={impl!r}: expected one of {REGION_CONV_IMPLS}")
+    raise ValueError(
+      f"region_conv={impl!r}: expected one of {REGION_CONV_IMPLS}"
+    )
   if impl == "auto":
     return "matmul" if jax.default_backend() == "cpu" else "lax"
   return impl
 
 
-def conv3x3_matmul(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+def conv3x3_matmul(
+  x: jax.Array, kernel: jax.Array, bias: jax.Array
+) -> jax.Array:
   """SAME 3x3 convolution as im2col + one matmul: x (B,H,W,C), kernel HWIO."""
   _, height, width, _ = x.shape
   padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   columns = jnp.concatenate(
-      [padded[:, dy:dy + height, dx:dx + width, :]
-       for dy in range(3) for dx in range(3)], axis=-1)
+    [
+      padded[:, dy : dy + height, dx : dx + width, :]
+      for dy in range(3)
+      for dx in range(3)
+    ],
+    axis=-1,
+  )
   return columns @ kernel.reshape(-1, kernel.shape[-1]) + bias
 
 
@@ -51,14 +60,25 @@ class RegionBatchNorm(nnx.Module):
   the batch statistics in every mode (the authors' Caffe variant).
   """
 
-  def __init__(self, channels: int, *, affine: bool, track_running_stats: bool,
-               momentum: float = 0.1, epsilon: float = 1e-5,
-               param_dtype=jnp.float32):
+  def __init__(
+    self,
+    channels: int,
+    *,
+    affine: bool,
+    track_running_stats: bool,
+    momentum: float = 0.1,
+    epsilon: float = 1e-5,
+    param_dtype=jnp.float32,
+  ):
     self.momentum = momentum
     self.epsilon = epsilon
     self.use_running_average = False
-    self.scale = nnx.Param(jnp.ones((channels,), param_dtype)) if affine else None
-    self.bias = nnx.Param(jnp.zeros((channels,), param_dtype)) if affine else None
+    self.scale = (
+      nnx.Param(jnp.ones((channels,), param_dtype)) if affine else None
+    )
+    self.bias = (
+      nnx.Param(jnp.zeros((channels,), param_dtype)) if affine else None
+    )
     self.track_running_stats = track_running_stats
     if track_running_stats:
       self.mean = nnx.BatchStat(jnp.zeros((channels,), param_dtype))
@@ -86,16 +106,36 @@ class RegionBatchNorm(nnx.Module):
 class RegionUnit(nnx.Module):
   """One region's `patch + conv3x3(relu(bn(patch)))`."""
 
-  def __init__(self, channels: int, *, region_bn: str, conv_impl: str,
-               kernel_init: Callable, bias_init: Callable, dtype=None,
-               param_dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    channels: int,
+    *,
+    region_bn: str,
+    conv_impl: str,
+    kernel_init: Callable,
+    bias_init: Callable,
+    dtype=None,
+    param_dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     self.conv_impl = conv_impl
     self.bn = RegionBatchNorm(
-        channels, affine=region_bn == "affine",
-        track_running_stats=region_bn == "affine", param_dtype=param_dtype)
+      channels,
+      affine=region_bn == "affine",
+      track_running_stats=region_bn == "affine",
+      param_dtype=param_dtype,
+    )
     self.conv = nnx.Conv(
-        channels, channels, (3, 3), padding=1, kernel_init=kernel_init,
-        bias_init=bias_init, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+      channels,
+      channels,
+      (3, 3),
+      padding=1,
+      kernel_init=kernel_init,
+      bias_init=bias_init,
+      dtype=dtype,
+      param_dtype=param_dtype,
+      rngs=rngs,
+    )
 
   def __call__(self, patch: jax.Array) -> jax.Array:
     h = nnx.relu(self.bn(patch))
@@ -113,10 +153,13 @@ def split_patches(x: jax.Array, grid: tuple[int, int]) -> jax.Array:
   rows, cols = grid
   if h % rows or w % cols:
     raise ValueError(
-        f"region grid {rows}x{cols} does not divide the {h}x{w} feature map: "
-        "choose a grid whose sizes divide the map (8x8 for 170x170 inputs)")
+      f"region grid {rows}x{cols} does not divide the {h}x{w} feature map: "
+      "choose a grid whose sizes divide the map (8x8 for 170x170 inputs)"
+    )
   x = x.reshape(b, rows, h // rows, cols, w // cols, c)
-  return x.transpose(1, 3, 0, 2, 4, 5).reshape(rows * cols, b, h // rows, w // cols, c)
+  return x.transpose(1, 3, 0, 2, 4, 5).reshape(
+    rows * cols, b, h // rows, w // cols, c
+  )
 
 
 def merge_patches(patches: jax.Array, grid: tuple[int, int]) -> jax.Array:
@@ -130,13 +173,23 @@ def merge_patches(patches: jax.Array, grid: tuple[int, int]) -> jax.Array:
 class RegionLayer(nnx.Module):
   """A grid of independent `RegionUnit`s, parameters stacked on axis 0."""
 
-  def __init__(self, channels: int, *, grid=(8, 8), region_bn: str = "affine",
-               region_conv: str = "auto", kernel_init: Callable,
-               bias_init: Callable, dtype=None, param_dtype=jnp.float32,
-               rngs: nnx.Rngs):
+  def __init__(
+    self,
+    channels: int,
+    *,
+    grid=(8, 8),
+    region_bn: str = "affine",
+    region_conv: str = "auto",
+    kernel_init: Callable,
+    bias_init: Callable,
+    dtype=None,
+    param_dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     if region_bn not in REGION_BN_VARIANTS:
       raise ValueError(
-          f"region_bn={region_bn!r}: expected one of {REGION_BN_VARIANTS}")
+        f"region_bn={region_bn!r}: expected one of {REGION_BN_VARIANTS}"
+      )
     self.grid = tuple(grid)
     conv_impl = resolve_region_conv(region_conv)
 
@@ -144,9 +197,15 @@ class RegionLayer(nnx.Module):
     @nnx.vmap(in_axes=(0,), out_axes=0)
     def make_units(rngs):
       return RegionUnit(
-          channels, region_bn=region_bn, conv_impl=conv_impl,
-          kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
-          param_dtype=param_dtype, rngs=rngs)
+        channels,
+        region_bn=region_bn,
+        conv_impl=conv_impl,
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        rngs=rngs,
+      )
 
     self.units = make_units(rngs)
 
@@ -155,4 +214,6 @@ class RegionLayer(nnx.Module):
     def apply_units(unit, patch):
       return unit(patch)
 
-    return merge_patches(apply_units(self.units, split_patches(x, self.grid)), self.grid)
+    return merge_patches(
+      apply_units(self.units, split_patches(x, self.grid)), self.grid
+    )

@@ -23,22 +23,28 @@ def au_scores(counts, aus) -> dict:
   """
   counts = np.asarray(counts, dtype=np.int64)
   if counts.shape != (len(aus), 4):
-    raise ValueError(f"counts of shape {counts.shape} do not match {len(aus)} AUs")
+    raise ValueError(
+      f"counts of shape {counts.shape} do not match {len(aus)} AUs"
+    )
   tp, fp, tn, fn = counts.T
   total = tp + fp + tn + fn
   f1_denominator = 2 * tp + fp + fn
   with np.errstate(invalid="ignore", divide="ignore"):
-    f1 = np.where(f1_denominator > 0, 2 * tp / np.maximum(f1_denominator, 1), 0.0)
+    f1 = np.where(
+      f1_denominator > 0, 2 * tp / np.maximum(f1_denominator, 1), 0.0
+    )
     accuracy = (tp + tn) / np.where(total > 0, total, np.nan)
   f1 = np.where(total > 0, f1, np.nan)
   labelled = total > 0
   return {
-      "aus": [int(a) for a in aus],
-      "f1": f1.tolist(),
-      "accuracy": accuracy.tolist(),
-      "mean_f1": float(f1[labelled].mean()) if labelled.any() else float("nan"),
-      "mean_accuracy": float(accuracy[labelled].mean()) if labelled.any() else float("nan"),
-      "counts": counts.tolist(),
+    "aus": [int(a) for a in aus],
+    "f1": f1.tolist(),
+    "accuracy": accuracy.tolist(),
+    "mean_f1": float(f1[labelled].mean()) if labelled.any() else float("nan"),
+    "mean_accuracy": float(accuracy[labelled].mean())
+    if labelled.any()
+    else float("nan"),
+    "counts": counts.tolist(),
   }
 
 
@@ -54,21 +60,25 @@ def format_table(scores: dict, name: str = "DRML") -> str:
   header = ["model"] + [f"AU{a}" for a in scores["aus"]] + ["mean"]
   cells = [_cell(f, a) for f, a in zip(scores["f1"], scores["accuracy"])]
   row = [name] + cells + [_cell(scores["mean_f1"], scores["mean_accuracy"])]
-  return "\n".join([
+  return "\n".join(
+    [
       "| " + " | ".join(header) + " |",
       "|" + " --- |" * len(header),
       "| " + " | ".join(row) + " |",
-  ])
+    ]
+  )
 
 
 def to_json(scores: dict) -> str:
   """Scores as JSON, NaN written as null."""
+
   def clean(value):
     if isinstance(value, float) and np.isnan(value):
       return None
     if isinstance(value, list):
       return [clean(v) for v in value]
     return value
+
   return json.dumps({k: clean(v) for k, v in scores.items()}, indent=2)
 
 
@@ -76,7 +86,9 @@ def constant_counts(counts) -> np.ndarray:
   """Counts of the constant predictor "every AU present" on the same labels."""
   counts = np.asarray(counts)
   tp, fp, tn, fn = counts.T
-  return np.stack([tp + fn, fp + tn, np.zeros_like(tn), np.zeros_like(fn)], axis=-1)
+  return np.stack(
+    [tp + fn, fp + tn, np.zeros_like(tn), np.zeros_like(fn)], axis=-1
+  )
 
 
 def collapse(counts) -> str | None:
@@ -92,8 +104,10 @@ def collapse(counts) -> str | None:
     return "COLLAPSED: every AU is predicted absent for the whole split"
   if present.all():
     return "COLLAPSED: every AU is predicted present for the whole split"
-  return (f"COLLAPSED: each AU gets one answer for the whole split "
-          f"({present.sum()} always present, {absent.sum()} always absent)")
+  return (
+    f"COLLAPSED: each AU gets one answer for the whole split "
+    f"({present.sum()} always present, {absent.sum()} always absent)"
+  )
 
 
 def evaluation_report(counts, aus, name: str = "DRML") -> tuple[dict, str]:
@@ -101,10 +115,14 @@ def evaluation_report(counts, aus, name: str = "DRML") -> tuple[dict, str]:
   scores = au_scores(counts, aus)
   constant = au_scores(constant_counts(counts), aus)
   table = format_table(scores, name).splitlines()
-  table.append(format_table(constant, "constant: all AUs present").splitlines()[-1])
-  lines = ["\n".join(table),
-           f"mean F1 {100 * scores['mean_f1']:.2f}  (constant predictor "
-           f"{100 * constant['mean_f1']:.2f})"]
+  table.append(
+    format_table(constant, "constant: all AUs present").splitlines()[-1]
+  )
+  lines = [
+    "\n".join(table),
+    f"mean F1 {100 * scores['mean_f1']:.2f}  (constant predictor "
+    f"{100 * constant['mean_f1']:.2f})",
+  ]
   warning = collapse(counts)
   if warning:
     lines.append(warning)
@@ -115,22 +133,36 @@ def evaluation_report(counts, aus, name: str = "DRML") -> tuple[dict, str]:
   return scores, "\n".join(lines)
 
 
-def results_markdown(title: str, notes: list[str], evals: list[dict], aus) -> str:
+def results_markdown(
+  title: str, notes: list[str], evals: list[dict], aus
+) -> str:
   """results.md: the final and the best-by-mean-F1 tables, then one line per
   evaluation. `evals` are the run's evaluation records, `notes` the lines
   under the title."""
   final, best = evals[-1], max(evals, key=lambda r: r["mean_f1"])
   table = lambda record: evaluation_report(record["counts"], aus)[1]
-  lines = [f"# {title}", "", *notes, "",
-           f"## Final model (epoch {final['epoch']}, step {final['step']})", "",
-           table(final), "",
-           f"## Best model by mean F1 (epoch {best['epoch']}, step {best['step']})", "",
-           table(best), "",
-           "## By epoch", "",
-           "| epoch | step | test loss | mean F1 | mean accuracy | constant F1 |",
-           "| --- | --- | --- | --- | --- | --- |"]
+  lines = [
+    f"# {title}",
+    "",
+    *notes,
+    "",
+    f"## Final model (epoch {final['epoch']}, step {final['step']})",
+    "",
+    table(final),
+    "",
+    f"## Best model by mean F1 (epoch {best['epoch']}, step {best['step']})",
+    "",
+    table(best),
+    "",
+    "## By epoch",
+    "",
+    "| epoch | step | test loss | mean F1 | mean accuracy | constant F1 |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ]
   for r in evals:
-    lines.append(f"| {r['epoch']} | {r['step']} | {r['loss']:.4f} | {100 * r['mean_f1']:.2f} | "
-                 f"{100 * r['mean_accuracy']:.2f} | {100 * r['constant_mean_f1']:.2f} |"
-                 + (f" {r['collapse']}" if r["collapse"] else ""))
+    lines.append(
+      f"| {r['epoch']} | {r['step']} | {r['loss']:.4f} | {100 * r['mean_f1']:.2f} | "
+      f"{100 * r['mean_accuracy']:.2f} | {100 * r['constant_mean_f1']:.2f} |"
+      + (f" {r['collapse']}" if r["collapse"] else "")
+    )
   return "\n".join(lines) + "\n"

@@ -23,9 +23,14 @@ def dropout_rngs(seed: int, step: jax.Array) -> nnx.Rngs:
   return nnx.Rngs(dropout=jax.random.fold_in(jax.random.key(seed), step))
 
 
-def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
-                    seed: int = 0, loss_fn: Callable = multilabel_sigmoid_cross_entropy,
-                    donate: bool = True) -> Callable:
+def make_train_step(
+  graphdef: nnx.GraphDef,
+  tx: optax.GradientTransformation,
+  *,
+  seed: int = 0,
+  loss_fn: Callable = multilabel_sigmoid_cross_entropy,
+  donate: bool = True,
+) -> Callable:
   """step(state, images, labels) -> (next state, loss)."""
 
   def step(state: TrainState, images, labels):
@@ -36,22 +41,30 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
       loss = loss_fn(model(images, rngs=dropout_rngs(seed, state.step)), labels)
       return loss, nnx.state(model, nnx.BatchStat)
 
-    (loss, batch_stats), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+    (loss, batch_stats), grads = jax.value_and_grad(loss_of, has_aux=True)(
+      state.params
+    )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return state.replace(params=optax.apply_updates(state.params, updates),
-                         batch_stats=batch_stats, opt_state=opt_state,
-                         step=state.step + 1), loss
+    return state.replace(
+      params=optax.apply_updates(state.params, updates),
+      batch_stats=batch_stats,
+      opt_state=opt_state,
+      step=state.step + 1,
+    ), loss
 
   return jax.jit(step, donate_argnums=(0,) if donate else ())
 
 
-def make_eval_step(graphdef: nnx.GraphDef,
-                   loss_fn: Callable = multilabel_sigmoid_cross_entropy) -> Callable:
+def make_eval_step(
+  graphdef: nnx.GraphDef, loss_fn: Callable = multilabel_sigmoid_cross_entropy
+) -> Callable:
   """step(model_state, images, labels, valid) -> (counts (C,4), summed loss)."""
 
   def step(state: ModelState, images, labels, valid):
     logits = merge(graphdef, state)(images)
     labels = labels * valid[:, None].astype(labels.dtype)
-    return confusion_counts(logits, labels, valid), loss_fn(logits, labels) * images.shape[0]
+    return confusion_counts(logits, labels, valid), loss_fn(
+      logits, labels
+    ) * images.shape[0]
 
   return jax.jit(step)

@@ -26,8 +26,14 @@ from drml_jax import cli, configs, parallel, training, workdir
 @cli.command
 def main(argv: list[str]) -> int:
   if "-h" in argv or "--help" in argv:
-    name, _ = configs.split_config_arg([a for a in argv if a not in ("-h", "--help")])
-    print(__doc__ + f"\nFields of --config {name}:\n" + configs.describe(configs.load(name)))
+    name, _ = configs.split_config_arg(
+      [a for a in argv if a not in ("-h", "--help")]
+    )
+    print(
+      __doc__
+      + f"\nFields of --config {name}:\n"
+      + configs.describe(configs.load(name))
+    )
     return 0
   config = configs.from_args(argv)
   parallel.initialize(config.hosts)
@@ -36,13 +42,17 @@ def main(argv: list[str]) -> int:
   try:
     training.train(config)
   except KeyboardInterrupt:
-    logging.getLogger(__name__).warning("interrupted before the first checkpoint: "
-                                        "nothing was saved")
+    logging.getLogger(__name__).warning(
+      "interrupted before the first checkpoint: nothing was saved"
+    )
     return 128 + signal.SIGINT
   except training.Interrupted as stopped:
-    return cli.fail(f"stopped by {signal.Signals(stopped.signum).name} at step "
-                    f"{stopped.step}; the checkpoint is saved in {config.workdir}: rerun "
-                    "the same command to resume", 128 + stopped.signum)
+    return cli.fail(
+      f"stopped by {signal.Signals(stopped.signum).name} at step "
+      f"{stopped.step}; the checkpoint is saved in {config.workdir}: rerun "
+      "the same command to resume",
+      128 + stopped.signum,
+    )
   except (training.TrainingError, workdir.LockedError) as error:
     return cli.fail(cli.first_line(error), 1)
   return 0

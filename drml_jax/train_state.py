@@ -19,6 +19,7 @@ from flax import nnx, struct
 @dataclasses.dataclass(frozen=True)
 class GraphDefs:
   """The model's structure in train and eval mode (static, never saved)."""
+
   train: nnx.GraphDef
   eval: nnx.GraphDef
 
@@ -26,6 +27,7 @@ class GraphDefs:
 @struct.dataclass
 class ModelState:
   """What a trained network is: parameters and BatchNorm statistics."""
+
   params: nnx.State
   batch_stats: nnx.State
 
@@ -33,6 +35,7 @@ class ModelState:
 @struct.dataclass
 class TrainState(ModelState):
   """ModelState plus the optimizer state and the number of steps taken."""
+
   opt_state: optax.OptState
   step: jax.Array
 
@@ -40,9 +43,13 @@ class TrainState(ModelState):
 def split(model: nnx.Module) -> tuple[GraphDefs, ModelState]:
   """The model's graph definitions and state (the model is left in eval mode)."""
   model.train()
-  train_graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  train_graphdef, params, batch_stats = nnx.split(
+    model, nnx.Param, nnx.BatchStat
+  )
   model.eval()
-  return GraphDefs(train_graphdef, nnx.graphdef(model)), ModelState(params, batch_stats)
+  return GraphDefs(train_graphdef, nnx.graphdef(model)), ModelState(
+    params, batch_stats
+  )
 
 
 def merge(graphdef: nnx.GraphDef, state: ModelState) -> nnx.Module:
@@ -50,13 +57,17 @@ def merge(graphdef: nnx.GraphDef, state: ModelState) -> nnx.Module:
   return nnx.merge(graphdef, state.params, state.batch_stats)
 
 
-def create(model: nnx.Module, tx: optax.GradientTransformation
-           ) -> tuple[GraphDefs, TrainState]:
+def create(
+  model: nnx.Module, tx: optax.GradientTransformation
+) -> tuple[GraphDefs, TrainState]:
   """Step 0 of training `model` with `tx`."""
   graphdefs, state = split(model)
-  return graphdefs, TrainState(params=state.params, batch_stats=state.batch_stats,
-                               opt_state=tx.init(state.params),
-                               step=jnp.zeros((), jnp.int32))
+  return graphdefs, TrainState(
+    params=state.params,
+    batch_stats=state.batch_stats,
+    opt_state=tx.init(state.params),
+    step=jnp.zeros((), jnp.int32),
+  )
 
 
 def model_state(state: ModelState) -> ModelState:

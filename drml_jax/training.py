@@ -26,7 +26,16 @@ import numpy as np
 from tqdm import tqdm
 
 from data_pipeline import registry
-from drml_jax import checkpoint, configs, data, parallel, plots, scores, train_state, workdir
+from drml_jax import (
+  checkpoint,
+  configs,
+  data,
+  parallel,
+  plots,
+  scores,
+  train_state,
+  workdir,
+)
 from drml_jax.evaluation import evaluate_split
 from drml_jax.optim import make_optimizer
 from drml_jax.steps import make_eval_step, make_train_step
@@ -74,25 +83,33 @@ def _check_resumable(config, saved: dict) -> None:
     if not configs.resumable(path) and old != new:
       flag = "--" + path.rpartition(".")[2].replace("_", "-")
       raise TrainingError(
-          f"{config.workdir} holds a run with {flag} {old!r}, not {new!r}: rerun with "
-          "the same settings to resume it, or pass a new --workdir")
+        f"{config.workdir} holds a run with {flag} {old!r}, not {new!r}: rerun with "
+        "the same settings to resume it, or pass a new --workdir"
+      )
 
 
 @dataclasses.dataclass
 class _Signals:
   """Records SIGINT / SIGTERM instead of dying; a second one acts as usual."""
+
   received: int | None = None
 
   def handle(self, signum, frame):  # pylint: disable=unused-argument
     self.received = signum
-    signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM
-                  else signal.default_int_handler)
+    signal.signal(
+      signum,
+      signal.SIG_DFL
+      if signum == signal.SIGTERM
+      else signal.default_int_handler,
+    )
 
 
 @contextlib.contextmanager
 def _catch_signals():
   signals = _Signals()
-  previous = {s: signal.signal(s, signals.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+  previous = {
+    s: signal.signal(s, signals.handle) for s in (signal.SIGINT, signal.SIGTERM)
+  }
   try:
     yield signals
   finally:
@@ -110,29 +127,48 @@ class Run:
     parallel.check_batch_size(config.eval_batch_size, "--eval-batch-size")
     os.makedirs(config.workdir, exist_ok=True)
     self.checkpoints = checkpoint.TrainCheckpoints(
-        os.path.join(config.workdir, workdir.CHECKPOINT_DIR))
+      os.path.join(config.workdir, workdir.CHECKPOINT_DIR)
+    )
     latest = self.checkpoints.latest_step()
-    saved = self._read(latest, self.checkpoints.run) if latest is not None else None
+    saved = (
+      self._read(latest, self.checkpoints.run) if latest is not None else None
+    )
     if saved is not None:
       _check_resumable(config, saved["config"])
     if _is_primary():
-      workdir.write_atomic(os.path.join(config.workdir, workdir.CONFIG_FILE),
-                           config.to_json(indent=2) + "\n")
+      workdir.write_atomic(
+        os.path.join(config.workdir, workdir.CONFIG_FILE),
+        config.to_json(indent=2) + "\n",
+      )
 
     d = config.data
-    self.builder = registry.build(d.dataset, fold=d.fold, dataset_config=d.dataset_config,
-                                  data_dir=d.data_dir, manual_dir=d.manual_dir)
+    self.builder = registry.build(
+      d.dataset,
+      fold=d.fold,
+      dataset_config=d.dataset_config,
+      data_dir=d.data_dir,
+      manual_dir=d.manual_dir,
+    )
     self.aus = registry.aus(self.builder)
     self.num_test = self.builder.info.splits["test"].num_examples
     self.batches = data.Batches(
-        self.builder, data_shards=d.data_shards, process_index=jax.process_index(),
-        process_count=jax.process_count(), mode=d.mode, normalization=d.normalization,
-        input_size=config.model.input_size)
-    self.steps_per_epoch = self.batches.steps_per_epoch("train", config.batch_size)
+      self.builder,
+      data_shards=d.data_shards,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+      mode=d.mode,
+      normalization=d.normalization,
+      input_size=config.model.input_size,
+    )
+    self.steps_per_epoch = self.batches.steps_per_epoch(
+      "train", config.batch_size
+    )
     self.total_steps = self.steps_per_epoch * config.num_epochs
 
     self.model_config = model_config(config, len(self.aus))
-    model = checkpoint.build_model(self.model_config, config.seed, **config.kernels)
+    model = checkpoint.build_model(
+      self.model_config, config.seed, **config.kernels
+    )
     tx = make_optimizer(**config.optim)
     self.graphdefs, state = train_state.create(model, tx)
     self.elapsed = 0.0
@@ -140,10 +176,14 @@ class Run:
       self.state = parallel.replicate(state, self.mesh)
     else:
       target = parallel.replicated_like(state, self.mesh)
-      self.state = self._read(latest, lambda step: self.checkpoints.restore(step, target))
+      self.state = self._read(
+        latest, lambda step: self.checkpoints.restore(step, target)
+      )
       self.elapsed = saved["elapsed_s"]
     self.step = int(jax.device_get(self.state.step))
-    self.train_step = make_train_step(self.graphdefs.train, tx, seed=config.seed)
+    self.train_step = make_train_step(
+      self.graphdefs.train, tx, seed=config.seed
+    )
     self.eval_step = make_eval_step(self.graphdefs.eval)
 
   def _read(self, step: int, read):
@@ -151,10 +191,12 @@ class Run:
     try:
       return read(step)
     except Exception as error:  # pylint: disable=broad-except
-      reason = (str(error).strip() or type(error).__name__).splitlines()[0][:200]
+      reason = (str(error).strip() or type(error).__name__).splitlines()[0][
+        :200
+      ]
       raise TrainingError(
-          f"step {step} in {self.checkpoints.directory} cannot be read ({reason}): remove "
-          "that step's folder to resume from an earlier one, or pass a new --workdir"
+        f"step {step} in {self.checkpoints.directory} cannot be read ({reason}): remove "
+        "that step's folder to resume from an earlier one, or pass a new --workdir"
       ) from None
 
   def model(self):
@@ -164,19 +206,34 @@ class Run:
   def save(self, metrics: dict | None = None) -> None:
     """Starts saving the current step (with `metrics` after an evaluation)."""
     if not _finite(self.state):
-      raise TrainingError(self._not_finite(
-          f"the parameters are not finite at step {self.step}", last_usable=self.step - 1))
+      raise TrainingError(
+        self._not_finite(
+          f"the parameters are not finite at step {self.step}",
+          last_usable=self.step - 1,
+        )
+      )
     self.checkpoints.save(
-        self.state, model_config=self.model_config, metrics=metrics,
-        run={"step": self.step, "epoch": self.step / self.steps_per_epoch,
-             "steps_per_epoch": self.steps_per_epoch, "elapsed_s": self.elapsed,
-             "metrics": metrics, "config": json.loads(self.config.to_json())})
+      self.state,
+      model_config=self.model_config,
+      metrics=metrics,
+      run={
+        "step": self.step,
+        "epoch": self.step / self.steps_per_epoch,
+        "steps_per_epoch": self.steps_per_epoch,
+        "elapsed_s": self.elapsed,
+        "metrics": metrics,
+        "config": json.loads(self.config.to_json()),
+      },
+    )
 
   def evaluate(self) -> tuple[np.ndarray, float]:
     """(counts, mean loss) on the test split."""
     counts, loss = evaluate_split(
-        self.eval_step, train_state.model_state(self.state),
-        self.batches.evaluation("test", self.config.eval_batch_size), self.mesh)
+      self.eval_step,
+      train_state.model_state(self.state),
+      self.batches.evaluation("test", self.config.eval_batch_size),
+      self.mesh,
+    )
     return counts, loss / self.num_test
 
   def epoch_of(self, step: int) -> int:
@@ -187,16 +244,28 @@ class Run:
     parameters are at most `last_usable`, the others gave non-finite losses."""
     self.checkpoints.wait()
     usable = [s for s in self.checkpoints.all_steps() if s <= last_usable]
-    kept = (f"step {usable[-1]} in {self.checkpoints.directory} is the last usable "
-            "checkpoint" if usable else "no usable checkpoint was written")
-    return (f"{what} (epoch {self.epoch_of(self.step)}): stopped without saving; {kept}; "
-            "lower --learning-rate and use a new --workdir")
+    kept = (
+      f"step {usable[-1]} in {self.checkpoints.directory} is the last usable "
+      "checkpoint"
+      if usable
+      else "no usable checkpoint was written"
+    )
+    return (
+      f"{what} (epoch {self.epoch_of(self.step)}): stopped without saving; {kept}; "
+      "lower --learning-rate and use a new --workdir"
+    )
 
 
 @jax.jit
 def _finite(state: TrainState) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.isfinite(x).all()
-                            for x in jax.tree.leaves((state.params, state.batch_stats))]))
+  return jnp.all(
+    jnp.stack(
+      [
+        jnp.isfinite(x).all()
+        for x in jax.tree.leaves((state.params, state.batch_stats))
+      ]
+    )
+  )
 
 
 def _check_finite(run: Run, pending: list) -> list[float]:
@@ -205,8 +274,11 @@ def _check_finite(run: Run, pending: list) -> list[float]:
   for (step, _), value in zip(pending, values):
     if not math.isfinite(value):
       # The loss of `step` is computed with the parameters of step - 1.
-      raise TrainingError(run._not_finite(  # pylint: disable=protected-access
-          f"the loss is {value} at step {step}", last_usable=step - 2))
+      raise TrainingError(
+        run._not_finite(  # pylint: disable=protected-access
+          f"the loss is {value} at step {step}", last_usable=step - 2
+        )
+      )
   return values
 
 
@@ -219,7 +291,9 @@ def train(config) -> dict:
   """
   config = config.copy_and_resolve_references()
   config.data.data_shards = config.data.data_shards or jax.process_count()
-  with workdir.lock(config.workdir) if _is_primary() else contextlib.nullcontext():
+  with (
+    workdir.lock(config.workdir) if _is_primary() else contextlib.nullcontext()
+  ):
     return _train(config)
 
 
@@ -232,9 +306,18 @@ def _train(config) -> dict:
     run.checkpoints.wait()
   if config.export_torch and _is_primary():
     from drml_jax import interchange  # pylint: disable=import-outside-toplevel
-    interchange.write_torch_checkpoint(run.model(), run.model_config, config.export_torch,
-                                       epoch=run.step // run.steps_per_epoch)
-    logger.info("wrote the PyTorch state_dict of step %d to %s", run.step, config.export_torch)
+
+    interchange.write_torch_checkpoint(
+      run.model(),
+      run.model_config,
+      config.export_torch,
+      epoch=run.step // run.steps_per_epoch,
+    )
+    logger.info(
+      "wrote the PyTorch state_dict of step %d to %s",
+      run.step,
+      config.export_torch,
+    )
   run.checkpoints.close()
   return summary
 
@@ -242,45 +325,89 @@ def _train(config) -> dict:
 def _loop(run: Run, signals: _Signals) -> dict:
   config = run.config
   primary = _is_primary()
-  log = workdir.MetricsLog(config.workdir, resume_step=run.step) if primary else None
+  log = (
+    workdir.MetricsLog(config.workdir, resume_step=run.step)
+    if primary
+    else None
+  )
   if run.step:
-    logger.info("resuming %s at step %d (epoch %.2f)", config.workdir, run.step,
-                run.step / run.steps_per_epoch)
+    logger.info(
+      "resuming %s at step %d (epoch %.2f)",
+      config.workdir,
+      run.step,
+      run.step / run.steps_per_epoch,
+    )
   logger.info(
-      "training DRML on %s (%d train / %d test images, AUs %s): %d epochs of %d steps, "
-      "batch %d, %d %s device(s), %d process(es)", config.data.dataset,
-      run.builder.info.splits["train"].num_examples, run.num_test,
-      " ".join(map(str, run.aus)), config.num_epochs, run.steps_per_epoch, config.batch_size,
-      jax.device_count(), jax.devices()[0].platform, jax.process_count())
-  progress = tqdm(total=run.total_steps, initial=run.step, unit="step", dynamic_ncols=True,
-                  disable=not (config.progress and primary))
+    "training DRML on %s (%d train / %d test images, AUs %s): %d epochs of %d steps, "
+    "batch %d, %d %s device(s), %d process(es)",
+    config.data.dataset,
+    run.builder.info.splits["train"].num_examples,
+    run.num_test,
+    " ".join(map(str, run.aus)),
+    config.num_epochs,
+    run.steps_per_epoch,
+    config.batch_size,
+    jax.device_count(),
+    jax.devices()[0].platform,
+    jax.process_count(),
+  )
+  progress = tqdm(
+    total=run.total_steps,
+    initial=run.step,
+    unit="step",
+    dynamic_ncols=True,
+    disable=not (config.progress and primary),
+  )
   pending, interval_start, interval_step = [], time.time(), run.step
   session_start = time.time() - run.elapsed
   stop = None
-  batches = run.batches.train("train", config.batch_size, seed=config.seed,
-                              start_step=run.step, num_epochs=config.num_epochs)
+  batches = run.batches.train(
+    "train",
+    config.batch_size,
+    seed=config.seed,
+    start_step=run.step,
+    num_epochs=config.num_epochs,
+  )
   try:
     for batch in batches:
-      batch = parallel.shard_batch({"image": batch["image"], "labels": batch["labels"]},
-                                   run.mesh)
-      run.state, loss = run.train_step(run.state, batch["image"], batch["labels"])
+      batch = parallel.shard_batch(
+        {"image": batch["image"], "labels": batch["labels"]}, run.mesh
+      )
+      run.state, loss = run.train_step(
+        run.state, batch["image"], batch["labels"]
+      )
       run.step += 1
       progress.update(1)
       pending.append((run.step, loss))
       epoch_end = run.step % run.steps_per_epoch == 0
-      checkpoint_due = (config.checkpoint_every_steps
-                        and run.step % config.checkpoint_every_steps == 0)
+      checkpoint_due = (
+        config.checkpoint_every_steps
+        and run.step % config.checkpoint_every_steps == 0
+      )
       stop = signals.received
-      if not (epoch_end or checkpoint_due or stop or run.step % config.log_every_steps == 0):
+      if not (
+        epoch_end
+        or checkpoint_due
+        or stop
+        or run.step % config.log_every_steps == 0
+      ):
         continue
       losses = _check_finite(run, pending)
       now = time.time()
-      record = {"kind": "train", "step": run.step, "epoch": run.step / run.steps_per_epoch,
-                "loss": float(np.mean(losses)),
-                "images_per_s": (run.step - interval_step) * config.batch_size
-                                / max(now - interval_start, 1e-9)}
-      progress.set_postfix(loss=f"{record['loss']:.3f}",
-                           img_s=f"{record['images_per_s']:.1f}", refresh=False)
+      record = {
+        "kind": "train",
+        "step": run.step,
+        "epoch": run.step / run.steps_per_epoch,
+        "loss": float(np.mean(losses)),
+        "images_per_s": (run.step - interval_step)
+        * config.batch_size
+        / max(now - interval_start, 1e-9),
+      }
+      progress.set_postfix(
+        loss=f"{record['loss']:.3f}",
+        img_s=f"{record['images_per_s']:.1f}",
+        refresh=False,
+      )
       if log:
         log.write(record)
       pending = []
@@ -310,15 +437,31 @@ def _evaluate_epoch(run: Run, log: workdir.MetricsLog | None) -> dict:
   epoch = run.epoch_of(run.step)
   counts, loss = run.evaluate()
   result, text = scores.evaluation_report(counts, run.aus)
-  logger.info("\nepoch %d/%d, step %d: test loss %.4f (%.0fs)\n%s", epoch,
-              run.config.num_epochs, run.step, loss, time.time() - start, text)
+  logger.info(
+    "\nepoch %d/%d, step %d: test loss %.4f (%.0fs)\n%s",
+    epoch,
+    run.config.num_epochs,
+    run.step,
+    loss,
+    time.time() - start,
+    text,
+  )
   if log:
-    log.write({"kind": "eval", "step": run.step, "epoch": epoch, "loss": loss,
-               "mean_f1": result["mean_f1"], "mean_accuracy": result["mean_accuracy"],
-               "constant_mean_f1": result["constant_mean_f1"],
-               "f1": dict(zip(map(str, run.aus), result["f1"])),
-               "accuracy": dict(zip(map(str, run.aus), result["accuracy"])),
-               "counts": result["counts"], "collapse": result["collapse"]})
+    log.write(
+      {
+        "kind": "eval",
+        "step": run.step,
+        "epoch": epoch,
+        "loss": loss,
+        "mean_f1": result["mean_f1"],
+        "mean_accuracy": result["mean_accuracy"],
+        "constant_mean_f1": result["constant_mean_f1"],
+        "f1": dict(zip(map(str, run.aus), result["f1"])),
+        "accuracy": dict(zip(map(str, run.aus), result["accuracy"])),
+        "counts": result["counts"],
+        "collapse": result["collapse"],
+      }
+    )
   return {checkpoint.BEST_METRIC: result["mean_f1"]}
 
 
@@ -333,24 +476,39 @@ def _finish(run: Run, records: list[dict]) -> dict:
   if _is_primary():
     plots.write_run_plots(records, config.workdir)
     title = f"DRML on {config.data.dataset}" + (
-        f" fold {config.data.fold}" if config.data.fold else "")
+      f" fold {config.data.fold}" if config.data.fold else ""
+    )
     notes = [
-        f"Test split: {run.num_test} images. F1/accuracy in %, threshold 0.5.",
-        f"Config: {config.num_epochs} epochs x {run.steps_per_epoch} steps, batch "
-        f"{config.batch_size}, lr {config.optim.learning_rate}, init {config.model.init}, "
-        f"region layer {'on' if config.model.region_layer else 'off'} "
-        f"(full config in {workdir.CONFIG_FILE}).",
-        f"Runtime: {run.elapsed / 60:.1f} min on {jax.device_count()} "
-        f"{jax.devices()[0].platform} device(s), evaluation included."]
-    workdir.write_atomic(results_path, scores.results_markdown(title, notes, evals, run.aus))
+      f"Test split: {run.num_test} images. F1/accuracy in %, threshold 0.5.",
+      f"Config: {config.num_epochs} epochs x {run.steps_per_epoch} steps, batch "
+      f"{config.batch_size}, lr {config.optim.learning_rate}, init {config.model.init}, "
+      f"region layer {'on' if config.model.region_layer else 'off'} "
+      f"(full config in {workdir.CONFIG_FILE}).",
+      f"Runtime: {run.elapsed / 60:.1f} min on {jax.device_count()} "
+      f"{jax.devices()[0].platform} device(s), evaluation included.",
+    ]
+    workdir.write_atomic(
+      results_path, scores.results_markdown(title, notes, evals, run.aus)
+    )
   logger.info(
-      "\nfinal (epoch %d): mean F1 %.2f on the test split; constant predictor (every AU "
-      "present) %.2f; best epoch %d (%.2f); %.1f min in all", final["epoch"],
-      100 * final["mean_f1"], 100 * final["constant_mean_f1"], best["epoch"],
-      100 * best["mean_f1"], run.elapsed / 60)
+    "\nfinal (epoch %d): mean F1 %.2f on the test split; constant predictor (every AU "
+    "present) %.2f; best epoch %d (%.2f); %.1f min in all",
+    final["epoch"],
+    100 * final["mean_f1"],
+    100 * final["constant_mean_f1"],
+    best["epoch"],
+    100 * best["mean_f1"],
+    run.elapsed / 60,
+  )
   if final["collapse"]:
     logger.info("%s: this is not a result; see results.md", final["collapse"])
   logger.info("results: %s", results_path)
-  return {"mean_f1": final["mean_f1"], "constant_mean_f1": final["constant_mean_f1"],
-          "best_mean_f1": best["mean_f1"], "best_epoch": best["epoch"],
-          "collapse": final["collapse"], "step": run.step, "elapsed_s": run.elapsed}
+  return {
+    "mean_f1": final["mean_f1"],
+    "constant_mean_f1": final["constant_mean_f1"],
+    "best_mean_f1": best["mean_f1"],
+    "best_epoch": best["epoch"],
+    "collapse": final["collapse"],
+    "step": run.step,
+    "elapsed_s": run.elapsed,
+  }

@@ -48,8 +48,10 @@ def lock(workdir: str):
     except BlockingIOError:
       f.seek(0)
       holder = f.read().strip() or "another process"
-      raise LockedError(f"{workdir} is being written by {holder}: wait for it to end, "
-                        "or pass another --workdir") from None
+      raise LockedError(
+        f"{workdir} is being written by {holder}: wait for it to end, "
+        "or pass another --workdir"
+      ) from None
     f.seek(0)
     f.truncate()
     f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
@@ -66,9 +68,13 @@ def write_atomic(path: str, data: str | bytes) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   mode = "wb" if isinstance(data, bytes) else "w"
-  with tempfile.NamedTemporaryFile(mode, dir=directory, delete=False,
-                                   prefix=os.path.basename(path) + ".",
-                                   suffix=".partial") as f:
+  with tempfile.NamedTemporaryFile(
+    mode,
+    dir=directory,
+    delete=False,
+    prefix=os.path.basename(path) + ".",
+    suffix=".partial",
+  ) as f:
     f.write(data)
     partial = f.name
   umask = os.umask(0)
@@ -81,8 +87,10 @@ def read_config(workdir: str) -> dict:
   """The resolved config a training run saved in its work directory."""
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{workdir} is not a training work directory (no {CONFIG_FILE}); "
-                            "pass the folder given to drml_jax.train --workdir")
+    raise FileNotFoundError(
+      f"{workdir} is not a training work directory (no {CONFIG_FILE}); "
+      "pass the folder given to drml_jax.train --workdir"
+    )
   with open(path) as f:
     return json.load(f)
 
@@ -100,10 +108,17 @@ def _scalars(record: dict) -> dict[str, float]:
   """A record's numbers as TensorBoard tags: `kind/name`, dicts as `kind/name/AU<n>`."""
   scalars = {}
   for name, value in record.items():
-    values = ({f"{name}/AU{key}": v for key, v in value.items()}
-              if isinstance(value, dict) else {name: value})
+    values = (
+      {f"{name}/AU{key}": v for key, v in value.items()}
+      if isinstance(value, dict)
+      else {name: value}
+    )
     for tag, number in values.items():
-      if name != "step" and isinstance(number, (int, float)) and not isinstance(number, bool):
+      if (
+        name != "step"
+        and isinstance(number, (int, float))
+        and not isinstance(number, bool)
+      ):
         scalars[f"{record['kind']}/{tag}"] = number
   return scalars
 
@@ -117,8 +132,11 @@ class MetricsLog:
 
   def __init__(self, workdir: str, *, resume_step: int = 0):
     from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+
     self.path = os.path.join(workdir, METRICS_FILE)
-    self.records = [r for r in read_records(workdir) if r["step"] <= resume_step]
+    self.records = [
+      r for r in read_records(workdir) if r["step"] <= resume_step
+    ]
     write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
     self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
 

@@ -25,12 +25,18 @@ def to_patch_channels(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
   n, c, h, w = x.shape
   rows, cols = grid
   if h % rows or w % cols:
-    raise ValueError(f"feature map {h}x{w} is not divisible by the region grid {rows}x{cols}")
-  x = x.reshape(n, c, rows, h // rows, cols, w // cols).permute(0, 2, 4, 1, 3, 5)
+    raise ValueError(
+      f"feature map {h}x{w} is not divisible by the region grid {rows}x{cols}"
+    )
+  x = x.reshape(n, c, rows, h // rows, cols, w // cols).permute(
+    0, 2, 4, 1, 3, 5
+  )
   return x.reshape(n, rows * cols * c, h // rows, w // cols)
 
 
-def from_patch_channels(x: torch.Tensor, grid: tuple[int, int], channels: int) -> torch.Tensor:
+def from_patch_channels(
+  x: torch.Tensor, grid: tuple[int, int], channels: int
+) -> torch.Tensor:
   """Inverse of `to_patch_channels`."""
   n, _, ph, pw = x.shape
   rows, cols = grid
@@ -41,8 +47,12 @@ def from_patch_channels(x: torch.Tensor, grid: tuple[int, int], channels: int) -
 class GroupedRegionLayer(nn.Module):
   """`RegionLayer` with every region's BN and conv stacked into one of each."""
 
-  def __init__(self, channels: int, grid: tuple[int, int] = (8, 8),
-               region_bn: str = "affine"):
+  def __init__(
+    self,
+    channels: int,
+    grid: tuple[int, int] = (8, 8),
+    region_bn: str = "affine",
+  ):
     super().__init__()
     self.channels = channels
     self.grid = tuple(grid)
@@ -50,8 +60,12 @@ class GroupedRegionLayer(nn.Module):
     if region_bn == "affine":
       self.norm = nn.BatchNorm2d(regions * channels)
     else:
-      self.norm = nn.BatchNorm2d(regions * channels, affine=False, track_running_stats=False)
-    self.conv = nn.Conv2d(regions * channels, regions * channels, 3, padding=1, groups=regions)
+      self.norm = nn.BatchNorm2d(
+        regions * channels, affine=False, track_running_stats=False
+      )
+    self.conv = nn.Conv2d(
+      regions * channels, regions * channels, 3, padding=1, groups=regions
+    )
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     patches = to_patch_channels(x, self.grid)
@@ -61,10 +75,16 @@ class GroupedRegionLayer(nn.Module):
   @torch.no_grad()
   def load_regions(self, layer: RegionLayer) -> None:
     """Copies the 64 per-region modules of a ports'-form layer into the stacks."""
-    units = [layer.region(i, j) for i in range(self.grid[0]) for j in range(self.grid[1])]
+    units = [
+      layer.region(i, j)
+      for i in range(self.grid[0])
+      for j in range(self.grid[1])
+    ]
     for name in ("weight", "bias", "running_mean", "running_var"):
       if getattr(self.norm, name) is not None:
-        getattr(self.norm, name).copy_(torch.cat([getattr(u[0], name) for u in units]))
+        getattr(self.norm, name).copy_(
+          torch.cat([getattr(u[0], name) for u in units])
+        )
     if self.norm.num_batches_tracked is not None:
       self.norm.num_batches_tracked.copy_(units[0][0].num_batches_tracked)
     self.conv.weight.copy_(torch.cat([u[2].weight for u in units]))
@@ -102,8 +122,9 @@ class FastDRML(nn.Module):
     region = layers[1]
     if isinstance(region, RegionLayer):
       bn = region.region(0, 0)[0]
-      grouped = GroupedRegionLayer(bn.num_features, region.grid,
-                                   "affine" if bn.affine else "batch_stats")
+      grouped = GroupedRegionLayer(
+        bn.num_features, region.grid, "affine" if bn.affine else "batch_stats"
+      )
       grouped.to(next(region.parameters()).device)
       grouped.load_regions(region)
       layers[1] = grouped
@@ -115,8 +136,11 @@ class FastDRML(nn.Module):
 
   def reference_state_dict(self) -> dict[str, torch.Tensor]:
     """This model's tensors keyed as `reference_torch.model.DRML`'s state_dict."""
-    state = {key: value for key, value in self.state_dict().items()
-             if not key.startswith("extractor.1.")}
+    state = {
+      key: value
+      for key, value in self.state_dict().items()
+      if not key.startswith("extractor.1.")
+    }
     region = self.extractor[1]
     if isinstance(region, GroupedRegionLayer):
       state.update(region.region_state("extractor.1."))

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def multilabel_sigmoid_cross_entropy(logits: torch.Tensor,
-                                     labels: torch.Tensor) -> torch.Tensor:
+def multilabel_sigmoid_cross_entropy(
+  logits: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
   """Sum over AUs of the sigmoid cross-entropy, averaged over the batch.
 
   Labels are in {-1, 0, +1}; 0 entries are ignored but still count in the
@@ -15,9 +16,12 @@ def multilabel_sigmoid_cross_entropy(logits: torch.Tensor,
   """
   if logits.shape != labels.shape:
     raise ValueError(
-        f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} differ")
+      f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} differ"
+    )
   zero = logits.new_zeros(())
   log_likelihood = torch.where(
-      labels > 0, F.logsigmoid(logits),
-      torch.where(labels < 0, F.logsigmoid(-logits), zero))
+    labels > 0,
+    F.logsigmoid(logits),
+    torch.where(labels < 0, F.logsigmoid(-logits), zero),
+  )
   return -log_likelihood.sum() / logits.shape[0]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def confusion_counts(logits: torch.Tensor, labels: torch.Tensor,
-                     valid: torch.Tensor | None = None) -> torch.Tensor:
+def confusion_counts(
+  logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
   """(C, 4) int64 counts [tp, fp, tn, fn] per AU.
 
   An AU is predicted present iff its logit > 0 (probability > 0.5). Labels 0
@@ -19,6 +20,10 @@ def confusion_counts(logits: torch.Tensor, labels: torch.Tensor,
     keep = valid.to(torch.bool)[:, None]
     positive = positive & keep
     negative = negative & keep
-  counts = (predicted & positive, predicted & negative,
-            ~predicted & negative, ~predicted & positive)
+  counts = (
+    predicted & positive,
+    predicted & negative,
+    ~predicted & negative,
+    ~predicted & positive,
+  )
   return torch.stack([c.sum(dim=0) for c in counts], dim=1)

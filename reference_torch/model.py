@@ -36,18 +36,25 @@ class RegionLayer(nn.Module):
   the patch, so a patch never sees its neighbours.
   """
 
-  def __init__(self, channels: int, grid: tuple[int, int] = (8, 8),
-               region_bn: str = "affine"):
+  def __init__(
+    self,
+    channels: int,
+    grid: tuple[int, int] = (8, 8),
+    region_bn: str = "affine",
+  ):
     super().__init__()
     _check_choice("region_bn", region_bn, REGION_BNS)
     self.grid = tuple(grid)
     for i in range(self.grid[0]):
       for j in range(self.grid[1]):
-        self.add_module(f"region_conv_{i}_{j}", nn.Sequential(
+        self.add_module(
+          f"region_conv_{i}_{j}",
+          nn.Sequential(
             _region_norm(channels, region_bn),
             nn.ReLU(),
             nn.Conv2d(channels, channels, 3, padding=1),
-        ))
+          ),
+        )
 
   def region(self, i: int, j: int) -> nn.Sequential:
     """The module applied to the patch in grid row i, column j."""
@@ -58,15 +65,17 @@ class RegionLayer(nn.Module):
     rows, cols = self.grid
     if height % rows or width % cols:
       raise ValueError(
-          f"feature map {height}x{width} is not divisible by the region grid "
-          f"{rows}x{cols}")
+        f"feature map {height}x{width} is not divisible by the region grid "
+        f"{rows}x{cols}"
+      )
     patch_h, patch_w = height // rows, width // cols
     out_rows = []
     for i in range(rows):
       out_cols = []
       for j in range(cols):
-        patch = x[..., i * patch_h:(i + 1) * patch_h,
-                  j * patch_w:(j + 1) * patch_w]
+        patch = x[
+          ..., i * patch_h : (i + 1) * patch_h, j * patch_w : (j + 1) * patch_w
+        ]
         out_cols.append(patch + self.region(i, j)(patch))
       out_rows.append(torch.cat(out_cols, dim=-1))
     return torch.cat(out_rows, dim=-2)
@@ -98,42 +107,48 @@ def _he_std(layer: nn.Module) -> float:
 class DRML(nn.Module):
   """Deep Region and Multi-label Learning: (N, 3, H, W) images to AU logits."""
 
-  def __init__(self, num_aus: int = 12, *, grid: tuple[int, int] = (8, 8),
-               region_bn: str = "affine", init: str = "pytorch",
-               region_layer: bool = True, dropout: float = 0.5,
-               input_size: int = 170):
+  def __init__(
+    self,
+    num_aus: int = 12,
+    *,
+    grid: tuple[int, int] = (8, 8),
+    region_bn: str = "affine",
+    init: str = "pytorch",
+    region_layer: bool = True,
+    dropout: float = 0.5,
+    input_size: int = 170,
+  ):
     super().__init__()
     _check_choice("region_bn", region_bn, REGION_BNS)
     _check_choice("init", init, INITS)
-    region = (RegionLayer(32, grid, region_bn) if region_layer
-              else nn.Identity())
+    region = RegionLayer(32, grid, region_bn) if region_layer else nn.Identity()
     self.extractor = nn.Sequential(
-        nn.Conv2d(3, 32, 11),
-        region,
-        nn.ReLU(),
-        nn.MaxPool2d(2, 2),
-        nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=1.0),
-        nn.Conv2d(32, 16, 8),
-        nn.ReLU(),
-        nn.Conv2d(16, 16, 8),
-        nn.ReLU(),
-        nn.Conv2d(16, 16, 6, stride=2),
-        nn.ReLU(),
-        nn.Conv2d(16, 16, 5),
-        nn.ReLU(),
+      nn.Conv2d(3, 32, 11),
+      region,
+      nn.ReLU(),
+      nn.MaxPool2d(2, 2),
+      nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=1.0),
+      nn.Conv2d(32, 16, 8),
+      nn.ReLU(),
+      nn.Conv2d(16, 16, 8),
+      nn.ReLU(),
+      nn.Conv2d(16, 16, 6, stride=2),
+      nn.ReLU(),
+      nn.Conv2d(16, 16, 5),
+      nn.ReLU(),
     )
     side = feature_side(input_size)
     if side < 1:
       raise ValueError(f"input_size={input_size} is too small for DRML")
     flattened = FEATURE_CHANNELS * side * side
     self.classifier = nn.Sequential(
-        nn.Linear(flattened, 4096),
-        nn.ReLU(),
-        nn.Dropout(dropout),
-        nn.Linear(4096, 2048),
-        nn.ReLU(),
-        nn.Dropout(dropout),
-        nn.Linear(2048, num_aus),
+      nn.Linear(flattened, 4096),
+      nn.ReLU(),
+      nn.Dropout(dropout),
+      nn.Linear(4096, 2048),
+      nn.ReLU(),
+      nn.Dropout(dropout),
+      nn.Linear(2048, num_aus),
     )
     self._initialize(init)
 

@@ -29,13 +29,21 @@ class PortRegionLayer(RegionLayer):
     rows, cols = self.grid
     if height % rows or width % cols:
       raise ValueError(
-          f"feature map {height}x{width} is not divisible by the region grid "
-          f"{rows}x{cols}")
+        f"feature map {height}x{width} is not divisible by the region grid "
+        f"{rows}x{cols}"
+      )
     out_rows = []
     for i, row in enumerate(torch.split(x, height // rows, dim=-2)):
       patches = torch.split(row, width // cols, dim=-1)
-      out_rows.append(torch.cat([self.region(i, j)(patch.contiguous()) + patch
-                                 for j, patch in enumerate(patches)], dim=-1))
+      out_rows.append(
+        torch.cat(
+          [
+            self.region(i, j)(patch.contiguous()) + patch
+            for j, patch in enumerate(patches)
+          ],
+          dim=-1,
+        )
+      )
     return torch.cat(out_rows, dim=-2)
 
 
@@ -49,7 +57,9 @@ def port_drml(reference: DRML) -> DRML:
   region = model.extractor[1]
   if isinstance(region, RegionLayer):
     bn = region.region(0, 0)[0]
-    port = PortRegionLayer(bn.num_features, region.grid, "affine" if bn.affine else "batch_stats")
+    port = PortRegionLayer(
+      bn.num_features, region.grid, "affine" if bn.affine else "batch_stats"
+    )
     port.load_state_dict(region.state_dict())
     model.extractor[1] = port.to(next(region.parameters()).device)
   return model
@@ -64,5 +74,7 @@ def port_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
   """
   probs = torch.sigmoid(logits)
   terms = [probs[labels > 0], 1 - probs[labels < 0]]
-  log_likelihood = sum(torch.log(p.masked_fill(p == 0, 1e-20)).sum() for p in terms)
+  log_likelihood = sum(
+    torch.log(p.masked_fill(p == 0, 1e-20)).sum() for p in terms
+  )
   return -log_likelihood / logits.shape[0]

@@ -19,7 +19,11 @@ def _module_name(path: pathlib.Path) -> str:
 
 
 def _modules() -> dict[str, pathlib.Path]:
-  return {_module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+  return {
+    _module_name(p): p
+    for package in PACKAGES
+    for p in (ROOT / package).rglob("*.py")
+  }
 
 
 def _imports(path: pathlib.Path) -> set[str]:
@@ -35,7 +39,9 @@ def _imports(path: pathlib.Path) -> set[str]:
 
 
 def _is_command(name: str, path: pathlib.Path) -> bool:
-  return name.endswith("__main__") or "__name__ == \"__main__\"" in path.read_text()
+  return (
+    name.endswith("__main__") or '__name__ == "__main__"' in path.read_text()
+  )
 
 
 def test_library_modules_never_import_command_line_modules():
@@ -45,18 +51,26 @@ def test_library_modules_never_import_command_line_modules():
   for name, path in modules.items():
     if name not in commands:
       wrong = _imports(path) & commands
-      assert not wrong, f"library module {name} imports command-line module(s) {wrong}"
+      assert not wrong, (
+        f"library module {name} imports command-line module(s) {wrong}"
+      )
 
 
 def test_data_pipeline_is_the_lower_layer():
   for name, path in _modules().items():
     if name.startswith("data_pipeline"):
-      assert not any(i.split(".")[0] == "drml_jax" for i in _imports(path)), name
+      assert not any(i.split(".")[0] == "drml_jax" for i in _imports(path)), (
+        name
+      )
 
 
 def test_only_interchange_and_the_benchmark_touch_pytorch():
   allowed = ("drml_jax.interchange", "drml_jax.benchmark")
   for name, path in _modules().items():
     if name.startswith("drml_jax") and not name.startswith(allowed):
-      torch_imports = {i for i in _imports(path) if i.split(".")[0] in ("torch", "reference_torch")}
+      torch_imports = {
+        i
+        for i in _imports(path)
+        if i.split(".")[0] in ("torch", "reference_torch")
+      }
       assert not torch_imports, f"{name} imports {torch_imports}"

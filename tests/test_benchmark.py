@@ -20,8 +20,20 @@ from drml_jax.benchmark import timing, torch_rows
 def smoke(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("benchmark")
   out = tmp / "result.json"
-  assert cli.main(["--smoke", "--steps", "1", "--out", str(out),
-                   "--data-dir", str(tmp / "data")]) == 0
+  assert (
+    cli.main(
+      [
+        "--smoke",
+        "--steps",
+        "1",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(tmp / "data"),
+      ]
+    )
+    == 0
+  )
   return json.loads(out.read_text())
 
 
@@ -34,14 +46,29 @@ def test_smoke_run_reports_device_versions_and_settings(smoke):
 
 
 def test_smoke_run_measures_every_row(smoke):
-  rows = {(r["framework"], r["kind"], r["options"].get("form"), r["options"].get("cache")): r
-          for r in smoke["rows"] if r["status"] == "ok"}
-  for key in [("jax", "train", None, None), ("jax", "eval", None, None),
-              ("torch", "train", "ports", None), ("torch", "train", "reference", None),
-              ("torch", "train", "grouped", None), ("torch", "eval", "ports", None),
-              ("torch", "eval", "reference", None), ("torch", "eval", "grouped", None),
-              ("pipeline", "input", None, False), ("pipeline", "input", None, True),
-              ("jax", "predict", None, None)]:
+  rows = {
+    (
+      r["framework"],
+      r["kind"],
+      r["options"].get("form"),
+      r["options"].get("cache"),
+    ): r
+    for r in smoke["rows"]
+    if r["status"] == "ok"
+  }
+  for key in [
+    ("jax", "train", None, None),
+    ("jax", "eval", None, None),
+    ("torch", "train", "ports", None),
+    ("torch", "train", "reference", None),
+    ("torch", "train", "grouped", None),
+    ("torch", "eval", "ports", None),
+    ("torch", "eval", "reference", None),
+    ("torch", "eval", "grouped", None),
+    ("pipeline", "input", None, False),
+    ("pipeline", "input", None, True),
+    ("jax", "predict", None, None),
+  ]:
     assert key in rows, key
   for row in smoke["rows"]:
     if row["status"] != "ok":
@@ -51,14 +78,18 @@ def test_smoke_run_measures_every_row(smoke):
     if row["kind"] in ("train", "eval"):
       assert row["flops_per_image"] > 0 and row["achieved_tflops"] > 0
     if row["kind"] == "predict":  # where a frame's time goes
-      assert all(row["options"][k] >= 0 for k in ("decode_s", "detect_s", "model_s"))
+      assert all(
+        row["options"][k] >= 0 for k in ("decode_s", "detect_s", "model_s")
+      )
 
 
 def test_smoke_run_reports_flops_ratios_and_protocol_times(smoke):
   flops = smoke["flops_per_image"]
   assert flops["train"] > 2 * flops["eval"] > 0  # backward ~2x forward
   assert all(value > 0 for value in smoke["summary"]["ratios"].values())
-  assert all(value > 0 for value in smoke["summary"]["protocol_minutes"].values())
+  assert all(
+    value > 0 for value in smoke["summary"]["protocol_minutes"].values()
+  )
 
 
 def test_peak_table_and_override():
@@ -70,8 +101,15 @@ def test_peak_table_and_override():
   assert timing.peak_tflops("cpu", "float32", override=2.5) == 2.5
 
 
-@pytest.mark.parametrize("argv", [["--batch", "0"], ["--dtypes", "float16"],
-                                  ["--region-convs", "fft"], ["--peak-tflops", "-1"]])
+@pytest.mark.parametrize(
+  "argv",
+  [
+    ["--batch", "0"],
+    ["--dtypes", "float16"],
+    ["--region-convs", "fft"],
+    ["--peak-tflops", "-1"],
+  ],
+)
 def test_bad_options_are_one_line_errors(argv, capsys):
   with pytest.raises(SystemExit) as exit_info:
     cli.parse_args(argv)
@@ -81,18 +119,35 @@ def test_bad_options_are_one_line_errors(argv, capsys):
 
 
 def test_library_modules_import_no_command_line():
-  code = ("import sys; import drml_jax.benchmark.jax_rows, drml_jax.benchmark.torch_rows; "
-          "print(sorted(m for m in sys.modules if m.startswith('drml_jax.benchmark')))")
-  loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, cwd=pathlib.Path(__file__).resolve().parents[1]).stdout
-  assert "__main__" not in loaded and "region_layer" not in loaded and "timing" in loaded
+  code = (
+    "import sys; import drml_jax.benchmark.jax_rows, drml_jax.benchmark.torch_rows; "
+    "print(sorted(m for m in sys.modules if m.startswith('drml_jax.benchmark')))"
+  )
+  loaded = subprocess.run(
+    [sys.executable, "-c", code],
+    capture_output=True,
+    text=True,
+    check=True,
+    cwd=pathlib.Path(__file__).resolve().parents[1],
+  ).stdout
+  assert (
+    "__main__" not in loaded
+    and "region_layer" not in loaded
+    and "timing" in loaded
+  )
 
 
 def test_region_layer_command_times_each_form(capsys):
   pytest.importorskip("torch")
   from drml_jax.benchmark import region_layer  # pylint: disable=import-outside-toplevel
+
   forms = ["matmul", "torch", "torch-views"]
-  assert region_layer.main(["--batch", "1", "--repeats", "1", "--forms", ",".join(forms)]) == 0
+  assert (
+    region_layer.main(
+      ["--batch", "1", "--repeats", "1", "--forms", ",".join(forms)]
+    )
+    == 0
+  )
   lines = capsys.readouterr().out.splitlines()
   assert [line.split(":")[0].strip() for line in lines] == forms
   assert all("ms forward+backward, batch 1" in line for line in lines)
@@ -103,10 +158,14 @@ def test_grouped_torch_form_computes_the_reference_form(region_bn):
   torch = pytest.importorskip("torch")
   from reference_torch.fast import FastDRML  # pylint: disable=import-outside-toplevel
   from reference_torch.model import DRML as TorchDRML  # pylint: disable=import-outside-toplevel
+
   torch.manual_seed(0)
   with torch_rows.torch_threads(1):
-    _check_grouped_form(torch, FastDRML, TorchDRML(3, region_bn=region_bn, input_size=74,
-                                                   dropout=0.0))
+    _check_grouped_form(
+      torch,
+      FastDRML,
+      TorchDRML(3, region_bn=region_bn, input_size=74, dropout=0.0),
+    )
 
 
 def _check_grouped_form(torch, FastDRML, reference):  # pylint: disable=invalid-name
@@ -120,10 +179,18 @@ def _check_grouped_form(torch, FastDRML, reference):  # pylint: disable=invalid-
   for i, j in [(0, 0), (3, 5), (7, 7)]:
     index = i * 8 + j
     unit = reference.extractor[1].region(i, j)
-    torch.testing.assert_close(region.conv.weight.grad[32 * index:32 * index + 32],
-                               unit[2].weight.grad, rtol=1e-4, atol=1e-6)
-  torch.testing.assert_close(fast.classifier[0].weight.grad,
-                             reference.classifier[0].weight.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+      region.conv.weight.grad[32 * index : 32 * index + 32],
+      unit[2].weight.grad,
+      rtol=1e-4,
+      atol=1e-6,
+    )
+  torch.testing.assert_close(
+    fast.classifier[0].weight.grad,
+    reference.classifier[0].weight.grad,
+    rtol=1e-4,
+    atol=1e-6,
+  )
   # BN running statistics moved alike, and the state_dict converts back exactly.
   state = fast.reference_state_dict()
   assert state.keys() == reference.state_dict().keys()
@@ -131,4 +198,6 @@ def _check_grouped_form(torch, FastDRML, reference):  # pylint: disable=invalid-
     torch.testing.assert_close(state[key], value, rtol=1e-5, atol=1e-7)
   for model in (reference, fast):
     model.eval()
-  torch.testing.assert_close(fast(images), reference(images), rtol=1e-5, atol=1e-6)
+  torch.testing.assert_close(
+    fast(images), reference(images), rtol=1e-5, atol=1e-6
+  )

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from drml_jax.convs import KERNEL_GRAD_CHUNK, Conv, conv_chunked, conv_fft, resolve_conv
+from drml_jax.convs import (
+  KERNEL_GRAD_CHUNK,
+  Conv,
+  conv_chunked,
+  conv_fft,
+  resolve_conv,
+)
 from drml_jax.convs import conv_lax as _lax_conv
 
 
@@ -22,12 +28,19 @@ def _with_vjp(conv, x, kernel, stride, cotangent):
 
 
 @pytest.mark.parametrize("size,kernel_size,stride", [(17, 11, 1), (13, 6, 2)])
-def test_fft_conv_equals_lax_conv_forward_and_backward(size, kernel_size, stride):
-  x, kernel = _random((2, size, size + 1, 3), 0), _random((kernel_size, kernel_size, 3, 4), 1)
+def test_fft_conv_equals_lax_conv_forward_and_backward(
+  size, kernel_size, stride
+):
+  x, kernel = (
+    _random((2, size, size + 1, 3), 0),
+    _random((kernel_size, kernel_size, 3, 4), 1),
+  )
   cotangent = _random(_lax_conv(x, kernel, stride).shape, 2)
   results = []
   for conv in (_lax_conv, conv_fft):
-    forward_backward = jax.jit(lambda x, k, conv=conv: _with_vjp(conv, x, k, stride, cotangent))
+    forward_backward = jax.jit(
+      lambda x, k, conv=conv: _with_vjp(conv, x, k, stride, cotangent)
+    )
     results.append(forward_backward(x, kernel))
   for got, expected in zip(results[1], results[0]):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
@@ -38,8 +51,12 @@ def test_chunked_conv_equals_lax_conv_forward_and_backward():
   batch = KERNEL_GRAD_CHUNK * 2 + KERNEL_GRAD_CHUNK // 2
   x, kernel = _random((batch, 9, 9, 3), 0), _random((4, 4, 3, 5), 1)
   cotangent = _random(_lax_conv(x, kernel, 2).shape, 2)
-  got = jax.jit(lambda x, k: _with_vjp(conv_chunked, x, k, 2, cotangent))(x, kernel)
-  expected = jax.jit(lambda x, k: _with_vjp(_lax_conv, x, k, 2, cotangent))(x, kernel)
+  got = jax.jit(lambda x, k: _with_vjp(conv_chunked, x, k, 2, cotangent))(
+    x, kernel
+  )
+  expected = jax.jit(lambda x, k: _with_vjp(_lax_conv, x, k, 2, cotangent))(
+    x, kernel
+  )
   for got_part, expected_part in zip(got, expected):
     # float32 sums in a different order: ~1e-6 relative.
     np.testing.assert_allclose(got_part, expected_part, rtol=1e-5, atol=1e-5)
@@ -49,13 +66,17 @@ def test_fft_conv_keeps_a_bfloat16_dtype():
   x, kernel = _random((1, 9, 9, 2), 0), _random((5, 5, 2, 3), 1)
   y = conv_fft(x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16))
   assert y.dtype == jnp.bfloat16
-  np.testing.assert_allclose(y.astype(jnp.float32), _lax_conv(x, kernel, 1), rtol=0.05, atol=0.1)
+  np.testing.assert_allclose(
+    y.astype(jnp.float32), _lax_conv(x, kernel, 1), rtol=0.05, atol=0.1
+  )
 
 
 def test_auto_picks_per_layer_on_cpu_and_lax_elsewhere():
   assert resolve_conv("fft", fft_on_cpu=False) == "fft"
   on_cpu = jax.default_backend() == "cpu"
-  assert resolve_conv("auto", fft_on_cpu=False) == ("chunked" if on_cpu else "lax")
+  assert resolve_conv("auto", fft_on_cpu=False) == (
+    "chunked" if on_cpu else "lax"
+  )
   assert resolve_conv("auto", fft_on_cpu=True) == ("fft" if on_cpu else "lax")
   with pytest.raises(ValueError, match="conv='winograd'"):
     resolve_conv("winograd", fft_on_cpu=True)
@@ -64,8 +85,11 @@ def test_auto_picks_per_layer_on_cpu_and_lax_elsewhere():
 @pytest.mark.parametrize("impl", ["lax", "fft", "chunked"])
 def test_conv_module_has_nnx_conv_parameters(impl):
   layer = Conv(3, 4, 5, strides=2, impl=impl, rngs=nnx.Rngs(0))
-  reference = nnx.Conv(3, 4, (5, 5), strides=2, padding="VALID", rngs=nnx.Rngs(0))
+  reference = nnx.Conv(
+    3, 4, (5, 5), strides=2, padding="VALID", rngs=nnx.Rngs(0)
+  )
   assert jax.tree.structure(nnx.state(layer, nnx.Param)) == jax.tree.structure(
-      nnx.state(reference, nnx.Param))
+    nnx.state(reference, nnx.Param)
+  )
   x = _random((2, 11, 11, 3), 3)
   np.testing.assert_allclose(layer(x), reference(x), rtol=1e-4, atol=1e-5)

@@ -9,27 +9,52 @@ from tests import train_support as support
 
 
 def _tiny_data(tmp_path_factory) -> list[str]:
-  return ["--dataset", "synthetic", "--dataset-config", "tiny",
-          "--data-dir", str(support.base_dir(tmp_path_factory) / "tfds")]
+  return [
+    "--dataset",
+    "synthetic",
+    "--dataset-config",
+    "tiny",
+    "--data-dir",
+    str(support.base_dir(tmp_path_factory) / "tfds"),
+  ]
 
 
 @pytest.mark.slow
-def test_workdir_best_checkpoint_reproduces_its_epoch_table(reference_run, tmp_path_factory, tmp_path):
+def test_workdir_best_checkpoint_reproduces_its_epoch_table(
+  reference_run, tmp_path_factory, tmp_path
+):
   output = tmp_path / "eval.json"
-  assert evaluate.main(["--workdir", str(reference_run), "--output", str(output)]) == 0
+  assert (
+    evaluate.main(["--workdir", str(reference_run), "--output", str(output)])
+    == 0
+  )
   scores = json.loads(output.read_text())
   best = max(support.records(reference_run, "eval"), key=lambda r: r["mean_f1"])
   assert scores["counts"] == best["counts"]
   assert scores["loss"] == pytest.approx(best["loss"], rel=1e-5)
-  assert sum(map(sum, scores["counts"])) == 8 * 12  # each test image once, every AU
+  assert (
+    sum(map(sum, scores["counts"])) == 8 * 12
+  )  # each test image once, every AU
 
 
 @pytest.mark.slow
-def test_orbax_and_pytorch_checkpoints_give_the_final_table(reference_run, tmp_path_factory, tmp_path):
+def test_orbax_and_pytorch_checkpoints_give_the_final_table(
+  reference_run, tmp_path_factory, tmp_path
+):
   final = support.records(reference_run, "eval")[-1]
-  for checkpoint in (reference_run / "checkpoints", reference_run / "model.pth"):
+  for checkpoint in (
+    reference_run / "checkpoints",
+    reference_run / "model.pth",
+  ):
     output = tmp_path / f"{checkpoint.name}.json"
-    argv = ["--checkpoint", str(checkpoint), "--which", "latest", "--output", str(output)]
+    argv = [
+      "--checkpoint",
+      str(checkpoint),
+      "--which",
+      "latest",
+      "--output",
+      str(output),
+    ]
     assert evaluate.main(argv + _tiny_data(tmp_path_factory)) == 0
     scores = json.loads(output.read_text())
     assert scores["counts"] == final["counts"], checkpoint
@@ -40,13 +65,17 @@ def test_bad_inputs_fail_in_one_line(tmp_path_factory, tmp_path, capsys):
   garbage = tmp_path / "model.pth"
   garbage.write_bytes(b"not a checkpoint")
   cases = [
-      (["--workdir", str(tmp_path / "missing")], "not a training work directory"),
-      (["--checkpoint", str(tmp_path / "missing")], "no checkpoint at"),
-      (["--checkpoint", str(garbage)] + _tiny_data(tmp_path_factory),
-       "is not a readable PyTorch checkpoint"),
-      (["--checkpoint", str(tmp_path)] + _tiny_data(tmp_path_factory),
-       "is not a readable orbax DRML checkpoint"),
-      (["--checkpoint", str(garbage)], "--dataset is required"),
+    (["--workdir", str(tmp_path / "missing")], "not a training work directory"),
+    (["--checkpoint", str(tmp_path / "missing")], "no checkpoint at"),
+    (
+      ["--checkpoint", str(garbage)] + _tiny_data(tmp_path_factory),
+      "is not a readable PyTorch checkpoint",
+    ),
+    (
+      ["--checkpoint", str(tmp_path)] + _tiny_data(tmp_path_factory),
+      "is not a readable orbax DRML checkpoint",
+    ),
+    (["--checkpoint", str(garbage)], "--dataset is required"),
   ]
   for argv, message in cases:
     assert evaluate.main(argv) == 2, argv

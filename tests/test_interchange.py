@@ -9,8 +9,13 @@ import pytest
 import torch
 from flax import nnx
 
-from drml_jax.interchange import (InterchangeError, load_torch_state_dict, read_torch_checkpoint,
-                                   to_torch_state_dict, write_torch_checkpoint)
+from drml_jax.interchange import (
+  InterchangeError,
+  load_torch_state_dict,
+  read_torch_checkpoint,
+  to_torch_state_dict,
+  write_torch_checkpoint,
+)
 from drml_jax.model import DRML
 from reference_torch.model import DRML as TorchDRML
 
@@ -68,54 +73,85 @@ def test_first_fc_rows_follow_torch_flatten_order(jax_model):
   load_torch_state_dict(jax_model, state_dict)
   # Row (c, h, w) of torch's fc1 input is row (h, w, c) of the Flax kernel.
   c, h, w = 3, 1, 4
-  torch_column = state_dict["classifier.0.weight"][:, c * 25 + h * 5 + w].numpy()
-  np.testing.assert_array_equal(np.asarray(jax_model.fc1.kernel[...])[h * 80 + w * 16 + c],
-                                torch_column)
+  torch_column = state_dict["classifier.0.weight"][
+    :, c * 25 + h * 5 + w
+  ].numpy()
+  np.testing.assert_array_equal(
+    np.asarray(jax_model.fc1.kernel[...])[h * 80 + w * 16 + c], torch_column
+  )
 
 
 def _without(state_dict, key):
-  return collections.OrderedDict((k, v) for k, v in state_dict.items() if k != key)
+  return collections.OrderedDict(
+    (k, v) for k, v in state_dict.items() if k != key
+  )
 
 
 def test_missing_key_is_named(jax_model):
   state_dict = _without(random_torch_model().state_dict(), "extractor.7.bias")
-  with pytest.raises(InterchangeError, match=r"missing key 'extractor.7.bias' \(expected shape \(16,\)\)"):
+  with pytest.raises(
+    InterchangeError,
+    match=r"missing key 'extractor.7.bias' \(expected shape \(16,\)\)",
+  ):
     load_torch_state_dict(jax_model, state_dict)
 
 
 def test_wrong_shape_is_named(jax_model):
   state_dict = random_torch_model().state_dict()
   state_dict["extractor.5.weight"] = torch.zeros(16, 32, 7, 7)
-  with pytest.raises(InterchangeError,
-                     match=r"extractor.5.weight has shape \(16, 32, 7, 7\) but the model expects \(16, 32, 8, 8\)"):
+  with pytest.raises(
+    InterchangeError,
+    match=r"extractor.5.weight has shape \(16, 32, 7, 7\) but the model expects \(16, 32, 8, 8\)",
+  ):
     load_torch_state_dict(jax_model, state_dict)
 
 
 def test_wrong_number_of_aus_is_named(jax_model):
-  with pytest.raises(InterchangeError, match="checkpoint is for 6 AUs and the model for 4"):
+  with pytest.raises(
+    InterchangeError, match="checkpoint is for 6 AUs and the model for 4"
+  ):
     load_torch_state_dict(jax_model, random_torch_model(num_aus=6).state_dict())
 
 
 def test_unexpected_key_is_named():
-  state_dict = random_torch_model().state_dict()  # affine BN keys into a model without them
-  with pytest.raises(InterchangeError, match="unexpected key 'extractor.1.region_conv_0_0.0.weight'"):
+  state_dict = (
+    random_torch_model().state_dict()
+  )  # affine BN keys into a model without them
+  with pytest.raises(
+    InterchangeError,
+    match="unexpected key 'extractor.1.region_conv_0_0.0.weight'",
+  ):
     load_torch_state_dict(_jax_model(region_bn="batch_stats"), state_dict)
 
 
-def test_checkpoint_files_round_trip_atomically_and_bad_files_are_one_line(tmp_path):
+def test_checkpoint_files_round_trip_atomically_and_bad_files_are_one_line(
+  tmp_path,
+):
   reference = random_torch_model(num_aus=3)
-  torch.save({"epoch": 1, "state_dict": reference.state_dict()}, tmp_path / "port.pth")
+  torch.save(
+    {"epoch": 1, "state_dict": reference.state_dict()}, tmp_path / "port.pth"
+  )
   model, config = read_torch_checkpoint(tmp_path / "port.pth")
   assert config["input_size"] == INPUT and config["num_aus"] == 3
   write_torch_checkpoint(model, config, tmp_path / "back.pth", epoch=2)
-  assert sorted(p.name for p in tmp_path.iterdir()) == ["back.pth", "port.pth"]  # no .partial
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+    "back.pth",
+    "port.pth",
+  ]  # no .partial
   back = torch.load(tmp_path / "back.pth", weights_only=True)
   assert back["epoch"] == 2
   assert_identical(back["state_dict"], reference.state_dict())
   (tmp_path / "empty.pth").write_bytes(b"")
   (tmp_path / "garbage.pth").write_bytes(b"\x80\x04not a checkpoint")
-  for name, reason in (("empty.pth", "empty or cut short"), ("garbage.pth", "not a torch.save")):
+  for name, reason in (
+    ("empty.pth", "empty or cut short"),
+    ("garbage.pth", "not a torch.save"),
+  ):
     with pytest.raises(InterchangeError) as error:
       read_torch_checkpoint(tmp_path / name)
     message = str(error.value)
-    assert reason in message and "\n" not in message and "weights_only" not in message
+    assert (
+      reason in message
+      and "\n" not in message
+      and "weights_only" not in message
+    )

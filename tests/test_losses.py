@@ -12,27 +12,46 @@ from drml_jax.losses import multilabel_sigmoid_cross_entropy
 
 def _numpy_loss(logits, labels):
   p = 1 / (1 + np.exp(-logits.astype(np.float64)))
-  terms = np.where(labels > 0, np.log(p), 0) + np.where(labels < 0, np.log(1 - p), 0)
+  terms = np.where(labels > 0, np.log(p), 0) + np.where(
+    labels < 0, np.log(1 - p), 0
+  )
   return -terms.sum() / logits.shape[0]
 
 
-LABELS = np.array([[1, -1, 0, -1], [-1, 1, 0, -1], [1, 1, 0, -1], [-1, -1, 0, -1]], np.int8)
-LOGITS = np.array([[2.0, -1.0, 3.0, -2.0], [0.5, 1.5, -3.0, -0.5],
-                   [-0.7, 2.5, 1.0, -1.5], [-1.2, 0.3, 0.2, -0.1]], np.float32)
+LABELS = np.array(
+  [[1, -1, 0, -1], [-1, 1, 0, -1], [1, 1, 0, -1], [-1, -1, 0, -1]], np.int8
+)
+LOGITS = np.array(
+  [
+    [2.0, -1.0, 3.0, -2.0],
+    [0.5, 1.5, -3.0, -0.5],
+    [-0.7, 2.5, 1.0, -1.5],
+    [-1.2, 0.3, 0.2, -0.1],
+  ],
+  np.float32,
+)
 
 
 def test_loss_against_numpy_with_an_all_ignored_au():
   with jax.enable_x64(True):
     logits = LOGITS.astype(np.float64)
-    ours = multilabel_sigmoid_cross_entropy(jnp.asarray(logits), jnp.asarray(LABELS))
+    ours = multilabel_sigmoid_cross_entropy(
+      jnp.asarray(logits), jnp.asarray(LABELS)
+    )
     assert float(ours) == pytest.approx(_numpy_loss(logits, LABELS), rel=1e-12)
-    grad = jax.grad(multilabel_sigmoid_cross_entropy)(jnp.asarray(logits), jnp.asarray(LABELS))
-  expected = (1 / (1 + np.exp(-logits)) - (LABELS > 0)) / len(logits) * (LABELS != 0)
+    grad = jax.grad(multilabel_sigmoid_cross_entropy)(
+      jnp.asarray(logits), jnp.asarray(LABELS)
+    )
+  expected = (
+    (1 / (1 + np.exp(-logits)) - (LABELS > 0)) / len(logits) * (LABELS != 0)
+  )
   np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-15)
   assert np.all(np.asarray(grad)[:, 2] == 0)  # the ignored AU gets no gradient
 
 
 def test_loss_never_overflows():
   logits = jnp.array([[200.0, -200.0]])
-  loss = multilabel_sigmoid_cross_entropy(logits, jnp.array([[-1, 1]], jnp.int8))
+  loss = multilabel_sigmoid_cross_entropy(
+    logits, jnp.array([[-1, 1]], jnp.int8)
+  )
   assert float(loss) == pytest.approx(400.0)

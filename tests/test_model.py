@@ -17,10 +17,18 @@ def _random(shape, seed=0):
 def test_parameter_count_matches_the_paper_layout():
   model = nnx.eval_shape(lambda: DRML(12, rngs=nnx.Rngs(0)))
   assert count_parameters(model) == 56_867_532
-  caffe = nnx.eval_shape(lambda: DRML(12, region_bn="batch_stats", rngs=nnx.Rngs(0)))
-  assert count_parameters(caffe) == 56_867_532 - 64 * 2 * 32  # no BN scale/shift
-  ablation = nnx.eval_shape(lambda: DRML(12, region_layer=False, rngs=nnx.Rngs(0)))
-  assert count_parameters(ablation) == 56_867_532 - 64 * (9 * 32 * 32 + 32 + 2 * 32)
+  caffe = nnx.eval_shape(
+    lambda: DRML(12, region_bn="batch_stats", rngs=nnx.Rngs(0))
+  )
+  assert (
+    count_parameters(caffe) == 56_867_532 - 64 * 2 * 32
+  )  # no BN scale/shift
+  ablation = nnx.eval_shape(
+    lambda: DRML(12, region_layer=False, rngs=nnx.Rngs(0))
+  )
+  assert count_parameters(ablation) == 56_867_532 - 64 * (
+    9 * 32 * 32 + 32 + 2 * 32
+  )
 
 
 def test_unknown_options_are_clear_errors():
@@ -33,9 +41,13 @@ def test_unknown_options_are_clear_errors():
 
 
 def _initialized(init, role, shape):
-  kernel_init, bias_init = layer_initializers(init, role, int(np.prod(shape[:-1])))
+  kernel_init, bias_init = layer_initializers(
+    init, role, int(np.prod(shape[:-1]))
+  )
   key = jax.random.key(0)
-  return np.asarray(kernel_init(key, shape)), np.asarray(bias_init(key, shape[-1:]))
+  return np.asarray(kernel_init(key, shape)), np.asarray(
+    bias_init(key, shape[-1:])
+  )
 
 
 def test_init_variants():
@@ -48,19 +60,25 @@ def test_init_variants():
   kernel, bias = _initialized("caffe", "fc_out", (2048, 12))
   assert kernel.std() == pytest.approx(0.01, rel=0.1) and np.all(bias == 0)
   kernel, bias = _initialized("he", "fc_hidden", (4096, 256))
-  assert kernel.std() == pytest.approx(np.sqrt(2 / 4096), rel=0.05) and np.all(bias == 0)
+  assert kernel.std() == pytest.approx(np.sqrt(2 / 4096), rel=0.05) and np.all(
+    bias == 0
+  )
   kernel, _ = _initialized("he", "fc_out", (2048, 12))
   assert kernel.std() == pytest.approx(0.01, rel=0.1)
   kernel, bias = _initialized("pytorch", "fc_hidden", (4096, 256))
   bound = 1 / np.sqrt(4096)
   assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound
-  assert kernel.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)  # uniform's std
+  assert kernel.std() == pytest.approx(
+    bound / np.sqrt(3), rel=0.05
+  )  # uniform's std
 
 
 def test_dropout_only_in_train_mode_and_a_function_of_its_key():
   model = DRML(3, input_size=82, init="he", rngs=nnx.Rngs(0))
   x = _random((2, 82, 82, 3), 6)
-  forward = nnx.jit(lambda m, x, seed: m(x, rngs=nnx.Rngs(dropout=jax.random.key(seed))))
+  forward = nnx.jit(
+    lambda m, x, seed: m(x, rngs=nnx.Rngs(dropout=jax.random.key(seed)))
+  )
   model.eval()
   assert np.array_equal(forward(model, x, 0), forward(model, x, 1))
   model.train()

@@ -16,8 +16,9 @@ def _assert_same_run(actual, expected):
   expected_losses = support.train_losses(expected)
   actual_losses = support.train_losses(actual)
   assert actual_losses.keys() == expected_losses.keys()
-  np.testing.assert_allclose(list(actual_losses.values()), list(expected_losses.values()),
-                             **TOLERANCE)
+  np.testing.assert_allclose(
+    list(actual_losses.values()), list(expected_losses.values()), **TOLERANCE
+  )
   want, got = support.final_params(expected), support.final_params(actual)
   assert want.keys() == got.keys()
   for name in want:
@@ -28,8 +29,10 @@ def _assert_same_run(actual, expected):
 def test_eight_devices_match_one(reference_run, tmp_path_factory, tmp_path):
   reference = reference_run
   base = support.base_dir(tmp_path_factory)
-  done = support.run(support.tiny_args(tmp_path, base / "tfds", "--checkpoint-every-steps", "0"),
-                     support.env(base, devices=8))
+  done = support.run(
+    support.tiny_args(tmp_path, base / "tfds", "--checkpoint-every-steps", "0"),
+    support.env(base, devices=8),
+  )
   assert "8 cpu device(s)" in done.stdout
   _assert_same_run(tmp_path, reference)
 
@@ -46,11 +49,23 @@ def test_two_processes_match_one(reference_run, tmp_path_factory, tmp_path):
   base = support.base_dir(tmp_path_factory)
   address = f"127.0.0.1:{_free_port()}"
   processes = [
-      support.start(support.tiny_args(
-          tmp_path, base / "tfds", "--checkpoint-every-steps", "0",
-          "--coordinator-address", address, "--num-processes", "2", "--process-id", str(i)),
-          support.env(base, devices=1))
-      for i in range(2)]
+    support.start(
+      support.tiny_args(
+        tmp_path,
+        base / "tfds",
+        "--checkpoint-every-steps",
+        "0",
+        "--coordinator-address",
+        address,
+        "--num-processes",
+        "2",
+        "--process-id",
+        str(i),
+      ),
+      support.env(base, devices=1),
+    )
+    for i in range(2)
+  ]
   outputs = [p.communicate(timeout=support.TIMEOUT_S) for p in processes]
   for p, (out, err) in zip(processes, outputs):
     assert p.returncode == 0, f"{out}\n{err}"

@@ -35,21 +35,30 @@ from drml_jax.model import DRML
 from drml_jax.optim import make_optimizer
 from drml_jax import train_state
 from drml_jax.steps import make_train_step
-from reference_torch.losses import multilabel_sigmoid_cross_entropy as torch_loss
+from reference_torch.losses import (
+  multilabel_sigmoid_cross_entropy as torch_loss,
+)
 from reference_torch.model import DRML as TorchDRML
 
 TOLERANCE = {
-    "float32": {"forward": 1e-4, "grad": 2e-4, "sgd": 2e-4},
-    "float64": {"forward": 1e-10, "grad": 1e-10, "sgd": 1e-10},
+  "float32": {"forward": 1e-4, "grad": 2e-4, "sgd": 2e-4},
+  "float64": {"forward": 1e-10, "grad": 1e-10, "sgd": 1e-10},
 }
 NUM_AUS = 5
-SMALL_INPUT = 82  # 9x9 region patches and a 5x5x16 final map: flatten order still matters
+SMALL_INPUT = (
+  82  # 9x9 region patches and a 5x5x16 final map: flatten order still matters
+)
 LEARNING_RATE, WEIGHT_DECAY = 0.01, 0.005
 
 
 def relative_error(ours, reference) -> float:
-  ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
-  return float(np.max(np.abs(ours - reference)) / max(np.max(np.abs(reference)), 1e-30))
+  ours, reference = (
+    np.asarray(ours, np.float64),
+    np.asarray(reference, np.float64),
+  )
+  return float(
+    np.max(np.abs(ours - reference)) / max(np.max(np.abs(reference)), 1e-30)
+  )
 
 
 def assert_close(ours, reference, tolerance: float, what: str) -> float:
@@ -71,15 +80,26 @@ def randomize(model: DRML, seed: int) -> None:
   bn.var[...] = jax.random.uniform(keys[3], shape, dtype, 0.5, 2.0)
 
 
-def make_pair(dtype: str, *, input_size: int, region_bn: str = "affine", dropout=0.0):
+def make_pair(
+  dtype: str, *, input_size: int, region_bn: str = "affine", dropout=0.0
+):
   """A Flax DRML and a PyTorch DRML holding the same random weights."""
   param_dtype = jnp.dtype(dtype)
-  model = DRML(NUM_AUS, init="he", region_bn=region_bn, input_size=input_size,
-               dropout=dropout, region_conv="matmul", param_dtype=param_dtype,
-               rngs=nnx.Rngs(0))
+  model = DRML(
+    NUM_AUS,
+    init="he",
+    region_bn=region_bn,
+    input_size=input_size,
+    dropout=dropout,
+    region_conv="matmul",
+    param_dtype=param_dtype,
+    rngs=nnx.Rngs(0),
+  )
   if region_bn == "affine":
     randomize(model, 1)
-  reference = TorchDRML(NUM_AUS, region_bn=region_bn, input_size=input_size, dropout=dropout)
+  reference = TorchDRML(
+    NUM_AUS, region_bn=region_bn, input_size=input_size, dropout=dropout
+  )
   reference = reference.to(getattr(torch, dtype))
   reference.load_state_dict(to_torch_state_dict(model), strict=True)
   return model, reference
@@ -88,7 +108,9 @@ def make_pair(dtype: str, *, input_size: int, region_bn: str = "affine", dropout
 def inputs(dtype: str, batch: int, input_size: int, seed: int = 0):
   rng = np.random.default_rng(seed)
   images = rng.uniform(0, 1, (batch, input_size, input_size, 3)).astype(dtype)
-  labels = rng.choice(np.array([-1, 0, 1], np.int8), (batch, NUM_AUS), p=[0.5, 0.2, 0.3])
+  labels = rng.choice(
+    np.array([-1, 0, 1], np.int8), (batch, NUM_AUS), p=[0.5, 0.2, 0.3]
+  )
   return images, labels
 
 
@@ -117,12 +139,16 @@ def test_eval_logits_agree(dtype):
   with torch.no_grad():
     expected = reference(to_torch_images(images)).numpy()
   assert np.abs(expected).max() > 1e-2  # logits that actually vary
-  assert_close(logits, expected, TOLERANCE[dtype]["forward"], f"eval logits {dtype}")
+  assert_close(
+    logits, expected, TOLERANCE[dtype]["forward"], f"eval logits {dtype}"
+  )
 
 
 @pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
 def test_train_forward_and_running_statistics_agree(dtype, region_bn):
-  model, reference = make_pair(dtype, input_size=SMALL_INPUT, region_bn=region_bn)
+  model, reference = make_pair(
+    dtype, input_size=SMALL_INPUT, region_bn=region_bn
+  )
   images, _ = inputs(dtype, 3, SMALL_INPUT, seed=1)
   model.train()
   reference.train()
@@ -132,12 +158,17 @@ def test_train_forward_and_running_statistics_agree(dtype, region_bn):
   tolerance = TOLERANCE[dtype]["forward"]
   assert_close(logits, expected, tolerance, f"train logits {region_bn} {dtype}")
   ours = to_torch_state_dict(model)
-  stats = [(ours[k], v) for k, v in reference.state_dict().items() if "running" in k]
+  stats = [
+    (ours[k], v) for k, v in reference.state_dict().items() if "running" in k
+  ]
   assert len(stats) == (128 if region_bn == "affine" else 0)
   if stats:
-    assert_close(np.concatenate([np.asarray(o).ravel() for o, _ in stats]),
-                 np.concatenate([v.numpy().ravel() for _, v in stats]),
-                 tolerance, f"running statistics {dtype}")
+    assert_close(
+      np.concatenate([np.asarray(o).ravel() for o, _ in stats]),
+      np.concatenate([v.numpy().ravel() for _, v in stats]),
+      tolerance,
+      f"running statistics {dtype}",
+    )
   for key, value in reference.state_dict().items():
     if "num_batches_tracked" in key:
       assert int(ours[key]) == int(value) == 1, key
@@ -150,7 +181,9 @@ def _jax_gradients(model, images, labels):
     merged = nnx.merge(graphdefs.train, params, batch_stats, copy=True)
     return multilabel_sigmoid_cross_entropy(merged(images), labels)
 
-  loss, grads = jax.jit(jax.value_and_grad(loss_of))(state.params, state.batch_stats)
+  loss, grads = jax.jit(jax.value_and_grad(loss_of))(
+    state.params, state.batch_stats
+  )
   as_model = nnx.merge(graphdefs.train, grads, state.batch_stats)
   return float(loss), to_torch_state_dict(as_model)
 
@@ -160,14 +193,22 @@ def test_loss_and_every_gradient_agree(dtype):
   images, labels = inputs(dtype, 4, SMALL_INPUT, seed=2)
   loss, grads = _jax_gradients(model, jnp.asarray(images), jnp.asarray(labels))
   reference.train()
-  expected_loss = torch_loss(reference(to_torch_images(images)), torch.from_numpy(labels))
+  expected_loss = torch_loss(
+    reference(to_torch_images(images)), torch.from_numpy(labels)
+  )
   expected_loss.backward()
-  assert_close(loss, expected_loss.item(), TOLERANCE[dtype]["forward"], f"loss {dtype}")
+  assert_close(
+    loss, expected_loss.item(), TOLERANCE[dtype]["forward"], f"loss {dtype}"
+  )
   named = dict(reference.named_parameters())
   assert len(named) == 64 * 4 + 8 * 2  # region BN + conv, 5 convs and 3 fcs
   worst = max(named, key=lambda k: relative_error(grads[k], named[k].grad))
-  assert_close(grads[worst], named[worst].grad, TOLERANCE[dtype]["grad"],
-               f"gradient {dtype} (worst: {worst})")
+  assert_close(
+    grads[worst],
+    named[worst].grad,
+    TOLERANCE[dtype]["grad"],
+    f"gradient {dtype} (worst: {worst})",
+  )
 
 
 def test_three_sgd_steps_agree(dtype):
@@ -175,22 +216,39 @@ def test_three_sgd_steps_agree(dtype):
   tx = make_optimizer(LEARNING_RATE, momentum=0.9, weight_decay=WEIGHT_DECAY)
   graphdefs, state = train_state.create(model, tx)
   step = make_train_step(graphdefs.train, tx, donate=False)
-  torch_sgd = torch.optim.SGD(reference.parameters(), lr=LEARNING_RATE, momentum=0.9,
-                              weight_decay=WEIGHT_DECAY)
+  torch_sgd = torch.optim.SGD(
+    reference.parameters(),
+    lr=LEARNING_RATE,
+    momentum=0.9,
+    weight_decay=WEIGHT_DECAY,
+  )
   reference.train()
   for seed in range(3):
     images, labels = inputs(dtype, 4, SMALL_INPUT, seed=10 + seed)
     state, loss = step(state, jnp.asarray(images), jnp.asarray(labels))
     torch_sgd.zero_grad()
-    expected = torch_loss(reference(to_torch_images(images)), torch.from_numpy(labels))
+    expected = torch_loss(
+      reference(to_torch_images(images)), torch.from_numpy(labels)
+    )
     expected.backward()
     torch_sgd.step()
-    assert_close(float(loss), expected.item(), TOLERANCE[dtype]["sgd"], f"loss at step {seed} {dtype}")
+    assert_close(
+      float(loss),
+      expected.item(),
+      TOLERANCE[dtype]["sgd"],
+      f"loss at step {seed} {dtype}",
+    )
   ours = to_torch_state_dict(train_state.merge(graphdefs.train, state))
   reference_state = reference.state_dict()
   counters = [k for k in reference_state if "num_batches_tracked" in k]
   assert all(int(ours[k]) == int(reference_state[k]) == 3 for k in counters)
   tensors = [k for k in reference_state if k not in counters]
-  worst = max(tensors, key=lambda k: relative_error(ours[k], reference_state[k]))
-  assert_close(ours[worst], reference_state[worst], TOLERANCE[dtype]["sgd"],
-               f"parameters and statistics after 3 SGD steps {dtype} (worst: {worst})")
+  worst = max(
+    tensors, key=lambda k: relative_error(ours[k], reference_state[k])
+  )
+  assert_close(
+    ours[worst],
+    reference_state[worst],
+    TOLERANCE[dtype]["sgd"],
+    f"parameters and statistics after 3 SGD steps {dtype} (worst: {worst})",
+  )

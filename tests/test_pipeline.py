@@ -31,11 +31,16 @@ class CoordinateFaces:
   splits = ("train", "test")
 
   def examples(self, split):
-    count, first = ((NUM_TRAIN, 0) if split == "train"
-                    else (NUM_TEST, TEST_OFFSET))
+    count, first = (
+      (NUM_TRAIN, 0) if split == "train" else (NUM_TEST, TEST_OFFSET)
+    )
     for number in range(first, first + count):
-      yield Example(face(number), np.array([1, -1, 0], np.int8),
-                    f"S{number % 2}", f"{split}/{number:03d}")
+      yield Example(
+        face(number),
+        np.array([1, -1, 0], np.int8),
+        f"S{number % 2}",
+        f"{split}/{number:03d}",
+      )
 
 
 class CoordinateFacesBuilder(SourceBuilder, skip_registration=True):
@@ -54,8 +59,14 @@ def builder(tmp_path_factory):
 
 
 def batches(builder, split="train", **kwargs):
-  kwargs = {"batch_size": 4, "train": split == "train", "num_epochs": 2,
-            "process_index": 0, "process_count": 1, **kwargs}
+  kwargs = {
+    "batch_size": 4,
+    "train": split == "train",
+    "num_epochs": 2,
+    "process_index": 0,
+    "process_count": 1,
+    **kwargs,
+  }
   return list(pipeline.make_dataset(builder, split, **kwargs))
 
 
@@ -69,8 +80,10 @@ def placements(batch) -> list[tuple[int, int, bool]]:
   """(column, row, mirrored) of each crop's top-left source pixel."""
   pixels = np.round(batch["image"] * 255).astype(int)
   left, right = pixels[:, 0, 0, 0], pixels[:, 0, -1, 0]
-  return [(min(l, r), int(row), bool(l > r))
-          for l, r, row in zip(left, right, pixels[:, 0, 0, 1])]
+  return [
+    (min(l, r), int(row), bool(l > r))
+    for l, r, row in zip(left, right, pixels[:, 0, 0, 1])
+  ]
 
 
 @pytest.mark.parametrize("mode", pipeline.MODES)
@@ -97,32 +110,40 @@ def test_crop_is_random_in_training_and_central_in_evaluation(builder):
     for number, place in zip(numbers(batch), placements(batch)):
       seen.setdefault(number, []).append(place)
   assert sorted(seen) == list(range(NUM_TRAIN))
-  assert all(0 <= col <= 30 and 0 <= row <= 30
-             for places in seen.values() for col, row, _ in places)
+  assert all(
+    0 <= col <= 30 and 0 <= row <= 30
+    for places in seen.values()
+    for col, row, _ in places
+  )
   assert any(first != second for first, second in seen.values())
   mirrored = [m for places in seen.values() for _, _, m in places]
   assert any(mirrored) and not all(mirrored)
   for batch in batches(builder, "test", mode="crop"):
-    assert set(placements(batch)[:sum(batch["valid"])]) == {(15, 15, False)}
+    assert set(placements(batch)[: sum(batch["valid"])]) == {(15, 15, False)}
 
 
 def test_resize_is_pils_and_the_same_in_training_and_evaluation(builder):
   train = batches(builder, mode="resize", num_epochs=1)
   test = batches(builder, "test", mode="resize")
   number = numbers(test[0])[0]
-  pil = np.asarray(Image.fromarray(face(number)).resize(
-      (170, 170), Image.Resampling.BILINEAR), np.float32)
+  pil = np.asarray(
+    Image.fromarray(face(number)).resize((170, 170), Image.Resampling.BILINEAR),
+    np.float32,
+  )
   np.testing.assert_allclose(test[0]["image"][0] * 255, pil, atol=1 + 1e-4)
   reference = test[0]["image"][0, ..., :2]
   for batch in train:
-    np.testing.assert_allclose(batch["image"][..., :2],
-                               np.broadcast_to(reference, (4, 170, 170, 2)),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+      batch["image"][..., :2],
+      np.broadcast_to(reference, (4, 170, 170, 2)),
+      atol=1e-6,
+    )
 
 
 def test_order_follows_the_seed_and_changes_every_epoch(builder):
   def order(seed):
     return [numbers(b) for b in batches(builder, seed=seed, num_epochs=2)]
+
   first = order(0)
   assert first == order(0)
   assert first != order(1)
@@ -148,10 +169,17 @@ def test_cache_gives_the_same_batches(builder):
 
 def test_evaluation_sees_every_example_once_with_padding_masked(builder):
   result = batches(builder, "test")
-  assert len(result) == pipeline.num_batches(
-      builder, "test", batch_size=4, train=False, process_count=1) == 2
-  assert [b["valid"].tolist() for b in result] == [[True] * 4,
-                                                   [True] + [False] * 3]
+  assert (
+    len(result)
+    == pipeline.num_batches(
+      builder, "test", batch_size=4, train=False, process_count=1
+    )
+    == 2
+  )
+  assert [b["valid"].tolist() for b in result] == [
+    [True] * 4,
+    [True] + [False] * 3,
+  ]
   seen = sum((numbers(b) for b in result), [])
   assert sorted(seen) == list(range(TEST_OFFSET, TEST_OFFSET + NUM_TEST))
   assert (result[-1]["image"][1:] == 0).all()
@@ -161,16 +189,23 @@ def test_evaluation_sees_every_example_once_with_padding_masked(builder):
 def test_processes_get_disjoint_parts(builder, split):
   parts = []
   for index in range(2):
-    result = batches(builder, split, batch_size=2, num_epochs=1,
-                     process_index=index, process_count=2)
+    result = batches(
+      builder,
+      split,
+      batch_size=2,
+      num_epochs=1,
+      process_index=index,
+      process_count=2,
+    )
     assert len(result) == pipeline.num_batches(
-        builder, split, batch_size=2, train=split == "train",
-        process_count=2)
+      builder, split, batch_size=2, train=split == "train", process_count=2
+    )
     parts.append(set(sum((numbers(b) for b in result), [])))
   assert not parts[0] & parts[1]
   if split == "test":  # evaluation is complete; training drops remainders
-    assert parts[0] | parts[1] == set(range(TEST_OFFSET,
-                                            TEST_OFFSET + NUM_TEST))
+    assert parts[0] | parts[1] == set(
+      range(TEST_OFFSET, TEST_OFFSET + NUM_TEST)
+    )
 
 
 def test_mean_image_is_the_train_split_mean_in_bgr(builder):
@@ -181,16 +216,23 @@ def test_mean_image_is_the_train_split_mean_in_bgr(builder):
   batch = batches(builder, "test", mode="crop", normalization="bgr_mean")[0]
   number = np.round(batch["image"][0, 0, 0, 0] + expected[0, 0, 0])
   np.testing.assert_allclose(
-      batch["image"][0], face(number)[15:185, 15:185, ::-1] - expected[
-          15:185, 15:185], atol=1e-4)
+    batch["image"][0],
+    face(number)[15:185, 15:185, ::-1] - expected[15:185, 15:185],
+    atol=1e-4,
+  )
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize(
+  "kwargs, message",
+  [
     ({"mode": "flip"}, "unknown mode 'flip'; valid: resize, crop"),
-    ({"normalization": "yuv"},
-     "unknown normalization 'yuv'; valid: rgb, bgr_mean"),
+    (
+      {"normalization": "yuv"},
+      "unknown normalization 'yuv'; valid: rgb, bgr_mean",
+    ),
     ({"batch_size": 100}, "fewer than batch_size 100 examples per process"),
-])
+  ],
+)
 def test_bad_arguments_raise_one_line(builder, kwargs, message):
   with pytest.raises(ValueError, match=message) as error:
     batches(builder, **kwargs)
@@ -198,6 +240,9 @@ def test_bad_arguments_raise_one_line(builder, kwargs, message):
 
 
 def test_unknown_split_lists_the_splits(builder):
-  with pytest.raises(ValueError, match="unknown coordinate_faces_builder"
-                     " split 'validation'; valid: train, test"):
+  with pytest.raises(
+    ValueError,
+    match="unknown coordinate_faces_builder"
+    " split 'validation'; valid: train, test",
+  ):
     batches(builder, "validation")

@@ -38,7 +38,9 @@ def _assert_same_step(reference, port, inputs):
   grads = {name: p.grad for name, p in port.named_parameters()}
   for name, p in reference.named_parameters():
     torch.testing.assert_close(grads[name], p.grad, **TOLERANCE, msg=name)
-  torch.testing.assert_close(port.state_dict(), reference.state_dict(), **TOLERANCE)
+  torch.testing.assert_close(
+    port.state_dict(), reference.state_dict(), **TOLERANCE
+  )
 
 
 @pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
@@ -59,7 +61,8 @@ def test_port_drml_holds_the_reference_state_dict_and_computes_the_same():
   port.load_state_dict(reference.state_dict())
   _assert_same_step(reference, port, torch.randn(2, 3, 74, 74))
   assert not {p.data_ptr() for p in port.parameters()} & {
-      p.data_ptr() for p in reference.parameters()}  # copies, not shared tensors
+    p.data_ptr() for p in reference.parameters()
+  }  # copies, not shared tensors
 
 
 def test_port_region_layer_rejects_a_map_off_the_grid():
@@ -71,9 +74,12 @@ def test_port_loss_is_the_sigmoid_cross_entropy_with_a_clamp():
   torch.manual_seed(0)
   logits = 4 * torch.randn(5, 12)
   labels = torch.randint(-1, 2, (5, 12)).float()
-  torch.testing.assert_close(port_loss(logits, labels),
-                             multilabel_sigmoid_cross_entropy(logits, labels),
-                             rtol=1e-5, atol=1e-6)
+  torch.testing.assert_close(
+    port_loss(logits, labels),
+    multilabel_sigmoid_cross_entropy(logits, labels),
+    rtol=1e-5,
+    atol=1e-6,
+  )
   # sigmoid(-200) rounds to 0 in float32: the port takes log(1e-20) instead.
   far = torch.tensor([[-200.0, 0.0]], requires_grad=True)
   loss = port_loss(far, torch.tensor([[1.0, 0.0]]))

@@ -14,14 +14,28 @@ from skimage import data as skimage_data
 
 from data_pipeline import pipeline, registry
 from data_pipeline.tf_cpu import tfds
-from drml_jax import (checkpoint, data, evaluate, faces, inference, media, predict,
-                      prediction, train_state)
+from drml_jax import (
+  checkpoint,
+  data,
+  evaluate,
+  faces,
+  inference,
+  media,
+  predict,
+  prediction,
+  train_state,
+)
 from drml_jax.metrics import confusion_counts
 from drml_jax.workdir import CHECKPOINT_DIR, CONFIG_FILE
 from tests import train_support as support
 
 INPUT = 66  # a tiny DRML: the pipeline's 170x170 inputs are resized to it
-MODEL_CONFIG = {"num_aus": 12, "input_size": INPUT, "init": "he", "dropout": 0.0}
+MODEL_CONFIG = {
+  "num_aus": 12,
+  "input_size": INPUT,
+  "init": "he",
+  "dropout": 0.0,
+}
 # Both sides feed the model bit-identical inputs (see the first test); the
 # forward passes differ in batch size and jit boundaries, so XLA's float32
 # sums differ in order (observed up to 1.4e-6 on these spread probabilities),
@@ -32,8 +46,11 @@ PROBABILITY_ATOL = 1e-5
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
   """The tiny synthetic dataset (shared with the training tests' session)."""
-  return registry.build("synthetic", dataset_config="tiny",
-                        data_dir=str(support.base_dir(tmp_path_factory) / "tfds"))
+  return registry.build(
+    "synthetic",
+    dataset_config="tiny",
+    data_dir=str(support.base_dir(tmp_path_factory) / "tfds"),
+  )
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +64,21 @@ def model():
 def _workdir(path, builder, drml, *, mode="resize", normalization="rgb"):
   """A work directory as drml_jax.train leaves it: config.json and checkpoints/."""
   checkpoint.save_model(path / CHECKPOINT_DIR, drml, MODEL_CONFIG)
-  (path / CONFIG_FILE).write_text(json.dumps({"data": {
-      "dataset": "synthetic", "dataset_config": "tiny", "fold": 0, "manual_dir": "",
-      "data_dir": str(builder.data_dir_root), "mode": mode, "normalization": normalization}}))
+  (path / CONFIG_FILE).write_text(
+    json.dumps(
+      {
+        "data": {
+          "dataset": "synthetic",
+          "dataset_config": "tiny",
+          "fold": 0,
+          "manual_dir": "",
+          "data_dir": str(builder.data_dir_root),
+          "mode": mode,
+          "normalization": normalization,
+        }
+      }
+    )
+  )
   return path
 
 
@@ -65,7 +94,11 @@ def test_split(tiny, tmp_path_factory):
   records = list(tfds.as_numpy(tiny.as_dataset("test", shuffle_files=False)))
   for i, record in enumerate(records):
     Image.fromarray(record["image"]).save(folder / f"{i:03d}.png")
-  return folder, np.stack([r["image"] for r in records]), np.stack([r["labels"] for r in records])
+  return (
+    folder,
+    np.stack([r["image"] for r in records]),
+    np.stack([r["labels"] for r in records]),
+  )
 
 
 def _read_csv(path):
@@ -74,7 +107,9 @@ def _read_csv(path):
 
 
 def _au_values(rows, suffix=""):
-  names = [f"AU{au:02d}{suffix}" for au in (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)]
+  names = [
+    f"AU{au:02d}{suffix}" for au in (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
+  ]
   return np.array([[float(row[name]) for name in names] for row in rows])
 
 
@@ -84,52 +119,111 @@ def _predict(argv, capsys):
   return status, out, err
 
 
-@pytest.mark.parametrize("mode,normalization", [("resize", "rgb"), ("crop", "bgr_mean")])
-def test_preprocessing_is_evaluations_bit_for_bit(tiny, test_split, mode, normalization):
+@pytest.mark.parametrize(
+  "mode,normalization", [("resize", "rgb"), ("crop", "bgr_mean")]
+)
+def test_preprocessing_is_evaluations_bit_for_bit(
+  tiny, test_split, mode, normalization
+):
   _, images, _ = test_split
   mean = pipeline.mean_image(tiny) if normalization == "bgr_mean" else None
-  ours = data.resize_inputs(pipeline.preprocess_eval(images, mode=mode,
-                                                     normalization=normalization, mean=mean),
-                            INPUT)
-  batches = data.Batches(tiny, data_shards=1, process_index=0, process_count=1, mode=mode,
-                         normalization=normalization, input_size=INPUT)
-  evaluation = np.concatenate([b["image"][b["valid"]] for b in batches.evaluation("test", 8)])
+  ours = data.resize_inputs(
+    pipeline.preprocess_eval(
+      images, mode=mode, normalization=normalization, mean=mean
+    ),
+    INPUT,
+  )
+  batches = data.Batches(
+    tiny,
+    data_shards=1,
+    process_index=0,
+    process_count=1,
+    mode=mode,
+    normalization=normalization,
+    input_size=INPUT,
+  )
+  evaluation = np.concatenate(
+    [b["image"][b["valid"]] for b in batches.evaluation("test", 8)]
+  )
   np.testing.assert_array_equal(ours, evaluation)
 
 
-def test_a_workdir_gives_its_preprocessing_and_its_datasets_aus(tiny, model, tmp_path):
+def test_a_workdir_gives_its_preprocessing_and_its_datasets_aus(
+  tiny, model, tmp_path
+):
   run = _workdir(tmp_path, tiny, model, mode="crop", normalization="bgr_mean")
   predictor = inference.load_predictor(workdir=str(run), batch_size=4)
-  assert (predictor.mode, predictor.normalization, predictor.input_size) == ("crop", "bgr_mean",
-                                                                             INPUT)
+  assert (predictor.mode, predictor.normalization, predictor.input_size) == (
+    "crop",
+    "bgr_mean",
+    INPUT,
+  )
   np.testing.assert_array_equal(predictor.mean, pipeline.mean_image(tiny))
-  assert predictor.aus == registry.aus(tiny) and predictor.thresholds.tolist() == [0.5] * 12
+  assert (
+    predictor.aus == registry.aus(tiny)
+    and predictor.thresholds.tolist() == [0.5] * 12
+  )
 
 
 def test_aligned_faces_get_evaluations_probabilities_and_counts(
-    workdir, tiny, model, test_split, tmp_path, capsys):
+  workdir, tiny, model, test_split, tmp_path, capsys
+):
   folder, _, labels = test_split
   out = tmp_path / "predictions.csv"
-  status, _, err = _predict([str(folder), "--workdir", str(workdir), "--faces", "aligned",
-                             "--out", str(out), "--batch-size", "3"], capsys)
+  status, _, err = _predict(
+    [
+      str(folder),
+      "--workdir",
+      str(workdir),
+      "--faces",
+      "aligned",
+      "--out",
+      str(out),
+      "--batch-size",
+      "3",
+    ],
+    capsys,
+  )
   assert status == 0, err
   rows = _read_csv(out)
-  assert [row["file"] for row in rows] == [str(folder / f"{i:03d}.png") for i in range(8)]
+  assert [row["file"] for row in rows] == [
+    str(folder / f"{i:03d}.png") for i in range(8)
+  ]
   assert {row["success"] for row in rows} == {"1"}
-  probabilities, occurrences = _au_values(rows), _au_values(rows, "_c").astype(bool)
+  probabilities, occurrences = (
+    _au_values(rows),
+    _au_values(rows, "_c").astype(bool),
+  )
 
   graphdefs, state = train_state.split(model)  # evaluation's forward pass
-  forward = jax.jit(lambda state, images: train_state.merge(graphdefs.eval, state)(images))
-  batches = data.Batches(tiny, data_shards=1, process_index=0, process_count=1,
-                         mode="resize", normalization="rgb", input_size=INPUT)
-  logits = np.concatenate([np.asarray(forward(state, b["image"]))[b["valid"]]
-                           for b in batches.evaluation("test", 8)])
-  np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-logits)), atol=PROBABILITY_ATOL)
+  forward = jax.jit(
+    lambda state, images: train_state.merge(graphdefs.eval, state)(images)
+  )
+  batches = data.Batches(
+    tiny,
+    data_shards=1,
+    process_index=0,
+    process_count=1,
+    mode="resize",
+    normalization="rgb",
+    input_size=INPUT,
+  )
+  logits = np.concatenate(
+    [
+      np.asarray(forward(state, b["image"]))[b["valid"]]
+      for b in batches.evaluation("test", 8)
+    ]
+  )
+  np.testing.assert_allclose(
+    probabilities, 1 / (1 + np.exp(-logits)), atol=PROBABILITY_ATOL
+  )
   assert 0.05 < probabilities.mean() < 0.95 and probabilities.std() > 0.1
   np.testing.assert_array_equal(occurrences, logits > 0)
 
   report = tmp_path / "eval.json"
-  assert evaluate.main(["--workdir", str(workdir), "--output", str(report)]) == 0
+  assert (
+    evaluate.main(["--workdir", str(workdir), "--output", str(report)]) == 0
+  )
   counts = confusion_counts(np.where(occurrences, 1.0, -1.0), labels)
   assert json.loads(report.read_text())["counts"] == np.asarray(counts).tolist()
 
@@ -138,52 +232,102 @@ def test_haar_finds_the_astronaut_and_orders_two_left_to_right():
   photo = skimage_data.astronaut()
   detector = faces.Detector()
   [face] = detector(photo)
-  assert abs(face.x - 177) <= 8 and abs(face.y - 66) <= 8 and 80 <= face.w <= 110
+  assert (
+    abs(face.x - 177) <= 8 and abs(face.y - 66) <= 8 and 80 <= face.w <= 110
+  )
   assert faces.crop(photo, face).shape == (200, 200, 3)
   left, right = detector(np.concatenate([photo, photo], axis=1))
-  assert abs(left.x - face.x) <= 8 and abs(right.x - (face.x + photo.shape[1])) <= 8
+  assert (
+    abs(left.x - face.x) <= 8 and abs(right.x - (face.x + photo.shape[1])) <= 8
+  )
 
 
-def test_video_rows_frames_timestamps_and_detected_faces(workdir, tmp_path, capsys):
+def test_video_rows_frames_timestamps_and_detected_faces(
+  workdir, tmp_path, capsys
+):
   fps = 10.0
-  video = prediction.write_synthetic_video(str(tmp_path / "clip.mp4"), frames=9, fps=fps)
+  video = prediction.write_synthetic_video(
+    str(tmp_path / "clip.mp4"), frames=9, fps=fps
+  )
   out = tmp_path / "video.csv"
-  status, _, err = _predict([video, "--workdir", str(workdir), "--out", str(out), "--plot"],
-                            capsys)
+  status, _, err = _predict(
+    [video, "--workdir", str(workdir), "--out", str(out), "--plot"], capsys
+  )
   assert status == 0, err
   rows = _read_csv(out)
   assert [int(row["frame"]) for row in rows] == list(range(9))
-  assert [float(row["timestamp_s"]) for row in rows] == [round(i / fps, 3) for i in range(9)]
+  assert [float(row["timestamp_s"]) for row in rows] == [
+    round(i / fps, 3) for i in range(9)
+  ]
   assert (tmp_path / "video_clip.png").stat().st_size > 0
   detected = [row for row in rows if row["success"] == "1"]
-  assert len(detected) >= 5, "the Haar cascade finds this subject in most frames"
+  assert len(detected) >= 5, (
+    "the Haar cascade finds this subject in most frames"
+  )
   assert all(row["AU01"] == "" for row in rows if row["success"] == "0")
 
   crops = tmp_path / "crops"
   crops.mkdir()
   frames = {frame.index: frame.image for frame in media.frames(video)}
   for row in detected:
-    box = faces.Face(*(int(row[k]) for k in ("face_x", "face_y", "face_w", "face_h")))
+    box = faces.Face(
+      *(int(row[k]) for k in ("face_x", "face_y", "face_w", "face_h"))
+    )
     Image.fromarray(faces.crop(frames[int(row["frame"])], box)).save(
-        crops / f"{int(row['frame']):03d}.png")
+      crops / f"{int(row['frame']):03d}.png"
+    )
   aligned_out = tmp_path / "aligned.csv"
-  status, _, err = _predict([str(crops), "--workdir", str(workdir), "--faces", "aligned",
-                             "--out", str(aligned_out)], capsys)
+  status, _, err = _predict(
+    [
+      str(crops),
+      "--workdir",
+      str(workdir),
+      "--faces",
+      "aligned",
+      "--out",
+      str(aligned_out),
+    ],
+    capsys,
+  )
   assert status == 0, err
-  np.testing.assert_allclose(_au_values(detected), _au_values(_read_csv(aligned_out)),
-                             atol=PROBABILITY_ATOL)
+  np.testing.assert_allclose(
+    _au_values(detected),
+    _au_values(_read_csv(aligned_out)),
+    atol=PROBABILITY_ATOL,
+  )
 
   every = tmp_path / "every.csv"  # a bare checkpoint, its AUs named: BP4D's
-  assert _predict([video, "--checkpoint", str(workdir / "checkpoints"), "--out", str(every),
-                   "--every", "4", "--aus", "1,2,4,6,7,10,12,14,15,17,23,24"], capsys)[0] == 0
+  assert (
+    _predict(
+      [
+        video,
+        "--checkpoint",
+        str(workdir / "checkpoints"),
+        "--out",
+        str(every),
+        "--every",
+        "4",
+        "--aus",
+        "1,2,4,6,7,10,12,14,15,17,23,24",
+      ],
+      capsys,
+    )[0]
+    == 0
+  )
   rows = _read_csv(every)
   assert [(row["frame"], row["timestamp_s"]) for row in rows] == [
-      ("0", "0.000"), ("4", "0.400"), ("8", "0.800")]
-  assert list(rows[0])[10:13] == ["AU01", "AU02", "AU04"] and "AU23_c" in rows[0]
+    ("0", "0.000"),
+    ("4", "0.400"),
+    ("8", "0.800"),
+  ]
+  assert (
+    list(rows[0])[10:13] == ["AU01", "AU02", "AU04"] and "AU23_c" in rows[0]
+  )
 
 
 def test_bad_inputs_are_named_in_one_line_and_the_rest_is_predicted(
-    workdir, test_split, tmp_path, capsys):
+  workdir, test_split, tmp_path, capsys
+):
   folder, _, _ = test_split
   good = str(folder / "000.png")
   broken_image = tmp_path / "broken.png"
@@ -194,61 +338,119 @@ def test_bad_inputs_are_named_in_one_line_and_the_rest_is_predicted(
   notes.write_text("hello")
   empty = tmp_path / "empty"
   empty.mkdir()
-  bad = [str(broken_image), str(broken_video), str(notes), str(empty), str(tmp_path / "gone.jpg")]
+  bad = [
+    str(broken_image),
+    str(broken_video),
+    str(notes),
+    str(empty),
+    str(tmp_path / "gone.jpg"),
+  ]
   out = tmp_path / "out.csv"
-  status, _, err = _predict([good, *bad, "--workdir", str(workdir), "--faces", "aligned",
-                             "--out", str(out), "--plot"], capsys)
+  status, _, err = _predict(
+    [
+      good,
+      *bad,
+      "--workdir",
+      str(workdir),
+      "--faces",
+      "aligned",
+      "--out",
+      str(out),
+      "--plot",
+    ],
+    capsys,
+  )
   assert status == 1
   lines = err.splitlines()
-  assert len(lines) == len(bad) and all(line.startswith("error: ") for line in lines), err
+  assert len(lines) == len(bad) and all(
+    line.startswith("error: ") for line in lines
+  ), err
   for path in bad:
     assert sum(path + ":" in line for line in lines) == 1, (path, err)
   assert [row["file"] for row in _read_csv(out)] == [good]
   assert (tmp_path / "out_faces.png").exists()
 
   before = out.read_bytes()
-  assert _predict([good, "--workdir", str(workdir), "--out", str(out)], capsys)[2] \
-      .startswith(f"error: {out} already exists: pass --overwrite")
+  assert _predict([good, "--workdir", str(workdir), "--out", str(out)], capsys)[
+    2
+  ].startswith(f"error: {out} already exists: pass --overwrite")
   assert out.read_bytes() == before
 
-  status, _, err = _predict([*bad, "--workdir", str(workdir), "--faces", "aligned",
-                             "--out", str(tmp_path / "none.csv")], capsys)
+  status, _, err = _predict(
+    [
+      *bad,
+      "--workdir",
+      str(workdir),
+      "--faces",
+      "aligned",
+      "--out",
+      str(tmp_path / "none.csv"),
+    ],
+    capsys,
+  )
   assert status == 2 and len(err.splitlines()) == len(bad)
   assert not (tmp_path / "none.csv").exists()
 
 
-def test_checkpoints_that_are_not_drml_fail_in_one_line(workdir, test_split, tmp_path, capsys):
+def test_checkpoints_that_are_not_drml_fail_in_one_line(
+  workdir, test_split, tmp_path, capsys
+):
   good = str(test_split[0] / "000.png")
   not_drml = tmp_path / "resnet.pth"
   torch.save(torch.nn.Linear(3, 2).state_dict(), not_drml)
   garbage = tmp_path / "garbage.pth"
   garbage.write_bytes(b"not a checkpoint")
   cases = [
-      (["--checkpoint", str(not_drml)], f"{not_drml}: not a DRML state_dict"),
-      (["--checkpoint", str(garbage)], f"{garbage} is not a readable PyTorch checkpoint"),
-      (["--checkpoint", str(tmp_path)], f"{tmp_path} is not a readable orbax DRML checkpoint"),
-      (["--checkpoint", str(tmp_path / "gone")], f"no checkpoint at {tmp_path / 'gone'}"),
-      (["--workdir", str(tmp_path)], f"{tmp_path} is not a training work directory"),
-      (["--workdir", str(workdir), "--aus", "1,2"],
-       f"{workdir / 'checkpoints'} predicts 12 AUs but --aus names 2"),
+    (["--checkpoint", str(not_drml)], f"{not_drml}: not a DRML state_dict"),
+    (
+      ["--checkpoint", str(garbage)],
+      f"{garbage} is not a readable PyTorch checkpoint",
+    ),
+    (
+      ["--checkpoint", str(tmp_path)],
+      f"{tmp_path} is not a readable orbax DRML checkpoint",
+    ),
+    (
+      ["--checkpoint", str(tmp_path / "gone")],
+      f"no checkpoint at {tmp_path / 'gone'}",
+    ),
+    (
+      ["--workdir", str(tmp_path)],
+      f"{tmp_path} is not a training work directory",
+    ),
+    (
+      ["--workdir", str(workdir), "--aus", "1,2"],
+      f"{workdir / 'checkpoints'} predicts 12 AUs but --aus names 2",
+    ),
   ]
   for argv, message in cases:
-    status, _, err = _predict([good, *argv, "--out", str(tmp_path / "x.csv")], capsys)
+    status, _, err = _predict(
+      [good, *argv, "--out", str(tmp_path / "x.csv")], capsys
+    )
     assert status == 2, argv
     assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
 
 
 def test_bad_arguments_fail_in_one_line(capsys):
-  for argv in (["x.png", "--checkpoint", "c", "--every", "0"],
-               ["x.png", "--checkpoint", "c", "--aus", "1,two"], ["x.png"]):
+  for argv in (
+    ["x.png", "--checkpoint", "c", "--every", "0"],
+    ["x.png", "--checkpoint", "c", "--aus", "1,two"],
+    ["x.png"],
+  ):
     with pytest.raises(SystemExit) as exit_info:
       predict.main(argv)
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert (
+      exit_info.value.code == 2
+      and err.startswith("error: ")
+      and err.count("\n") == 1
+    ), err
 
 
 def test_benchmark_predict_reports_its_parts(model):
-  result = prediction.benchmark_predict(model, frames=4, batch_size=2, input_size=INPUT)
+  result = prediction.benchmark_predict(
+    model, frames=4, batch_size=2, input_size=INPUT
+  )
   assert result["frames"] == 4
   for key in ("frames_per_s", "wall_s", "decode_s", "detect_s", "model_s"):
     assert result[key] > 0, key

@@ -22,9 +22,15 @@ def test_region_parameters_are_stacked_and_distinct():
 
 
 def _region_layer(conv, region_bn="affine", seed=0):
-  return RegionLayer(4, grid=(4, 4), region_bn=region_bn, region_conv=conv,
-                     kernel_init=nnx.initializers.lecun_normal(),
-                     bias_init=nnx.initializers.normal(0.1), rngs=nnx.Rngs(seed))
+  return RegionLayer(
+    4,
+    grid=(4, 4),
+    region_bn=region_bn,
+    region_conv=conv,
+    kernel_init=nnx.initializers.lecun_normal(),
+    bias_init=nnx.initializers.normal(0.1),
+    rngs=nnx.Rngs(seed),
+  )
 
 
 def _random(shape, seed=0):
@@ -32,10 +38,20 @@ def _random(shape, seed=0):
 
 
 def test_conv3x3_matmul_equals_lax_conv():
-  x, kernel, bias = _random((2, 5, 6, 3)), _random((3, 3, 3, 4), 1), _random((4,), 2)
-  expected = jax.lax.conv_general_dilated(
-      x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
-  np.testing.assert_allclose(conv3x3_matmul(x, kernel, bias), expected, rtol=1e-5, atol=1e-5)
+  x, kernel, bias = (
+    _random((2, 5, 6, 3)),
+    _random((3, 3, 3, 4), 1),
+    _random((4,), 2),
+  )
+  expected = (
+    jax.lax.conv_general_dilated(
+      x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    + bias
+  )
+  np.testing.assert_allclose(
+    conv3x3_matmul(x, kernel, bias), expected, rtol=1e-5, atol=1e-5
+  )
 
 
 @pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
@@ -51,7 +67,9 @@ def test_region_conv_forms_agree_forward_and_backward(region_bn):
       out = nnx.merge(graphdef, params, rest, copy=True)(x)
       return jnp.sum(jnp.sin(out)), out
 
-    (_, out), (g_params, g_x) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+    (_, out), (g_params, g_x) = jax.value_and_grad(
+      loss, argnums=(0, 1), has_aux=True
+    )(params, x)
     outputs.append(out)
     grads.append((jax.tree.leaves(g_params), g_x))
   # Same float32 math in another summation order: a few ulps of the values.
@@ -75,5 +93,7 @@ def test_region_layer_has_no_leakage_between_patches(conv):
 
 def test_grid_that_does_not_divide_the_map_is_a_clear_error():
   layer = _region_layer("matmul")
-  with pytest.raises(ValueError, match="4x4 does not divide the 18x18 feature map"):
+  with pytest.raises(
+    ValueError, match="4x4 does not divide the 18x18 feature map"
+  ):
     layer(jnp.ones((1, 18, 18, 4)))

@@ -19,18 +19,29 @@ def test_scores_edge_cases():
   assert np.isnan(scores["f1"][1]) and np.isnan(scores["accuracy"][1])
   assert scores["f1"][2] == 0 and scores["accuracy"][2] == pytest.approx(0.75)
   assert scores["f1"][3] == 0 and scores["accuracy"][3] == pytest.approx(5 / 8)
-  assert scores["mean_f1"] == pytest.approx((6 / 9 + 0 + 0) / 3)  # the all-ignored AU is left out
+  assert scores["mean_f1"] == pytest.approx(
+    (6 / 9 + 0 + 0) / 3
+  )  # the all-ignored AU is left out
   table = format_table(scores)
-  assert "| DRML | 66.67/70.00 | n/a | 0.00/75.00 | 0.00/62.50 | 22.22/69.17 |" in table
+  assert (
+    "| DRML | 66.67/70.00 | n/a | 0.00/75.00 | 0.00/62.50 | 22.22/69.17 |"
+    in table
+  )
   assert '"f1": [\n    0.6666666666666666,\n    null' in to_json(scores)
 
 
 def test_collapse_and_constant_predictor():
   counts = np.array([[0, 0, 6, 2], [0, 0, 4, 4]])  # everything predicted absent
   assert "absent" in scores.collapse(counts)
-  assert scores.collapse(counts[:, [2, 3, 0, 1]]) .endswith("present for the whole split")
+  assert scores.collapse(counts[:, [2, 3, 0, 1]]).endswith(
+    "present for the whole split"
+  )
   assert scores.collapse([[1, 0, 6, 1], [0, 0, 4, 4]]) is None
-  np.testing.assert_array_equal(scores.constant_counts(counts), [[2, 6, 0, 0], [4, 4, 0, 0]])
+  np.testing.assert_array_equal(
+    scores.constant_counts(counts), [[2, 6, 0, 0], [4, 4, 0, 0]]
+  )
   result, text = scores.evaluation_report(counts, (1, 2))
   assert result["collapse"] and "COLLAPSED" in text
-  assert result["constant_mean_f1"] == pytest.approx(np.mean([2 * 2 / 10, 2 * 4 / 12]))
+  assert result["constant_mean_f1"] == pytest.approx(
+    np.mean([2 * 2 / 10, 2 * 4 / 12])
+  )

@@ -13,8 +13,12 @@ from PIL import Image
 
 from data_pipeline import labels, prepare
 from data_pipeline.sources import ck_plus, disfa_plus, list_files
-from data_pipeline.sources.base import (BP4D_AUS, DISFA_AUS, DISFA_PLUS_AUS,
-                                        DataError)
+from data_pipeline.sources.base import (
+  BP4D_AUS,
+  DISFA_AUS,
+  DISFA_PLUS_AUS,
+  DataError,
+)
 
 # --- label converters ------------------------------------------------------
 
@@ -22,18 +26,27 @@ from data_pipeline.sources.base import (BP4D_AUS, DISFA_AUS, DISFA_PLUS_AUS,
 def test_label_converters():
   np.testing.assert_array_equal(labels.from_plus_minus_one([1, -1]), [1, -1])
   np.testing.assert_array_equal(
-      labels.from_zero_one([0, 1, 9], unknown=9), [-1, 1, 0])
+    labels.from_zero_one([0, 1, 9], unknown=9), [-1, 1, 0]
+  )
   np.testing.assert_array_equal(
-      labels.from_intensity([0, 1, 2, 5], threshold=2), [-1, -1, 1, 1])
+    labels.from_intensity([0, 1, 2, 5], threshold=2), [-1, -1, 1, 1]
+  )
   np.testing.assert_array_equal(
-      labels.from_intensity([2, 3], threshold=3), [-1, 1])
+    labels.from_intensity([2, 3], threshold=3), [-1, 1]
+  )
   assert labels.from_zero_one([1]).dtype == np.int8
 
 
-@pytest.mark.parametrize("convert, value", [
-    (labels.from_plus_minus_one, 0), (labels.from_zero_one, 9),
-    (labels.from_intensity, 6), (labels.from_intensity, -1),
-    (labels.from_intensity, 2.5)])
+@pytest.mark.parametrize(
+  "convert, value",
+  [
+    (labels.from_plus_minus_one, 0),
+    (labels.from_zero_one, 9),
+    (labels.from_intensity, 6),
+    (labels.from_intensity, -1),
+    (labels.from_intensity, 2.5),
+  ],
+)
 def test_label_converters_reject_values_outside_the_convention(convert, value):
   with pytest.raises(DataError, match=r"lab\.txt.*" + str(value)):
     convert([1, value], source="lab.txt")
@@ -41,8 +54,7 @@ def test_label_converters_reject_values_outside_the_convention(convert, value):
 
 def test_convert_rows_names_the_line():
   with pytest.raises(DataError, match=r"f\.txt:7: label value 3"):
-    labels.convert_rows(labels.from_zero_one, [[0, 1], [1, 3]], [4, 7],
-                        "f.txt")
+    labels.convert_rows(labels.from_zero_one, [[0, 1], [1, 3]], [4, 7], "f.txt")
 
 
 # --- DISFA+ -----------------------------------------------------------------
@@ -62,8 +74,13 @@ def _face(subject: str, trial: str, frame: str) -> np.ndarray:
   return image
 
 
-def make_disfa_plus(root: Path, subjects=("SN001", "SN003", "SN025"), *,
-                    form: str = "cell", nested: bool = False) -> Path:
+def make_disfa_plus(
+  root: Path,
+  subjects=("SN001", "SN003", "SN025"),
+  *,
+  form: str = "cell",
+  nested: bool = False,
+) -> Path:
   """A DISFA+ tree; label lines and .mat entries in scrambled order."""
   for subject in subjects:
     inner = Path(subject, subject) if nested else Path(subject)
@@ -72,27 +89,39 @@ def make_disfa_plus(root: Path, subjects=("SN001", "SN003", "SN025"), *,
       label_dir.mkdir(parents=True)
       for i, au in enumerate(DISFA_PLUS_AUS):
         order = FRAMES[::-1] if i % 2 else FRAMES
-        (label_dir / f"AU{au}.txt").write_text("".join(
-            f"{f}.jpg     {_intensity(subject, trial, f, i)}\n"
-            for f in order) + "\n")
+        (label_dir / f"AU{au}.txt").write_text(
+          "".join(
+            f"{f}.jpg     {_intensity(subject, trial, f, i)}\n" for f in order
+          )
+          + "\n"
+        )
       mat_dir = root / "FaceLandmarks" / inner
       mat_dir.mkdir(parents=True, exist_ok=True)
       frames = FRAMES[1:] + FRAMES[:1]
       if form == "cell":
         entries = np.empty((1, len(frames)), object)
         for k, f in enumerate(frames):
-          entries[0, k] = {"imgID": f"{f}.jpg",
-                           "ImgCropped": _face(subject, trial, f),
-                           "LndPntCropped": np.zeros((49, 2))}
+          entries[0, k] = {
+            "imgID": f"{f}.jpg",
+            "ImgCropped": _face(subject, trial, f),
+            "LndPntCropped": np.zeros((49, 2)),
+          }
       else:
-        entries = np.zeros((1, len(frames)), [("imgID", "O"),
-                                              ("ImgCropped", "O"),
-                                              ("LndPntCropped", "O")])
+        entries = np.zeros(
+          (1, len(frames)),
+          [("imgID", "O"), ("ImgCropped", "O"), ("LndPntCropped", "O")],
+        )
         for k, f in enumerate(frames):
-          entries[0, k] = (f"{f}.jpg", _face(subject, trial, f),
-                           np.zeros((49, 2)))
-      scipy.io.savemat(mat_dir / f"{trial}_FaceCropped.mat",
-                       {"FaceImg_CropResize": entries}, do_compression=True)
+          entries[0, k] = (
+            f"{f}.jpg",
+            _face(subject, trial, f),
+            np.zeros((49, 2)),
+          )
+      scipy.io.savemat(
+        mat_dir / f"{trial}_FaceCropped.mat",
+        {"FaceImg_CropResize": entries},
+        do_compression=True,
+      )
   return root
 
 
@@ -105,15 +134,20 @@ def _reader(root, **kwargs):
 def _check_split(reader, split, subjects):
   examples = list(reader.examples(split))
   assert [e.frame_id for e in examples] == [
-      f"{s}/{t}/{f}" for s in subjects for t in TRIALS for f in FRAMES]
+    f"{s}/{t}/{f}" for s in subjects for t in TRIALS for f in FRAMES
+  ]
   for e in examples:
     subject, trial, frame = e.frame_id.split("/")
     assert e.subject == subject
     assert e.image.shape == (200, 200, 3) and e.image.dtype == np.uint8
-    assert tuple(e.image[0, 0]) == (int(subject[2:]), TRIALS.index(trial),
-                                    int(frame))
-    expected = [1 if _intensity(subject, trial, frame, i) >= 2 else -1
-                for i in range(12)]
+    assert tuple(e.image[0, 0]) == (
+      int(subject[2:]),
+      TRIALS.index(trial),
+      int(frame),
+    )
+    expected = [
+      1 if _intensity(subject, trial, frame, i) >= 2 else -1 for i in range(12)
+    ]
     np.testing.assert_array_equal(e.labels, expected)
     assert e.labels.dtype == np.int8
   return examples
@@ -140,7 +174,8 @@ def test_disfa_plus_threshold_and_default_split(tmp_path):
   example = next(reader.examples("test"))
   intensities = [_intensity("SN025", TRIALS[0], "000", i) for i in range(12)]
   np.testing.assert_array_equal(
-      example.labels, [1 if v >= 4 else -1 for v in intensities])
+    example.labels, [1 if v >= 4 else -1 for v in intensities]
+  )
   with pytest.raises(DataError, match="SN001"):
     reader.num_examples("train")  # the default train subjects are absent
 
@@ -150,14 +185,19 @@ def test_prepare_extracts_pngs_and_reruns_incrementally(tmp_path):
   out = tmp_path / "png"
   assert prepare.extract_disfa_plus(src, out, progress=False) == 18
   assert sorted(p.name for p in (out / "SN001" / TRIALS[0]).iterdir()) == [
-      ".done", "000.png", "001.png", "002.png"]
+    ".done",
+    "000.png",
+    "001.png",
+    "002.png",
+  ]
   assert not list(out.rglob("*.partial"))
   assert prepare.extract_disfa_plus(src, out, progress=False) == 0
   (out / "SN003" / TRIALS[1] / "001.png").unlink()
   (out / "SN003" / TRIALS[1] / ".done").unlink()  # as if interrupted
   assert prepare.extract_disfa_plus(src, out, progress=False) == 1
-  from_pngs = _check_split(_reader(src, image_dir=out), "train",
-                           ["SN001", "SN003"])
+  from_pngs = _check_split(
+    _reader(src, image_dir=out), "train", ["SN001", "SN003"]
+  )
   from_mats = list(_reader(src).examples("train"))
   for a, b in zip(from_pngs, from_mats):
     np.testing.assert_array_equal(a.image, b.image)
@@ -165,8 +205,12 @@ def test_prepare_extracts_pngs_and_reruns_incrementally(tmp_path):
 
 def test_prepare_command_line(tmp_path, capsys):
   src = make_disfa_plus(tmp_path / "src", subjects=("SN001",))
-  assert prepare.main(["disfa_plus", "--src", str(src), "--out",
-                       str(tmp_path / "out")]) == 0
+  assert (
+    prepare.main(
+      ["disfa_plus", "--src", str(src), "--out", str(tmp_path / "out")]
+    )
+    == 0
+  )
   assert "wrote 6 images" in capsys.readouterr().out
   assert prepare.main(["disfa_plus", "--src", str(tmp_path / "nowhere")]) == 2
   err = capsys.readouterr().err
@@ -176,7 +220,9 @@ def test_prepare_command_line(tmp_path, capsys):
 def test_extracted_faces_inside_the_root_replace_the_mat_files(tmp_path):
   src = make_disfa_plus(tmp_path / "src")
   from_mats = list(_reader(src).examples("train"))
-  assert prepare.main(["disfa_plus", "--src", str(src)]) == 0  # to src/FaceImages
+  assert (
+    prepare.main(["disfa_plus", "--src", str(src)]) == 0
+  )  # to src/FaceImages
   shutil.rmtree(src / disfa_plus.FACES_DIR)
   from_pngs = list(_reader(src).examples("train"))
   assert [e.frame_id for e in from_pngs] == [e.frame_id for e in from_mats]
@@ -215,40 +261,54 @@ def _break_missing_mat(root):
 
 def _break_mat_frame(root):
   entries = np.empty((1, 1), object)
-  entries[0, 0] = {"imgID": "000.jpg", "ImgCropped": _face("SN001", TRIALS[0],
-                                                           "000")}
-  scipy.io.savemat(root / "FaceLandmarks" / "SN001"
-                   / f"{TRIALS[0]}_FaceCropped.mat",
-                   {"FaceImg_CropResize": entries})
+  entries[0, 0] = {
+    "imgID": "000.jpg",
+    "ImgCropped": _face("SN001", TRIALS[0], "000"),
+  }
+  scipy.io.savemat(
+    root / "FaceLandmarks" / "SN001" / f"{TRIALS[0]}_FaceCropped.mat",
+    {"FaceImg_CropResize": entries},
+  )
 
 
 def _break_mat_size(root):
   entries = np.empty((1, 3), object)
   for k, f in enumerate(FRAMES):
-    entries[0, k] = {"imgID": f"{f}.jpg",
-                     "ImgCropped": np.zeros((100, 100, 3), np.uint8)}
-  scipy.io.savemat(root / "FaceLandmarks" / "SN001"
-                   / f"{TRIALS[0]}_FaceCropped.mat",
-                   {"FaceImg_CropResize": entries})
+    entries[0, k] = {
+      "imgID": f"{f}.jpg",
+      "ImgCropped": np.zeros((100, 100, 3), np.uint8),
+    }
+  scipy.io.savemat(
+    root / "FaceLandmarks" / "SN001" / f"{TRIALS[0]}_FaceCropped.mat",
+    {"FaceImg_CropResize": entries},
+  )
 
 
 def _break_mat_garbage(root):
-  (root / "FaceLandmarks" / "SN001"
-   / f"{TRIALS[0]}_FaceCropped.mat").write_bytes(b"not a mat file")
+  (
+    root / "FaceLandmarks" / "SN001" / f"{TRIALS[0]}_FaceCropped.mat"
+  ).write_bytes(b"not a mat file")
 
 
-@pytest.mark.parametrize("breaker, message, bad_count", [
+@pytest.mark.parametrize(
+  "breaker, message, bad_count",
+  [
     (_break_columns, r"AU4\.txt:2: expected 'NNN\.jpg intensity'", 1),
     (_break_missing_frame, r"AU4\.txt: no line for frame 001", 1),
     (_break_value, r"AU4\.txt:2: label value 7", 1),
     (_break_binary, r"AU4\.txt:2: expected 'NNN\.jpg intensity'", 1),
     (_break_missing_au_file, r"AU26\.txt: label file missing", 1),
-    (_break_missing_mat, r"A2_AU2_TrailNo_1_FaceCropped\.mat: face file"
-     r" missing", 1),
+    (
+      _break_missing_mat,
+      r"A2_AU2_TrailNo_1_FaceCropped\.mat: face file"
+      r" missing",
+      1,
+    ),
     (_break_mat_frame, r"_FaceCropped\.mat: no face for frame 001", 2),
     (_break_mat_size, r"_FaceCropped\.mat frame 000: image is 100x100x3", 3),
     (_break_mat_garbage, r"_FaceCropped\.mat: cannot read", 1),
-])
+  ],
+)
 def test_disfa_plus_bad_input(tmp_path, breaker, message, bad_count):
   breaker(make_disfa_plus(tmp_path, subjects=("SN001",)))
   reader = _reader(tmp_path, train_subjects=("SN001",))
@@ -275,13 +335,15 @@ def test_disfa_plus_bad_pngs(tmp_path):
   reader = _reader(src, train_subjects=("SN001",), image_dir=out)
   with pytest.raises(DataError, match=r"000\.png: image missing"):
     list(reader.examples("train"))
-  skipping = _reader(src, train_subjects=("SN001",), image_dir=out,
-                     skip_bad=True)
+  skipping = _reader(
+    src, train_subjects=("SN001",), image_dir=out, skip_bad=True
+  )
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     examples = list(skipping.examples("train"))
   assert [str(w.message) for w in caught] == [
-      str(caught[0].message)] and "skipped 3" in str(caught[0].message)
+    str(caught[0].message)
+  ] and "skipped 3" in str(caught[0].message)
   assert len(examples) == 3
   (trial / "000.png").write_bytes((trial / "002.png").read_bytes())
   with pytest.raises(DataError, match=r"000\.png: image is 64x64x3"):
@@ -310,7 +372,9 @@ def make_ck_plus(root: Path) -> Path:
   """Two coded sequences, one grayscale, one RGB (CK+ codes every sequence)."""
   rng = np.random.default_rng(0)
   for subject, sequence, coded, mode in [
-      ("S005", "001", (1, 2, 5, 27), "L"), ("S010", "002", (12, 25), "RGB")]:
+    ("S005", "001", (1, 2, 5, 27), "L"),
+    ("S010", "002", (12, 25), "RGB"),
+  ]:
     stem = f"{subject}_{sequence}_00000011"
     images = root / "cohn-kanade-images" / subject / sequence
     images.mkdir(parents=True)
@@ -318,17 +382,19 @@ def make_ck_plus(root: Path) -> Path:
     frame[200:300, 300:400] = 250  # the face: where the landmarks are
     for k in (1, 11):  # the first and the last (peak) frame
       Image.fromarray(frame).convert(mode).save(
-          images / f"{subject}_{sequence}_{k:08d}.png")
+        images / f"{subject}_{sequence}_{k:08d}.png"
+      )
     marks = root / "Landmarks" / subject / sequence
     marks.mkdir(parents=True)
-    points = np.stack([np.linspace(300, 400, 68), np.linspace(200, 300, 68)],
-                      1)
-    (marks / f"{stem}_landmarks.txt").write_text("".join(
-        f"   {x:.7e}   {y:.7e}\n" for x, y in points))
+    points = np.stack([np.linspace(300, 400, 68), np.linspace(200, 300, 68)], 1)
+    (marks / f"{stem}_landmarks.txt").write_text(
+      "".join(f"   {x:.7e}   {y:.7e}\n" for x, y in points)
+    )
     facs = root / "FACS" / subject / sequence
     facs.mkdir(parents=True)
-    (facs / f"{stem}_facs.txt").write_text("".join(
-        f"   {au:.7e}   {4.0:.7e}\n" for au in coded))
+    (facs / f"{stem}_facs.txt").write_text(
+      "".join(f"   {au:.7e}   {4.0:.7e}\n" for au in coded)
+    )
   return root
 
 
@@ -339,12 +405,15 @@ def test_ck_plus_reads_peak_frames(tmp_path):
   assert reader.num_examples("test") == 2
   examples = list(reader.examples("test"))
   assert [e.frame_id for e in examples] == [
-      "S005/001/S005_001_00000011", "S010/002/S010_002_00000011"]
+    "S005/001/S005_001_00000011",
+    "S010/002/S010_002_00000011",
+  ]
   assert [e.subject for e in examples] == ["S005", "S010"]
   expected = {0: (1, 2, 5), 1: (12, 25)}
   for k, e in enumerate(examples):
     np.testing.assert_array_equal(
-        e.labels, [1 if au in expected[k] else -1 for au in DISFA_PLUS_AUS])
+      e.labels, [1 if au in expected[k] else -1 for au in DISFA_PLUS_AUS]
+    )
     assert e.image.shape == (200, 200, 3) and e.image.dtype == np.uint8
     # With no margin the crop is the bright landmark square.
     assert e.image[20:180, 20:180].min() > 200
@@ -353,16 +422,35 @@ def test_ck_plus_reads_peak_frames(tmp_path):
   assert wide.image[:, :40].max() < 100  # dark surroundings now show
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda r: (r / "FACS/S005/001/S005_001_00000011_facs.txt").write_text(
-        "1.0e+00 2.0e+00 3.0e+00\n"), r"S005_001_00000011_facs\.txt:1:"),
-    (lambda r: (r / "FACS/S005/001/S005_001_00000011_facs.txt").write_text(
-        "1.5e+00 2.0e+00\n"), r"_facs\.txt:1: 1\.5 is not an AU"),
-    (lambda r: (r / "Landmarks/S005/001/S005_001_00000011_landmarks.txt")
-     .write_text("1 2\n"), r"_landmarks\.txt: 1 landmark lines"),
-    (lambda r: (r / "cohn-kanade-images/S005/001/S005_001_00000011.png")
-     .unlink(), r"S005_001_00000011\.png: image missing"),
-])
+@pytest.mark.parametrize(
+  "edit, message",
+  [
+    (
+      lambda r: (r / "FACS/S005/001/S005_001_00000011_facs.txt").write_text(
+        "1.0e+00 2.0e+00 3.0e+00\n"
+      ),
+      r"S005_001_00000011_facs\.txt:1:",
+    ),
+    (
+      lambda r: (r / "FACS/S005/001/S005_001_00000011_facs.txt").write_text(
+        "1.5e+00 2.0e+00\n"
+      ),
+      r"_facs\.txt:1: 1\.5 is not an AU",
+    ),
+    (
+      lambda r: (
+        r / "Landmarks/S005/001/S005_001_00000011_landmarks.txt"
+      ).write_text("1 2\n"),
+      r"_landmarks\.txt: 1 landmark lines",
+    ),
+    (
+      lambda r: (
+        r / "cohn-kanade-images/S005/001/S005_001_00000011.png"
+      ).unlink(),
+      r"S005_001_00000011\.png: image missing",
+    ),
+  ],
+)
 def test_ck_plus_bad_input(tmp_path, edit, message):
   edit(make_ck_plus(tmp_path))
   with pytest.raises(DataError, match=message):
@@ -375,8 +463,11 @@ def test_ck_plus_bad_input(tmp_path, edit, message):
 def test_ck_plus_names_a_missing_or_empty_facs_folder(tmp_path):
   root = make_ck_plus(tmp_path)
   (root / "FACS/S010/002/S010_002_00000011_facs.txt").unlink()
-  with pytest.raises(DataError, match=r"FACS/S010/002: no \*_facs\.txt for the"
-                     r" sequence .*cohn-kanade-images/S010/002; restore it"):
+  with pytest.raises(
+    DataError,
+    match=r"FACS/S010/002: no \*_facs\.txt for the"
+    r" sequence .*cohn-kanade-images/S010/002; restore it",
+  ):
     ck_plus.CKPlus(root).num_examples()
   shutil.rmtree(root / "cohn-kanade-images")
   (root / "FACS/S005/001/S005_001_00000011_facs.txt").unlink()
@@ -392,8 +483,14 @@ def test_ck_plus_missing_root(tmp_path):
 # --- list files ------------------------------------------------------------
 
 
-def make_lists(root: Path, prefix: str, num_aus: int, rows: dict,
-               folds=(None,), size: int = 200) -> Path:
+def make_lists(
+  root: Path,
+  prefix: str,
+  num_aus: int,
+  rows: dict,
+  folds=(None,),
+  size: int = 200,
+) -> Path:
   """`rows[split]`: (relative image path, labels) lines, for every fold."""
   (root / "list").mkdir(parents=True, exist_ok=True)
   for split, lines in rows.items():
@@ -404,16 +501,20 @@ def make_lists(root: Path, prefix: str, num_aus: int, rows: dict,
     for fold in folds:
       suffix = f"_fold{fold}" if fold else ""
       (root / "list" / f"{prefix}_{split}_img_path{suffix}.txt").write_text(
-          "".join(f"{path}\n" for path, _ in lines))
+        "".join(f"{path}\n" for path, _ in lines)
+      )
       (root / "list" / f"{prefix}_{split}_label{suffix}.txt").write_text(
-          "".join(" ".join(map(str, l)) + "\n" for _, l in lines))
+        "".join(" ".join(map(str, l)) + "\n" for _, l in lines)
+      )
   return root
 
 
 BP4D_ROWS = {
-    "train": [("M002/T1/0100.jpg", [1, 0, 9] + [0] * 9),
-              ("F001/T2/0002.jpg", [0] * 11 + [1])],
-    "test": [("F003/T8/0007.jpg", [9] * 12)],
+  "train": [
+    ("M002/T1/0100.jpg", [1, 0, 9] + [0] * 9),
+    ("F001/T2/0002.jpg", [0] * 11 + [1]),
+  ],
+  "test": [("F003/T8/0007.jpg", [9] * 12)],
 }
 
 
@@ -423,41 +524,64 @@ def test_list_files_bp4d_folds_and_unknown_code(tmp_path):
   assert reader.aus == BP4D_AUS and reader.name == "bp4d_list_fold2"
   assert reader.num_examples("train") == 2
   train = list(reader.examples("train"))
-  assert [e.frame_id for e in train] == ["M002/T1/0100.jpg",
-                                         "F001/T2/0002.jpg"]  # list order
+  assert [e.frame_id for e in train] == [
+    "M002/T1/0100.jpg",
+    "F001/T2/0002.jpg",
+  ]  # list order
   assert [e.subject for e in train] == ["M002", "F001"]
   np.testing.assert_array_equal(train[0].labels, [1, -1, 0] + [-1] * 9)
   np.testing.assert_array_equal(train[1].labels, [-1] * 11 + [1])
   assert train[0].image[0, 0, 0] == len("M002/T1/0100.jpg")
   test = list(reader.examples("test"))
   np.testing.assert_array_equal(test[0].labels, [0] * 12)
-  with pytest.raises(DataError, match=r"BP4D_train_img_path\.txt: list file"
-                     r" missing.*folds found: 1, 2, 3"):
+  with pytest.raises(
+    DataError,
+    match=r"BP4D_train_img_path\.txt: list file"
+    r" missing.*folds found: 1, 2, 3",
+  ):
     list_files.ListFiles(tmp_path, "bp4d").num_examples("train")
 
 
 def test_list_files_disfa_and_disfa_plus(tmp_path):
-  make_lists(tmp_path, "DISFA", 8, {"train": [("SN001/0.png", [1] * 8)],
-                                    "test": [("SN002/5.png", [0] * 8)]},
-             folds=(1,))
-  make_lists(tmp_path, "DISFA_plus", 12,
-             {"train": [("SN001/A1/000.png", [1, 0] * 6)],
-              "test": [("SN025/A1/000.png", [0] * 12)]})
+  make_lists(
+    tmp_path,
+    "DISFA",
+    8,
+    {"train": [("SN001/0.png", [1] * 8)], "test": [("SN002/5.png", [0] * 8)]},
+    folds=(1,),
+  )
+  make_lists(
+    tmp_path,
+    "DISFA_plus",
+    12,
+    {
+      "train": [("SN001/A1/000.png", [1, 0] * 6)],
+      "test": [("SN025/A1/000.png", [0] * 12)],
+    },
+  )
   disfa = list_files.ListFiles(tmp_path, "disfa", fold=1)
   assert disfa.aus == DISFA_AUS
   np.testing.assert_array_equal(next(disfa.examples("train")).labels, [1] * 8)
   plus = list_files.ListFiles(tmp_path, "disfa_plus")
   assert plus.aus == DISFA_PLUS_AUS and plus.name == "disfa_plus_list"
-  np.testing.assert_array_equal(next(plus.examples("train")).labels,
-                                [1, -1] * 6)
-  with pytest.raises(DataError, match=r"DISFA_train_label_fold1\.txt:1:"
-                     r" expected 8 numbers"):
+  np.testing.assert_array_equal(
+    next(plus.examples("train")).labels, [1, -1] * 6
+  )
+  with pytest.raises(
+    DataError,
+    match=r"DISFA_train_label_fold1\.txt:1:"
+    r" expected 8 numbers",
+  ):
     (tmp_path / "list/DISFA_train_label_fold1.txt").write_text("1 0 1\n")
     list(disfa.examples("train"))
-  with pytest.raises(DataError, match=r"DISFA_plus_test_label\.txt:1: label"
-                     r" value 9"):
+  with pytest.raises(
+    DataError,
+    match=r"DISFA_plus_test_label\.txt:1: label"
+    r" value 9",
+  ):
     (tmp_path / "list/DISFA_plus_test_label.txt").write_text(
-        " ".join(["9"] * 12) + "\n")
+      " ".join(["9"] * 12) + "\n"
+    )
     list(plus.examples("test"))
 
 
@@ -465,17 +589,25 @@ def test_list_files_bad_input(tmp_path):
   make_lists(tmp_path, "BP4D", 12, BP4D_ROWS)
   reader = list_files.ListFiles(tmp_path, "bp4d")
   (tmp_path / "img/F001/T2/0002.jpg").unlink()
-  with pytest.raises(DataError, match=r"BP4D_train_img_path\.txt:2: .*0002"
-                     r"\.jpg: image missing"):
+  with pytest.raises(
+    DataError,
+    match=r"BP4D_train_img_path\.txt:2: .*0002"
+    r"\.jpg: image missing",
+  ):
     list(reader.examples("train"))
   with pytest.warns(UserWarning, match="skipped 1 bad input"):
-    kept = list(list_files.ListFiles(tmp_path, "bp4d", skip_bad=True)
-                .examples("train"))
+    kept = list(
+      list_files.ListFiles(tmp_path, "bp4d", skip_bad=True).examples("train")
+    )
   assert [e.frame_id for e in kept] == ["M002/T1/0100.jpg"]
-  (tmp_path / "list/BP4D_test_label.txt").write_text("0 " * 12 + "\n" * 2
-                                                      + "1 " * 12 + "\n")
-  with pytest.raises(DataError, match=r"BP4D_test_label\.txt: 2 label lines"
-                     r" but BP4D_test_img_path\.txt has 1"):
+  (tmp_path / "list/BP4D_test_label.txt").write_text(
+    "0 " * 12 + "\n" * 2 + "1 " * 12 + "\n"
+  )
+  with pytest.raises(
+    DataError,
+    match=r"BP4D_test_label\.txt: 2 label lines"
+    r" but BP4D_test_img_path\.txt has 1",
+  ):
     list(reader.examples("test"))
   with pytest.raises(DataError, match="no list/ and img/"):
     list_files.ListFiles(tmp_path / "img", "bp4d")
@@ -484,10 +616,16 @@ def test_list_files_bad_input(tmp_path):
 
 
 def test_list_files_image_size(tmp_path):
-  make_lists(tmp_path, "DISFA_plus", 12,
-             {"train": [("SN001/A1/000.png", [1] * 12)]}, size=256)
+  make_lists(
+    tmp_path,
+    "DISFA_plus",
+    12,
+    {"train": [("SN001/A1/000.png", [1] * 12)]},
+    size=256,
+  )
   with pytest.raises(DataError, match=r"000\.png: image is 256x256x3"):
     list(list_files.ListFiles(tmp_path, "disfa_plus").examples("train"))
-  resized = next(list_files.ListFiles(tmp_path, "disfa_plus", resize=True)
-                 .examples("train"))
+  resized = next(
+    list_files.ListFiles(tmp_path, "disfa_plus", resize=True).examples("train")
+  )
   assert resized.image.shape == (200, 200, 3)

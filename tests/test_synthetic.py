@@ -11,14 +11,19 @@ import scipy.io
 from data_pipeline import prepare, synthetic
 from data_pipeline.sources.base import DISFA_PLUS_AUS, DataError
 
-TINY = dict(num_train_subjects=2, num_test_subjects=1, frames_per_subject=20,
-            progress=False)
+TINY = dict(
+  num_train_subjects=2,
+  num_test_subjects=1,
+  frames_per_subject=20,
+  progress=False,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
-  return synthetic.generate(tmp_path_factory.mktemp("synth") / "ds", seed=3,
-                            **TINY)
+  return synthetic.generate(
+    tmp_path_factory.mktemp("synth") / "ds", seed=3, **TINY
+  )
 
 
 def _examples(root, split):
@@ -31,7 +36,8 @@ def test_generated_dataset_reads_as_disfa_plus(tiny_root):
   assert len(train) == 2 and len(test) == 1 and not set(train) & set(test)
   assert sorted(train + test) == ["SN101", "SN102", "SN103"]
   assert sorted(p.name for p in (tiny_root / "Labels").iterdir()) == sorted(
-      train + test)
+    train + test
+  )
   reader = synthetic.source(tiny_root)
   assert reader.subject_counts("train") == dict.fromkeys(train, 20)
   assert reader.num_examples("test") == 20
@@ -45,8 +51,11 @@ def test_generated_dataset_reads_as_disfa_plus(tiny_root):
   # Labels are the label files' intensities thresholded at 2.
   subject, trial, frame = first.frame_id.split("/")
   for au, label in zip(DISFA_PLUS_AUS, first.labels):
-    lines = (tiny_root / "Labels" / subject / trial / f"AU{au}.txt"
-             ).read_text().splitlines()
+    lines = (
+      (tiny_root / "Labels" / subject / trial / f"AU{au}.txt")
+      .read_text()
+      .splitlines()
+    )
     value = int(dict(line.split() for line in lines)[f"{frame}.jpg"])
     assert label == (1 if value >= 2 else -1)
 
@@ -71,8 +80,9 @@ def test_generation_is_deterministic(tiny_root, tmp_path):
       np.testing.assert_array_equal(x.labels, y.labels)
   a, c = _examples(tiny_root, "train"), _examples(other, "train")
   assert not np.array_equal(a[0].image, c[0].image)
-  assert not np.array_equal(np.stack([e.labels for e in a]),
-                            np.stack([e.labels for e in c]))
+  assert not np.array_equal(
+    np.stack([e.labels for e in a]), np.stack([e.labels for e in c])
+  )
 
 
 def test_generate_is_atomic_and_idempotent(tiny_root, tmp_path):
@@ -95,17 +105,33 @@ def test_generate_is_atomic_and_idempotent(tiny_root, tmp_path):
 
 
 def test_prepare_command_generates(tmp_path, capsys):
-  prepare.main(["synthetic", "--out", str(tmp_path / "s"), "--seed", "2",
-                "--train-subjects", "1", "--test-subjects", "1",
-                "--frames-per-subject", "3"])
+  prepare.main(
+    [
+      "synthetic",
+      "--out",
+      str(tmp_path / "s"),
+      "--seed",
+      "2",
+      "--train-subjects",
+      "1",
+      "--test-subjects",
+      "1",
+      "--frames-per-subject",
+      "3",
+    ]
+  )
   assert "train: 3 examples" in capsys.readouterr().out
 
 
 def test_base_rates_and_co_occurrence():
   rng = np.random.default_rng(0)
-  intensities = np.concatenate([
-      values for _ in range(60)
-      for _, values in synthetic.subject_trials(rng, 200)])
+  intensities = np.concatenate(
+    [
+      values
+      for _ in range(60)
+      for _, values in synthetic.subject_trials(rng, 200)
+    ]
+  )
   assert intensities.shape == (12_000, 12)
   assert intensities.min() == 0 and intensities.max() == 5
   positive = intensities >= 2
@@ -157,13 +183,18 @@ def test_each_au_changes_only_its_region(seed):
 
 def test_render_face_is_deterministic_and_checks_input():
   rng = np.random.default_rng(5)
-  face, nuisance = synthetic.sample_identity(rng), synthetic.sample_nuisance(
-      rng)
+  face, nuisance = (
+    synthetic.sample_identity(rng),
+    synthetic.sample_nuisance(rng),
+  )
   values = [2] * 12
-  np.testing.assert_array_equal(synthetic.render_face(face, values, nuisance),
-                                synthetic.render_face(face, values, nuisance))
+  np.testing.assert_array_equal(
+    synthetic.render_face(face, values, nuisance),
+    synthetic.render_face(face, values, nuisance),
+  )
   other = synthetic.sample_identity(rng)
-  assert not np.array_equal(synthetic.render_face(face, values),
-                            synthetic.render_face(other, values))
+  assert not np.array_equal(
+    synthetic.render_face(face, values), synthetic.render_face(other, values)
+  )
   with pytest.raises(ValueError, match="expected 12 intensities"):
     synthetic.render_face(face, [1, 2])

@@ -41,9 +41,16 @@ def ports_keys(region_bn="affine", region_layer=True, grid=(8, 8)):
       for j in range(grid[1]):
         prefix = f"extractor.1.region_conv_{i}_{j}"
         if region_bn == "affine":
-          keys += [f"{prefix}.0.{name}" for name in (
-              "weight", "bias", "running_mean", "running_var",
-              "num_batches_tracked")]
+          keys += [
+            f"{prefix}.0.{name}"
+            for name in (
+              "weight",
+              "bias",
+              "running_mean",
+              "running_var",
+              "num_batches_tracked",
+            )
+          ]
         keys += [f"{prefix}.2.weight", f"{prefix}.2.bias"]
   for index in (5, 7, 9, 11):
     keys += [f"extractor.{index}.weight", f"extractor.{index}.bias"]
@@ -67,7 +74,8 @@ def test_affine_keys_and_shapes_follow_the_ports(full_model):
 
 def test_batch_stats_variant_has_no_bn_keys():
   assert list(small_model(region_bn="batch_stats").state_dict()) == ports_keys(
-      region_bn="batch_stats")
+    region_bn="batch_stats"
+  )
 
 
 def test_ablation_has_no_region_keys_and_keeps_indices():
@@ -81,7 +89,8 @@ def test_parameter_count(full_model):
   base = count_parameters(small_model(num_aus=12))
   for num_aus in (1, 8, 40):
     assert count_parameters(small_model(num_aus=num_aus)) - base == (
-        2049 * (num_aus - 12))
+      2049 * (num_aus - 12)
+    )
 
 
 def test_full_size_forward_shape(full_model):
@@ -157,17 +166,22 @@ def test_each_patch_uses_its_own_region_module():
     outputs = layer(inputs)
     for i in range(2):
       for j in range(4):
-        patch = inputs[..., 4 * i:4 * i + 4, 4 * j:4 * j + 4]
+        patch = inputs[..., 4 * i : 4 * i + 4, 4 * j : 4 * j + 4]
         torch.testing.assert_close(
-            outputs[..., 4 * i:4 * i + 4, 4 * j:4 * j + 4],
-            patch + region_module(layer, i, j)(patch))
+          outputs[..., 4 * i : 4 * i + 4, 4 * j : 4 * j + 4],
+          patch + region_module(layer, i, j)(patch),
+        )
 
 
 def test_region_weights_are_not_shared():
   layer = RegionLayer(4, (4, 4))
-  weights = torch.stack([
+  weights = torch.stack(
+    [
       region_module(layer, i, j)[2].weight.flatten()
-      for i in range(4) for j in range(4)])
+      for i in range(4)
+      for j in range(4)
+    ]
+  )
   distances = torch.cdist(weights, weights)
   assert (distances + torch.eye(16)).min() > 0
   assert len({id(p) for p in layer.parameters()}) == 16 * 4
@@ -199,9 +213,13 @@ def test_caffe_init():
   extractor, classifier = model.extractor, model.classifier
   assert_normal(extractor[0].weight, 0.01)
   assert (extractor[0].bias == 0).all()
-  region_weights = torch.cat([
-      m.weight.flatten() for m in extractor[1].modules()
-      if isinstance(m, torch.nn.Conv2d)])
+  region_weights = torch.cat(
+    [
+      m.weight.flatten()
+      for m in extractor[1].modules()
+      if isinstance(m, torch.nn.Conv2d)
+    ]
+  )
   assert_normal(region_weights, 0.01)
   for index in (5, 7, 9, 11):
     assert_normal(extractor[index].weight, 0.01)
@@ -218,8 +236,9 @@ def test_caffe_init():
 def test_he_init():
   torch.manual_seed(6)
   model = small_model(init="he")
-  convs = [m for m in model.extractor.modules()
-           if isinstance(m, torch.nn.Conv2d)]
+  convs = [
+    m for m in model.extractor.modules() if isinstance(m, torch.nn.Conv2d)
+  ]
   region_weights = torch.cat([c.weight.flatten() for c in convs[1:65]])
   assert_normal(region_weights, math.sqrt(2 / (32 * 9)))
   fan_ins = {0: 3 * 121, 5: 32 * 64, 7: 16 * 64, 9: 16 * 36, 11: 16 * 25}
@@ -246,8 +265,9 @@ def test_region_bn_starts_as_identity(init):
 def numpy_loss(logits, labels):
   log_p = -np.logaddexp(0.0, -logits)
   log_not_p = -np.logaddexp(0.0, logits)
-  picked = (np.where(labels > 0, log_p, 0.0)
-            + np.where(labels < 0, log_not_p, 0.0))
+  picked = np.where(labels > 0, log_p, 0.0) + np.where(
+    labels < 0, log_not_p, 0.0
+  )
   return -picked.sum() / logits.shape[0]
 
 
@@ -264,20 +284,24 @@ def loss_case(seed):
 def test_loss_matches_numpy_in_float64():
   logits, labels = loss_case(7)
   loss = multilabel_sigmoid_cross_entropy(
-      torch.from_numpy(logits), torch.from_numpy(labels))
+    torch.from_numpy(logits), torch.from_numpy(labels)
+  )
   assert loss.dtype == torch.float64
   np.testing.assert_allclose(
-      loss.item(), numpy_loss(logits, labels), rtol=1e-12)
+    loss.item(), numpy_loss(logits, labels), rtol=1e-12
+  )
 
 
 def test_loss_in_float32():
   logits, labels = loss_case(8)
   loss = multilabel_sigmoid_cross_entropy(
-      torch.from_numpy(logits).float(), torch.from_numpy(labels).float())
+    torch.from_numpy(logits).float(), torch.from_numpy(labels).float()
+  )
   assert loss.dtype == torch.float32
   np.testing.assert_allclose(loss.item(), numpy_loss(logits, labels), rtol=1e-5)
   saturated = multilabel_sigmoid_cross_entropy(
-      torch.tensor([[-100.0, 100.0]]), torch.tensor([[1.0, -1.0]]))
+    torch.tensor([[-100.0, 100.0]]), torch.tensor([[1.0, -1.0]])
+  )
   assert saturated.item() == pytest.approx(200.0)  # no clamping at 1e-20
 
 
@@ -323,10 +347,12 @@ def test_confusion_counts_match_numpy():
   counts = confusion_counts(logits_t, labels_t, torch.from_numpy(valid))
   assert counts.dtype == torch.int64 and counts.shape == (6, 4)
   np.testing.assert_array_equal(
-      counts.numpy(), numpy_confusion(logits, labels, valid))
+    counts.numpy(), numpy_confusion(logits, labels, valid)
+  )
   np.testing.assert_array_equal(
-      confusion_counts(logits_t, labels_t).numpy(),
-      numpy_confusion(logits, labels, np.ones(40, bool)))
+    confusion_counts(logits_t, labels_t).numpy(),
+    numpy_confusion(logits, labels, np.ones(40, bool)),
+  )
 
 
 # Checkpoints.
@@ -350,8 +376,13 @@ def test_save_and_load_file_round_trip(full_model, tmp_path):
 
 
 def test_load_data_parallel_wrapper(full_model):
-  wrapped = {"epoch": 1, "optimizer": None, "state_dict": {
-      f"module.{key}": value for key, value in full_model.state_dict().items()}}
+  wrapped = {
+    "epoch": 1,
+    "optimizer": None,
+    "state_dict": {
+      f"module.{key}": value for key, value in full_model.state_dict().items()
+    },
+  }
   assert_same_state(checkpoint.load_model(wrapped), full_model)
 
 
@@ -362,16 +393,41 @@ def test_load_state_dict_unwraps_and_strips():
   assert torch.equal(loaded["a.weight"], state["module.a.weight"])
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({}, {"num_aus": 12, "grid": [8, 8], "region_bn": "affine",
-          "region_layer": True, "input_size": SMALL_INPUT}),
-    ({"num_aus": 8, "grid": (2, 4), "region_bn": "batch_stats"},
-     {"num_aus": 8, "grid": [2, 4], "region_bn": "batch_stats",
-      "region_layer": True, "input_size": SMALL_INPUT}),
-    ({"num_aus": 5, "region_layer": False},
-     {"num_aus": 5, "grid": [8, 8], "region_bn": "affine",
-      "region_layer": False, "input_size": SMALL_INPUT}),
-])
+@pytest.mark.parametrize(
+  "kwargs, expected",
+  [
+    (
+      {},
+      {
+        "num_aus": 12,
+        "grid": [8, 8],
+        "region_bn": "affine",
+        "region_layer": True,
+        "input_size": SMALL_INPUT,
+      },
+    ),
+    (
+      {"num_aus": 8, "grid": (2, 4), "region_bn": "batch_stats"},
+      {
+        "num_aus": 8,
+        "grid": [2, 4],
+        "region_bn": "batch_stats",
+        "region_layer": True,
+        "input_size": SMALL_INPUT,
+      },
+    ),
+    (
+      {"num_aus": 5, "region_layer": False},
+      {
+        "num_aus": 5,
+        "grid": [8, 8],
+        "region_bn": "affine",
+        "region_layer": False,
+        "input_size": SMALL_INPUT,
+      },
+    ),
+  ],
+)
 def test_infer_model_config(kwargs, expected):
   state = small_model(**kwargs).state_dict()
   assert checkpoint.infer_model_config(state) == expected

@@ -17,19 +17,36 @@ from tests import train_support as support
 
 @pytest.mark.slow
 def test_reference_run_writes_every_output(reference_run, tmp_path_factory):
-  for name in ("config.json", "results.md", "loss.png", "f1_per_au.png", "metrics.jsonl"):
+  for name in (
+    "config.json",
+    "results.md",
+    "loss.png",
+    "f1_per_au.png",
+    "metrics.jsonl",
+  ):
     assert (reference_run / name).stat().st_size > 0, name
   assert list((reference_run / "tensorboard").iterdir())
   evals = support.records(reference_run, "eval")
   assert [r["epoch"] for r in evals] == [1, 2, 3]
   assert sorted(support.train_losses(reference_run)) == list(range(1, 7))
   results = (reference_run / "results.md").read_text()
-  assert "| model | AU1 | AU2 |" in results and "constant: all AUs present" in results
-  assert json.loads((reference_run / "config.json").read_text())["model"]["input_size"] == 66
+  assert (
+    "| model | AU1 | AU2 |" in results
+    and "constant: all AUs present" in results
+  )
+  assert (
+    json.loads((reference_run / "config.json").read_text())["model"][
+      "input_size"
+    ]
+    == 66
+  )
   # The latest step and the best evaluated one are kept, nothing else.
   best = max(evals, key=lambda r: r["mean_f1"])["step"]
   assert set(support.checkpoint_steps(reference_run)) == {best, 6}
-  assert checkpoint.restore_model(reference_run / "checkpoints", best=True)[2] == best
+  assert (
+    checkpoint.restore_model(reference_run / "checkpoints", best=True)[2]
+    == best
+  )
   # --export-torch wrote what the reference model (at the run's input size) loads strictly.
   state_dict = load_state_dict(reference_run / "model.pth")
   assert infer_model_config(state_dict)["input_size"] == 66
@@ -39,8 +56,9 @@ def test_reference_run_writes_every_output(reference_run, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_sigint_then_sigkill_then_resume_matches_uninterrupted(reference_run, tmp_path_factory, tmp_path,
-                                                              capsys):
+def test_sigint_then_sigkill_then_resume_matches_uninterrupted(
+  reference_run, tmp_path_factory, tmp_path, capsys
+):
   reference = reference_run
   base = support.base_dir(tmp_path_factory)
   workdir = tmp_path / "run"
@@ -82,8 +100,9 @@ def test_sigterm_is_recorded_not_fatal_and_the_handler_restored():
 
 
 @pytest.mark.slow
-def test_resume_refuses_a_different_computation(reference_run, tmp_path_factory, tmp_path,
-                                                capsys):
+def test_resume_refuses_a_different_computation(
+  reference_run, tmp_path_factory, tmp_path, capsys
+):
   # The checkpoint carries the config it was trained with: config.json may go.
   run = tmp_path / "run"
   shutil.copytree(reference_run, run)
@@ -97,14 +116,19 @@ def test_resume_refuses_a_different_computation(reference_run, tmp_path_factory,
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_and_names_the_last_usable_checkpoint(
-    reference_run, tmp_path_factory, tmp_path, capsys):
+  reference_run, tmp_path_factory, tmp_path, capsys
+):
   base = support.base_dir(tmp_path_factory)
-  args = support.tiny_args(tmp_path / "run", base / "tfds", "--learning-rate", "1e6")
+  args = support.tiny_args(
+    tmp_path / "run", base / "tfds", "--learning-rate", "1e6"
+  )
   assert train.main(args) == 1
   err = capsys.readouterr().err
   assert "stopped without saving" in err and err.count("\n") == 1
   failed_step = int(re.search(r" at step (\d+)", err).group(1))
-  usable = int(re.search(r"step (\d+) in \S+ is the last usable checkpoint", err).group(1))
+  usable = int(
+    re.search(r"step (\d+) in \S+ is the last usable checkpoint", err).group(1)
+  )
   # A loss at step s is computed with the parameters saved as step s - 1.
   assert usable <= failed_step - (2 if "the loss is" in err else 1)
   assert usable in support.checkpoint_steps(tmp_path / "run")
@@ -114,11 +138,15 @@ def test_a_second_run_into_the_same_workdir_is_refused(tmp_path, capsys):
   with workdir.lock(str(tmp_path / "run")):
     assert train.main(["--workdir", str(tmp_path / "run")]) == 1
   err = capsys.readouterr().err
-  assert f"is being written by process {os.getpid()} on " in err and err.count("\n") == 1
+  assert (
+    f"is being written by process {os.getpid()} on " in err
+    and err.count("\n") == 1
+  )
 
 
-def test_a_damaged_checkpoint_is_named_on_resume(reference_run, tmp_path_factory, tmp_path,
-                                                 capsys):
+def test_a_damaged_checkpoint_is_named_on_resume(
+  reference_run, tmp_path_factory, tmp_path, capsys
+):
   run = tmp_path / "run"
   shutil.copytree(reference_run, run)
   latest = support.checkpoint_steps(run)[-1]
@@ -128,4 +156,8 @@ def test_a_damaged_checkpoint_is_named_on_resume(reference_run, tmp_path_factory
   args = support.tiny_args(run, support.base_dir(tmp_path_factory) / "tfds")
   assert train.main(args) == 1
   err = capsys.readouterr().err
-  assert f"step {latest} in " in err and "cannot be read" in err and err.count("\n") == 1
+  assert (
+    f"step {latest} in " in err
+    and "cannot be read" in err
+    and err.count("\n") == 1
+  )

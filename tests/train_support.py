@@ -22,33 +22,68 @@ TIMEOUT_S = 600
 
 def tiny_args(workdir, data_dir, *extra: str) -> list[str]:
   """A 12-AU DRML on 66x66 inputs, 16 synthetic faces, 2 steps per epoch."""
-  return ["--dataset", "synthetic", "--dataset-config", "tiny", "--data-dir", str(data_dir),
-          "--input-size", "66", "--init", "he", "--learning-rate", "1e-4", "--batch-size", "8",
-          "--eval-batch-size", "8", "--data-shards", "2", "--num-epochs", "3",
-          "--log-every-steps", "1", "--checkpoint-every-steps", "1", "--no-progress",
-          "--workdir", str(workdir), *extra]
+  return [
+    "--dataset",
+    "synthetic",
+    "--dataset-config",
+    "tiny",
+    "--data-dir",
+    str(data_dir),
+    "--input-size",
+    "66",
+    "--init",
+    "he",
+    "--learning-rate",
+    "1e-4",
+    "--batch-size",
+    "8",
+    "--eval-batch-size",
+    "8",
+    "--data-shards",
+    "2",
+    "--num-epochs",
+    "3",
+    "--log-every-steps",
+    "1",
+    "--checkpoint-every-steps",
+    "1",
+    "--no-progress",
+    "--workdir",
+    str(workdir),
+    *extra,
+  ]
 
 
 def env(base: Path, devices: int = 1) -> dict:
   """Subprocess environment: CPU, `devices` devices, a shared compilation cache."""
-  return {**os.environ, "JAX_PLATFORMS": "cpu",
-          "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-          "JAX_COMPILATION_CACHE_DIR": str(base / "jax_cache"),
-          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-          "PYTHONPATH": str(ROOT)}
+  return {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    "JAX_COMPILATION_CACHE_DIR": str(base / "jax_cache"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "PYTHONPATH": str(ROOT),
+  }
 
 
 def start(args: list[str], environment: dict) -> subprocess.Popen:
-  return subprocess.Popen([sys.executable, "-m", "drml_jax.train", *args], cwd=ROOT,
-                          env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+  return subprocess.Popen(
+    [sys.executable, "-m", "drml_jax.train", *args],
+    cwd=ROOT,
+    env=environment,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
 
 
 def run(args: list[str], environment: dict) -> subprocess.CompletedProcess:
   """Runs training to its end; fails the test with its output if it fails."""
   process = start(args, environment)
   out, err = process.communicate(timeout=TIMEOUT_S)
-  assert process.returncode == 0, f"training failed ({process.returncode}):\n{out}\n{err}"
+  assert process.returncode == 0, (
+    f"training failed ({process.returncode}):\n{out}\n{err}"
+  )
   return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
@@ -62,25 +97,37 @@ def reference(tmp_path_factory) -> Path:
   workdir = base / "reference"
   if not (workdir / "model.pth").exists():
     base.mkdir(exist_ok=True)
-    run(tiny_args(workdir, base / "tfds", "--export-torch", str(workdir / "model.pth")),
-        env(base))
+    run(
+      tiny_args(
+        workdir, base / "tfds", "--export-torch", str(workdir / "model.pth")
+      ),
+      env(base),
+    )
   return workdir
 
 
 def checkpoint_steps(workdir: Path) -> list[int]:
   """Finished checkpoint steps (orbax renames a step's folder when complete)."""
   folder = workdir / "checkpoints"
-  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
+  return (
+    sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+    if folder.exists()
+    else []
+  )
 
 
-def wait_for_checkpoint(process: subprocess.Popen, workdir: Path, after: int) -> int:
+def wait_for_checkpoint(
+  process: subprocess.Popen, workdir: Path, after: int
+) -> int:
   """Waits until a step later than `after` is saved; returns it."""
   deadline = time.time() + TIMEOUT_S
   while time.time() < deadline:
     steps = [s for s in checkpoint_steps(workdir) if s > after]
     if steps:
       return steps[-1]
-    assert process.poll() is None, f"training ended early:\n{process.communicate()}"
+    assert process.poll() is None, (
+      f"training ended early:\n{process.communicate()}"
+    )
     time.sleep(0.02)
   raise AssertionError(f"no checkpoint after step {after} in {TIMEOUT_S}s")
 
@@ -98,6 +145,7 @@ def final_params(workdir: Path) -> dict[str, np.ndarray]:
   """The latest checkpoint's parameters and BatchNorm statistics, flat."""
   from flax import nnx  # pylint: disable=import-outside-toplevel
   from drml_jax import checkpoint  # pylint: disable=import-outside-toplevel
+
   model, _, _ = checkpoint.restore_model(workdir / "checkpoints")
   state = nnx.to_pure_dict(nnx.state(model))
   flat = {}

@@ -14,8 +14,10 @@ def check_name(kind: str, name, valid: Iterable) -> None:
   """Raises a one-line ValueError unless `name` is one of `valid`."""
   valid = list(valid)
   if name not in valid:
-    raise ValueError(f"unknown {kind} {name!r}; valid: "
-                     + (", ".join(map(str, valid)) or "none"))
+    raise ValueError(
+      f"unknown {kind} {name!r}; valid: "
+      + (", ".join(map(str, valid)) or "none")
+    )
 
 
 def check_split(builder: tfds.core.DatasetBuilder, split: str) -> None:

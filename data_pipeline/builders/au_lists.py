@@ -23,21 +23,34 @@ class ListConfig(tfds.core.BuilderConfig):
 
 
 def _configs() -> list[ListConfig]:
-  folds = [ListConfig(name=f"{dataset}_fold{fold}", dataset=dataset,
-                      fold=fold, description=f"{dataset} fold {fold}.")
-           for dataset in ("bp4d", "disfa") for fold in (1, 2, 3)]
-  return folds + [ListConfig(name="disfa_plus", dataset="disfa_plus",
-                             description="DISFA+, one train/test split.")]
+  folds = [
+    ListConfig(
+      name=f"{dataset}_fold{fold}",
+      dataset=dataset,
+      fold=fold,
+      description=f"{dataset} fold {fold}.",
+    )
+    for dataset in ("bp4d", "disfa")
+    for fold in (1, 2, 3)
+  ]
+  return folds + [
+    ListConfig(
+      name="disfa_plus",
+      dataset="disfa_plus",
+      description="DISFA+, one train/test split.",
+    )
+  ]
 
 
 class AuLists(SourceBuilder):
   """One config per dataset and fold of the list-file layout."""
 
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "The images are licensed by each dataset's owners (BP4D: Binghamton"
-      " University; DISFA and DISFA+: University of Denver): obtain them,"
-      " put the aligned faces under img/ and the repository's lists under"
-      " list/, and pass the folder holding both as manual_dir.")
+    "The images are licensed by each dataset's owners (BP4D: Binghamton"
+    " University; DISFA and DISFA+: University of Denver): obtain them,"
+    " put the aligned faces under img/ and the repository's lists under"
+    " list/, and pass the folder holding both as manual_dir."
+  )
   BUILDER_CONFIGS = _configs()
 
   @property
@@ -45,6 +58,8 @@ class AuLists(SourceBuilder):
     return _AUS[self.builder_config.dataset]
 
   def _source(self, dl_manager):
-    return list_files.ListFiles(dl_manager.manual_dir,
-                                self.builder_config.dataset,
-                                fold=self.builder_config.fold)
+    return list_files.ListFiles(
+      dl_manager.manual_dir,
+      self.builder_config.dataset,
+      fold=self.builder_config.fold,
+    )

@@ -21,13 +21,16 @@ PNG_COMPRESSION = 1
 
 def features(num_aus: int) -> tfds.features.FeaturesDict:
   """The record of every dataset here: a face, its AU labels and where from."""
-  return tfds.features.FeaturesDict({
-      "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-                                   dtype=np.uint8, encoding_format="png"),
+  return tfds.features.FeaturesDict(
+    {
+      "image": tfds.features.Image(
+        shape=(IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8, encoding_format="png"
+      ),
       "labels": tfds.features.Tensor(shape=(num_aus,), dtype=np.int8),
       "subject": tfds.features.Text(),
       "frame_id": tfds.features.Text(),
-  })
+    }
+  )
 
 
 class SourceBuilder(tfds.core.GeneratorBasedBuilder):
@@ -50,19 +53,22 @@ class SourceBuilder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
-        builder=self,
-        description=self.__doc__,
-        features=features(len(self.aus)),
-        metadata=tfds.core.MetadataDict(aus=list(self.aus)),
+      builder=self,
+      description=self.__doc__,
+      features=features(len(self.aus)),
+      metadata=tfds.core.MetadataDict(aus=list(self.aus)),
     )
 
   def _split_generators(self, dl_manager):
     source = self._source(dl_manager)
     if tuple(source.aus) != tuple(self.aus):
-      raise ValueError(f"{self.name}: the source labels AUs {source.aus},"
-                       f" the dataset declares {self.aus}")
-    return {split: self._generate_examples(source, split)
-            for split in source.splits}
+      raise ValueError(
+        f"{self.name}: the source labels AUs {source.aus},"
+        f" the dataset declares {self.aus}"
+      )
+    return {
+      split: self._generate_examples(source, split) for split in source.splits
+    }
 
   def _generate_examples(self, source: Source, split: str) -> Iterator:
     counts = collections.Counter()
@@ -70,29 +76,39 @@ class SourceBuilder(tfds.core.GeneratorBasedBuilder):
     for example in source.examples(split):
       counts[example.subject] += 1
       positives += example.labels > 0
-      yield example.frame_id, {
+      yield (
+        example.frame_id,
+        {
           "image": png(check_face(example.image, example.frame_id)),
           "labels": example.labels,
           "subject": example.subject,
           "frame_id": example.frame_id,
-      }
+        },
+      )
     tqdm.write(summary(f"{self.name} {split}", counts, positives, self.aus))
 
 
-def summary(title: str, counts: dict[str, int], positives: np.ndarray,
-            aus: tuple[int, ...]) -> str:
+def summary(
+  title: str,
+  counts: dict[str, int],
+  positives: np.ndarray,
+  aus: tuple[int, ...],
+) -> str:
   """Two lines: examples per subject, and each AU's positive rate."""
   total = sum(counts.values())
   rates = positives / max(total, 1)
-  return (f"{title}: {total:,} examples from {len(counts)} subjects: "
-          + ", ".join(f"{s} {n:,}" for s, n in sorted(counts.items()))
-          + "\n  positive %: "
-          + " ".join(f"AU{au} {100 * r:.1f}" for au, r in zip(aus, rates)))
+  return (
+    f"{title}: {total:,} examples from {len(counts)} subjects: "
+    + ", ".join(f"{s} {n:,}" for s, n in sorted(counts.items()))
+    + "\n  positive %: "
+    + " ".join(f"AU{au} {100 * r:.1f}" for au, r in zip(aus, rates))
+  )
 
 
 def png(image: np.ndarray) -> bytes:
   """`image` encoded as PNG, which the Image feature stores as it is."""
   encoded = io.BytesIO()
-  Image.fromarray(image).save(encoded, format="PNG",
-                              compress_level=PNG_COMPRESSION)
+  Image.fromarray(image).save(
+    encoded, format="PNG", compress_level=PNG_COMPRESSION
+  )
   return encoded.getvalue()

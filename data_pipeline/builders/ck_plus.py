@@ -11,9 +11,10 @@ class CkPlus(SourceBuilder):
   """CK+ labelled with the DISFA+ AUs; one split, "test"."""
 
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "CK+ is licensed: request it from its owners (Jeffrey Cohn's group,"
-      " University of Pittsburgh), extract it and pass its folder, the one"
-      " holding cohn-kanade-images/ and FACS/, as manual_dir.")
+    "CK+ is licensed: request it from its owners (Jeffrey Cohn's group,"
+    " University of Pittsburgh), extract it and pass its folder, the one"
+    " holding cohn-kanade-images/ and FACS/, as manual_dir."
+  )
   aus = DISFA_PLUS_AUS
 
   def _source(self, dl_manager):

@@ -19,17 +19,22 @@ class DisfaPlus(SourceBuilder):
   """DISFA+, split by subject as in the reproduction report."""
 
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "DISFA+ is licensed: request it from its owners (Mohammad H. Mahoor's"
-      " group, University of Denver), extract it and pass its folder, the one"
-      " holding Labels/ and FaceLandmarks/, as manual_dir.")
+    "DISFA+ is licensed: request it from its owners (Mohammad H. Mahoor's"
+    " group, University of Denver), extract it and pass its folder, the one"
+    " holding Labels/ and FaceLandmarks/, as manual_dir."
+  )
   BUILDER_CONFIGS = [
-      ThresholdConfig(name=f"threshold{t}", threshold=t,
-                      description=f"AU present at intensity >= {t}.")
-      for t in range(1, 6)
+    ThresholdConfig(
+      name=f"threshold{t}",
+      threshold=t,
+      description=f"AU present at intensity >= {t}.",
+    )
+    for t in range(1, 6)
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "threshold2"
   aus = DISFA_PLUS_AUS
 
   def _source(self, dl_manager):
-    return disfa_plus.DisfaPlus(dl_manager.manual_dir,
-                                threshold=self.builder_config.threshold)
+    return disfa_plus.DisfaPlus(
+      dl_manager.manual_dir, threshold=self.builder_config.threshold
+    )

@@ -22,19 +22,28 @@ class SyntheticAu(SourceBuilder):
   """Generated under the data_dir's downloads/, then read as DISFA+."""
 
   BUILDER_CONFIGS = [
-      SyntheticConfig(name="default", description=(
-          f"12 + 4 subjects x {synthetic.FRAMES_PER_SUBJECT} frames.")),
-      SyntheticConfig(name="tiny", num_train_subjects=2, num_test_subjects=1,
-                      frames_per_subject=8,
-                      description="2 + 1 subjects x 8 frames, for tests."),
+    SyntheticConfig(
+      name="default",
+      description=(f"12 + 4 subjects x {synthetic.FRAMES_PER_SUBJECT} frames."),
+    ),
+    SyntheticConfig(
+      name="tiny",
+      num_train_subjects=2,
+      num_test_subjects=1,
+      frames_per_subject=8,
+      description="2 + 1 subjects x 8 frames, for tests.",
+    ),
   ]
   aus = DISFA_PLUS_AUS
 
   def _source(self, dl_manager):
     config = self.builder_config
     root = dl_manager.download_dir / self.name / config.name
-    synthetic.generate(root, seed=config.seed,
-                       num_train_subjects=config.num_train_subjects,
-                       num_test_subjects=config.num_test_subjects,
-                       frames_per_subject=config.frames_per_subject)
+    synthetic.generate(
+      root,
+      seed=config.seed,
+      num_train_subjects=config.num_train_subjects,
+      num_test_subjects=config.num_test_subjects,
+      frames_per_subject=config.frames_per_subject,
+    )
     return synthetic.source(root)

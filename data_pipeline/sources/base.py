@@ -52,21 +52,26 @@ def read_rgb(path: os.PathLike) -> np.ndarray:
     with Image.open(path) as image:
       return np.asarray(image.convert("RGB"))
   except FileNotFoundError:
-    raise DataError(f"{path}: image missing; restore the file or rerun the"
-                    " step that extracts it") from None
+    raise DataError(
+      f"{path}: image missing; restore the file or rerun the"
+      " step that extracts it"
+    ) from None
   except (OSError, ValueError, Image.DecompressionBombError) as error:
     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-    raise DataError(f"{path}: cannot decode the image ({reason}); replace the"
-                    " file or extract it again") from None
+    raise DataError(
+      f"{path}: cannot decode the image ({reason}); replace the"
+      " file or extract it again"
+    ) from None
 
 
 def check_face(image: np.ndarray, where: str) -> np.ndarray:
   """`image` itself if it is a 200x200x3 uint8 face, else `DataError`."""
   if image.shape != (IMAGE_SIZE, IMAGE_SIZE, 3) or image.dtype != np.uint8:
     raise DataError(
-        f"{where}: image is {'x'.join(map(str, image.shape))} {image.dtype},"
-        f" expected a {IMAGE_SIZE}x{IMAGE_SIZE}x3 uint8 face crop; use the"
-        " dataset's aligned crops")
+      f"{where}: image is {'x'.join(map(str, image.shape))} {image.dtype},"
+      f" expected a {IMAGE_SIZE}x{IMAGE_SIZE}x3 uint8 face crop; use the"
+      " dataset's aligned crops"
+    )
   return image
 
 
@@ -89,5 +94,8 @@ class BadInputs:
   def report(self) -> None:
     """One warning summarising what was skipped, if anything was."""
     if self.count:
-      warnings.warn(f"{self.reader}: skipped {self.count} bad input(s);"
-                    f" the first: {self.first}", stacklevel=2)
+      warnings.warn(
+        f"{self.reader}: skipped {self.count} bad input(s);"
+        f" the first: {self.first}",
+        stacklevel=2,
+      )

@@ -24,8 +24,14 @@ import numpy as np
 from PIL import Image
 
 from data_pipeline.labels import from_zero_one
-from data_pipeline.sources.base import (DISFA_PLUS_AUS, IMAGE_SIZE, BadInputs,
-                                        DataError, Example, read_rgb)
+from data_pipeline.sources.base import (
+  DISFA_PLUS_AUS,
+  IMAGE_SIZE,
+  BadInputs,
+  DataError,
+  Example,
+  read_rgb,
+)
 
 FACS_SUFFIX = "_facs.txt"
 LANDMARKS_SUFFIX = "_landmarks.txt"
@@ -37,8 +43,9 @@ def _float_lines(path: Path, what: str) -> list[tuple[int, list[float]]]:
   try:
     text = path.read_text(errors="replace")  # bad bytes fail as a bad line
   except FileNotFoundError:
-    raise DataError(f"{path}: {what} file missing; restore it from the CK+"
-                    " archive") from None
+    raise DataError(
+      f"{path}: {what} file missing; restore it from the CK+ archive"
+    ) from None
   rows = []
   for number, line in enumerate(text.splitlines(), 1):
     if not line.strip():
@@ -48,9 +55,11 @@ def _float_lines(path: Path, what: str) -> list[tuple[int, list[float]]]:
     except ValueError:
       values = []
     if len(values) != 2:
-      raise DataError(f"{path}:{number}: expected two numbers, got"
-                      f" {line.strip()!r}; restore the file from the CK+"
-                      " archive")
+      raise DataError(
+        f"{path}:{number}: expected two numbers, got"
+        f" {line.strip()!r}; restore the file from the CK+"
+        " archive"
+      )
     rows.append((number, values))
   return rows
 
@@ -60,8 +69,10 @@ def read_facs(path: Path) -> set[int]:
   coded = set()
   for number, (au, _) in _float_lines(path, "FACS"):
     if not au.is_integer() or au < 1:
-      raise DataError(f"{path}:{number}: {au!r} is not an AU number; restore"
-                      " the file from the CK+ archive")
+      raise DataError(
+        f"{path}:{number}: {au!r} is not an AU number; restore"
+        " the file from the CK+ archive"
+      )
     coded.add(int(au))
   return coded
 
@@ -70,13 +81,16 @@ def read_landmarks(path: Path) -> np.ndarray:
   """(68, 2) landmark x, y in pixels."""
   rows = _float_lines(path, "landmarks")
   if len(rows) != NUM_LANDMARKS:
-    raise DataError(f"{path}: {len(rows)} landmark lines, expected"
-                    f" {NUM_LANDMARKS}; restore the file from the CK+ archive")
+    raise DataError(
+      f"{path}: {len(rows)} landmark lines, expected"
+      f" {NUM_LANDMARKS}; restore the file from the CK+ archive"
+    )
   return np.array([values for _, values in rows])
 
 
-def crop_face(image: np.ndarray, landmarks: np.ndarray,
-              margin: float) -> np.ndarray:
+def crop_face(
+  image: np.ndarray, landmarks: np.ndarray, margin: float
+) -> np.ndarray:
   """The square around `landmarks`, `margin` wider per side, at 200x200."""
   low, high = landmarks.min(axis=0), landmarks.max(axis=0)
   side = max(high - low) * (1 + 2 * margin)
@@ -94,17 +108,22 @@ class CKPlus:
   aus = DISFA_PLUS_AUS
   splits = ("test",)
 
-  def __init__(self, root: os.PathLike, *, margin: float = 0.2,
-               skip_bad: bool = False):
+  def __init__(
+    self, root: os.PathLike, *, margin: float = 0.2, skip_bad: bool = False
+  ):
     self.root = Path(root)
     self.margin = margin
     self.skip_bad = skip_bad
     if not self.root.is_dir():
-      raise DataError(f"{self.root}: CK+ root not found; pass the folder that"
-                      " holds FACS/, cohn-kanade-images/ and Landmarks/")
+      raise DataError(
+        f"{self.root}: CK+ root not found; pass the folder that"
+        " holds FACS/, cohn-kanade-images/ and Landmarks/"
+      )
     if not (self.root / "FACS").is_dir():
-      raise DataError(f"{self.root / 'FACS'}: folder not found; pass the CK+"
-                      " root, the folder that holds it")
+      raise DataError(
+        f"{self.root / 'FACS'}: folder not found; pass the CK+"
+        " root, the folder that holds it"
+      )
 
   def facs_files(self, split: str = "test") -> list[Path]:
     """Every FACS/S###/###/*_facs.txt, sorted by subject and sequence.
@@ -113,19 +132,25 @@ class CKPlus:
     cohn-kanade-images/ without its FACS file is a DataError naming it.
     """
     if split not in self.splits:
-      raise ValueError(f"unknown split {split!r}; {self.name} has"
-                       f" {self.splits}")
+      raise ValueError(
+        f"unknown split {split!r}; {self.name} has {self.splits}"
+      )
     found = sorted((self.root / "FACS").glob(f"*/*/*{FACS_SUFFIX}"))
     coded = {(f.parent.parent.name, f.parent.name) for f in found}
     for sequence in sorted((self.root / "cohn-kanade-images").glob("*/*")):
-      if sequence.is_dir() and (sequence.parent.name, sequence.name) not in coded:
+      if (
+        sequence.is_dir() and (sequence.parent.name, sequence.name) not in coded
+      ):
         raise DataError(
-            f"{self.root / 'FACS' / sequence.parent.name / sequence.name}: no"
-            f" *{FACS_SUFFIX} for the sequence {sequence}; restore it from the"
-            " CK+ archive")
+          f"{self.root / 'FACS' / sequence.parent.name / sequence.name}: no"
+          f" *{FACS_SUFFIX} for the sequence {sequence}; restore it from the"
+          " CK+ archive"
+        )
     if not found:
-      raise DataError(f"{self.root / 'FACS'}: no *{FACS_SUFFIX} file in it;"
-                      " pass the CK+ root with its FACS/ folder restored")
+      raise DataError(
+        f"{self.root / 'FACS'}: no *{FACS_SUFFIX} file in it;"
+        " pass the CK+ root with its FACS/ folder restored"
+      )
     return found
 
   def num_examples(self, split: str = "test") -> int:
@@ -146,14 +171,20 @@ class CKPlus:
 
   def _example(self, facs: Path) -> Example:
     subject, sequence = facs.parent.parent.name, facs.parent.name
-    stem = facs.name[:-len(FACS_SUFFIX)]
+    stem = facs.name[: -len(FACS_SUFFIX)]
     coded = read_facs(facs)
-    labels = from_zero_one(np.isin(self.aus, sorted(coded)).astype(np.int8),
-                           source=str(facs))
-    landmarks = read_landmarks(self.root / "Landmarks" / subject / sequence
-                               / f"{stem}{LANDMARKS_SUFFIX}")
-    image = read_rgb(self.root / "cohn-kanade-images" / subject / sequence
-                     / f"{stem}.png")
-    return Example(image=crop_face(image, landmarks, self.margin),
-                   labels=labels, subject=subject,
-                   frame_id=f"{subject}/{sequence}/{stem}")
+    labels = from_zero_one(
+      np.isin(self.aus, sorted(coded)).astype(np.int8), source=str(facs)
+    )
+    landmarks = read_landmarks(
+      self.root / "Landmarks" / subject / sequence / f"{stem}{LANDMARKS_SUFFIX}"
+    )
+    image = read_rgb(
+      self.root / "cohn-kanade-images" / subject / sequence / f"{stem}.png"
+    )
+    return Example(
+      image=crop_face(image, landmarks, self.margin),
+      labels=labels,
+      subject=subject,
+      frame_id=f"{subject}/{sequence}/{stem}",
+    )

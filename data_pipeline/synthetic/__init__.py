@@ -16,10 +16,22 @@ regions), `faces` (drawing), `sequences` (intensities over trials),
 `dataset` (files on disk).
 """
 
-from data_pipeline.synthetic.dataset import (FRAMES_PER_SUBJECT, METADATA,
-                                             generate, source)
-from data_pipeline.synthetic.faces import (Identity, render_face,
-                                           render_frame, sample_identity)
-from data_pipeline.synthetic.pose import (AU_REGIONS, Nuisance, region_mask,
-                                          sample_nuisance)
+from data_pipeline.synthetic.dataset import (
+  FRAMES_PER_SUBJECT,
+  METADATA,
+  generate,
+  source,
+)
+from data_pipeline.synthetic.faces import (
+  Identity,
+  render_face,
+  render_frame,
+  sample_identity,
+)
+from data_pipeline.synthetic.pose import (
+  AU_REGIONS,
+  Nuisance,
+  region_mask,
+  sample_nuisance,
+)
 from data_pipeline.synthetic.sequences import TRIALS, subject_trials

@@ -25,8 +25,13 @@ import scipy.io
 from tqdm import tqdm
 
 from data_pipeline.sources.base import DISFA_PLUS_AUS, DataError
-from data_pipeline.sources.disfa_plus import (FACES_DIR, LABELS_DIR, MAT_KEY,
-                                              MAT_SUFFIX, DisfaPlus)
+from data_pipeline.sources.disfa_plus import (
+  FACES_DIR,
+  LABELS_DIR,
+  MAT_KEY,
+  MAT_SUFFIX,
+  DisfaPlus,
+)
 from data_pipeline.synthetic.faces import render_frame, sample_identity
 from data_pipeline.synthetic.pose import sample_nuisance
 from data_pipeline.synthetic.sequences import subject_trials
@@ -37,42 +42,62 @@ METADATA = "synthetic.json"
 FIRST_SUBJECT = 101  # Names SN101...: apart from DISFA+'s SN001..SN032.
 
 
-def _settings(seed: int, num_train_subjects: int, num_test_subjects: int,
-              frames_per_subject: int) -> dict:
-  names = [f"SN{FIRST_SUBJECT + k}"
-           for k in range(num_train_subjects + num_test_subjects)]
-  test = set(np.random.default_rng([seed, len(names)]).choice(
-      names, size=num_test_subjects, replace=False))
-  return {"format": FORMAT, "seed": seed,
-          "num_train_subjects": num_train_subjects,
-          "num_test_subjects": num_test_subjects,
-          "frames_per_subject": frames_per_subject,
-          "aus": list(DISFA_PLUS_AUS),
-          "train_subjects": [n for n in names if n not in test],
-          "test_subjects": [n for n in names if n in test]}
+def _settings(
+  seed: int,
+  num_train_subjects: int,
+  num_test_subjects: int,
+  frames_per_subject: int,
+) -> dict:
+  names = [
+    f"SN{FIRST_SUBJECT + k}"
+    for k in range(num_train_subjects + num_test_subjects)
+  ]
+  test = set(
+    np.random.default_rng([seed, len(names)]).choice(
+      names, size=num_test_subjects, replace=False
+    )
+  )
+  return {
+    "format": FORMAT,
+    "seed": seed,
+    "num_train_subjects": num_train_subjects,
+    "num_test_subjects": num_test_subjects,
+    "frames_per_subject": frames_per_subject,
+    "aus": list(DISFA_PLUS_AUS),
+    "train_subjects": [n for n in names if n not in test],
+    "test_subjects": [n for n in names if n in test],
+  }
 
 
-def _write_subject(root: Path, name: str, rng: np.random.Generator,
-                   frames: int, bar: tqdm) -> None:
+def _write_subject(
+  root: Path, name: str, rng: np.random.Generator, frames: int, bar: tqdm
+) -> None:
   face = sample_identity(rng)
   for trial, intensities in subject_trials(rng, frames):
     label_dir = root / LABELS_DIR / name / trial
     label_dir.mkdir(parents=True)
     frame_names = [f"{i:03d}.jpg" for i in range(len(intensities))]
     for column, au in enumerate(DISFA_PLUS_AUS):
-      (label_dir / f"AU{au}.txt").write_text("".join(
+      (label_dir / f"AU{au}.txt").write_text(
+        "".join(
           f"{frame} {value}\n"
-          for frame, value in zip(frame_names, intensities[:, column])))
+          for frame, value in zip(frame_names, intensities[:, column])
+        )
+      )
     cell = np.empty((1, len(intensities)), object)
     for i, (frame, values) in enumerate(zip(frame_names, intensities)):
       image, landmarks = render_frame(face, values, sample_nuisance(rng))
-      cell[0, i] = {"imgID": frame, "ImgCropped": image,
-                    "LndPntCropped": landmarks}
+      cell[0, i] = {
+        "imgID": frame,
+        "ImgCropped": image,
+        "LndPntCropped": landmarks,
+      }
       bar.update()
     mat_dir = root / FACES_DIR / name
     mat_dir.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(mat_dir / f"{trial}{MAT_SUFFIX}", {MAT_KEY: cell},
-                     do_compression=True)
+    scipy.io.savemat(
+      mat_dir / f"{trial}{MAT_SUFFIX}", {MAT_KEY: cell}, do_compression=True
+    )
 
 
 def _read_settings(root: Path) -> dict | None:
@@ -82,33 +107,47 @@ def _read_settings(root: Path) -> dict | None:
     return None
 
 
-def generate(root: os.PathLike, *, seed: int = 0, num_train_subjects: int = 12,
-             num_test_subjects: int = 4,
-             frames_per_subject: int = FRAMES_PER_SUBJECT,
-             progress: bool = True) -> Path:
+def generate(
+  root: os.PathLike,
+  *,
+  seed: int = 0,
+  num_train_subjects: int = 12,
+  num_test_subjects: int = 4,
+  frames_per_subject: int = FRAMES_PER_SUBJECT,
+  progress: bool = True,
+) -> Path:
   """Writes the dataset under `root` (if not there already); returns root.
 
   A `root` already holding this very dataset is kept as it is; a `root`
   holding anything else is an error, never overwritten.
   """
   if min(num_train_subjects, num_test_subjects, frames_per_subject) < 1:
-    raise ValueError("need at least one train subject, one test subject and"
-                     " one frame per subject")
+    raise ValueError(
+      "need at least one train subject, one test subject and"
+      " one frame per subject"
+    )
   root = Path(root)
-  settings = _settings(seed, num_train_subjects, num_test_subjects,
-                       frames_per_subject)
+  settings = _settings(
+    seed, num_train_subjects, num_test_subjects, frames_per_subject
+  )
   existing = _read_settings(root)
   if existing == settings:
     return root
   if existing is not None or (root.exists() and any(root.iterdir())):
-    raise DataError(f"{root}: holds something other than this synthetic"
-                    " dataset; delete it or generate into another folder")
+    raise DataError(
+      f"{root}: holds something other than this synthetic"
+      " dataset; delete it or generate into another folder"
+    )
   partial = root.with_name(f".{root.name}.partial")
   shutil.rmtree(partial, ignore_errors=True)
   partial.mkdir(parents=True)
   names = settings["train_subjects"] + settings["test_subjects"]
-  with tqdm(total=len(names) * frames_per_subject, unit="frame",
-            desc="synthetic", disable=not progress) as bar:
+  with tqdm(
+    total=len(names) * frames_per_subject,
+    unit="frame",
+    desc="synthetic",
+    disable=not progress,
+  ) as bar:
     for name in sorted(names):
       rng = np.random.default_rng([seed, int(name[2:]) - FIRST_SUBJECT])
       _write_subject(partial, name, rng, frames_per_subject, bar)
@@ -126,8 +165,14 @@ def source(root: os.PathLike, **kwargs) -> DisfaPlus:
   """
   settings = _read_settings(Path(root))
   if settings is None:
-    raise DataError(f"{Path(root) / METADATA}: missing, so {root} is not a"
-                    " complete synthetic dataset; run python -m"
-                    " data_pipeline.prepare synthetic --out ROOT")
-  return DisfaPlus(root, train_subjects=settings["train_subjects"],
-                   test_subjects=settings["test_subjects"], **kwargs)
+    raise DataError(
+      f"{Path(root) / METADATA}: missing, so {root} is not a"
+      " complete synthetic dataset; run python -m"
+      " data_pipeline.prepare synthetic --out ROOT"
+    )
+  return DisfaPlus(
+    root,
+    train_subjects=settings["train_subjects"],
+    test_subjects=settings["test_subjects"],
+    **kwargs,
+  )

@@ -26,6 +26,7 @@ GRID = np.arange(IMAGE_SIZE, dtype=np.float32) + 0.5 - HALF
 @dataclasses.dataclass(frozen=True)
 class Nuisance:
   """Per-frame pose, lighting and noise; the default changes nothing."""
+
   shift_x: float = 0.0
   shift_y: float = 0.0
   scale: float = 1.0
@@ -39,11 +40,16 @@ class Nuisance:
 def sample_nuisance(rng: np.random.Generator) -> Nuisance:
   """A random pose, lighting and noise for one frame."""
   u = rng.uniform
-  return Nuisance(shift_x=u(-MAX_SHIFT, MAX_SHIFT),
-                  shift_y=u(-MAX_SHIFT, MAX_SHIFT), scale=u(*SCALE_RANGE),
-                  brightness=u(0.85, 1.12), gradient_x=u(-0.12, 0.12),
-                  gradient_y=u(-0.06, 0.06), noise=u(2, 6),
-                  noise_seed=int(rng.integers(2**31)))
+  return Nuisance(
+    shift_x=u(-MAX_SHIFT, MAX_SHIFT),
+    shift_y=u(-MAX_SHIFT, MAX_SHIFT),
+    scale=u(*SCALE_RANGE),
+    brightness=u(0.85, 1.12),
+    gradient_x=u(-0.12, 0.12),
+    gradient_y=u(-0.06, 0.06),
+    noise=u(2, 6),
+    noise_seed=int(rng.integers(2**31)),
+  )
 
 
 def box_slices(box) -> tuple[slice, slice]:
@@ -52,8 +58,9 @@ def box_slices(box) -> tuple[slice, slice]:
 
   def span(low, high):
     start = min(max(math.ceil(low + HALF - 0.5), 0), IMAGE_SIZE)
-    return slice(start, max(min(math.floor(high + HALF - 0.5) + 1,
-                                IMAGE_SIZE), start))
+    return slice(
+      start, max(min(math.floor(high + HALF - 0.5) + 1, IMAGE_SIZE), start)
+    )
 
   return span(y0, y1), span(x0, x1)
 
@@ -70,10 +77,14 @@ def resample(image: np.ndarray, nuisance: Nuisance) -> np.ndarray:
   rows, row_weight = _sources(nuisance.shift_y, nuisance.scale)
   cols, col_weight = _sources(nuisance.shift_x, nuisance.scale)
   row_weight, col_weight = row_weight[:, None], col_weight[None, :]
-  image = (np.take(image, rows, axis=1) * (1 - row_weight)
-           + np.take(image, rows + 1, axis=1) * row_weight)
-  return (np.take(image, cols, axis=2) * (1 - col_weight)
-          + np.take(image, cols + 1, axis=2) * col_weight)
+  image = (
+    np.take(image, rows, axis=1) * (1 - row_weight)
+    + np.take(image, rows + 1, axis=1) * row_weight
+  )
+  return (
+    np.take(image, cols, axis=2) * (1 - col_weight)
+    + np.take(image, cols + 1, axis=2) * col_weight
+  )
 
 
 def _reached(span: slice, shift: float, scale: float) -> np.ndarray:
@@ -86,8 +97,10 @@ def region_mask(au: int, nuisance: Nuisance = Nuisance()) -> np.ndarray:
   mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), bool)
   for term in TERMS[au]:
     rows, cols = box_slices(term.box)
-    mask |= np.outer(_reached(rows, nuisance.shift_y, nuisance.scale),
-                     _reached(cols, nuisance.shift_x, nuisance.scale))
+    mask |= np.outer(
+      _reached(rows, nuisance.shift_y, nuisance.scale),
+      _reached(cols, nuisance.shift_x, nuisance.scale),
+    )
   return mask
 
 
@@ -96,7 +109,7 @@ def _fill(masks: list[np.ndarray]) -> np.ndarray:
   hits = np.flatnonzero(np.any(masks, axis=0))
   mask = np.zeros(IMAGE_SIZE, bool)
   if hits.size:
-    mask[hits[0]:hits[-1] + 1] = True
+    mask[hits[0] : hits[-1] + 1] = True
   return mask
 
 
@@ -107,8 +120,10 @@ def _any_pose_region(au: int) -> np.ndarray:
   mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), bool)
   for term in TERMS[au]:
     rows, cols = box_slices(term.box)
-    mask |= np.outer(_fill([_reached(rows, t, s) for t, s in poses]),
-                     _fill([_reached(cols, t, s) for t, s in poses]))
+    mask |= np.outer(
+      _fill([_reached(rows, t, s) for t, s in poses]),
+      _fill([_reached(cols, t, s) for t, s in poses]),
+    )
   return mask
 
 

@@ -16,17 +16,36 @@ from data_pipeline.sources.base import DISFA_PLUS_AUS
 MAX_INTENSITY = 5
 # (name part, the AUs posed), as in DISFA+'s A<k>_<AUs>_TrailNo_<n> trials.
 TRIALS = (
-    ("AU1", (1,)), ("AU1_2", (1, 2)), ("AU4", (4,)), ("AU5", (5,)),
-    ("AU6_12", (6, 12)), ("AU9", (9,)), ("AU12", (12,)),
-    ("AU15_17", (15, 17)), ("AU17", (17,)), ("AU20", (20,)), ("AU25", (25,)),
-    ("AU25_26", (25, 26)), ("Surprise", (1, 2, 5, 25, 26)),
-    ("Happiness", (6, 12, 25)), ("Sadness", (1, 4, 15)),
-    ("Disgust", (4, 9, 17)), ("Fear", (1, 2, 4, 5, 20, 25)),
+  ("AU1", (1,)),
+  ("AU1_2", (1, 2)),
+  ("AU4", (4,)),
+  ("AU5", (5,)),
+  ("AU6_12", (6, 12)),
+  ("AU9", (9,)),
+  ("AU12", (12,)),
+  ("AU15_17", (15, 17)),
+  ("AU17", (17,)),
+  ("AU20", (20,)),
+  ("AU25", (25,)),
+  ("AU25_26", (25, 26)),
+  ("Surprise", (1, 2, 5, 25, 26)),
+  ("Happiness", (6, 12, 25)),
+  ("Sadness", (1, 4, 15)),
+  ("Disgust", (4, 9, 17)),
+  ("Fear", (1, 2, 4, 5, 20, 25)),
 )
 # AU -> (partner, probability that it joins when the AU is posed alone).
-_PARTNERS = {1: ((2, 0.3),), 2: ((1, 0.9),), 4: ((9, 0.15),),
-             9: ((4, 0.4),), 6: ((12, 0.5),), 12: ((6, 0.5), (25, 0.3)),
-             15: ((17, 0.4),), 25: ((26, 0.3),), 26: ((25, 0.9),)}
+_PARTNERS = {
+  1: ((2, 0.3),),
+  2: ((1, 0.9),),
+  4: ((9, 0.15),),
+  9: ((4, 0.4),),
+  6: ((12, 0.5),),
+  12: ((6, 0.5), (25, 0.3)),
+  15: ((17, 0.4),),
+  25: ((26, 0.3),),
+  26: ((25, 0.9),),
+}
 _SPONTANEOUS = 0.04  # probability of a clear (2..3) unposed activation
 _WEAK = 0.15  # probability of a weak (1) unposed activation
 
@@ -63,8 +82,9 @@ def _peaks(rng: np.random.Generator, posed: tuple[int, ...]) -> np.ndarray:
   return peaks
 
 
-def trial_intensities(rng: np.random.Generator, posed: tuple[int, ...],
-                      num_frames: int) -> np.ndarray:
+def trial_intensities(
+  rng: np.random.Generator, posed: tuple[int, ...], num_frames: int
+) -> np.ndarray:
   """(num_frames, 12) int intensities 0..5 of one trial."""
   t = (np.arange(num_frames) + 0.5) / num_frames
   peaks = _peaks(rng, posed)
@@ -73,13 +93,17 @@ def trial_intensities(rng: np.random.Generator, posed: tuple[int, ...],
   return np.clip(np.rint(curves + jitter), 0, MAX_INTENSITY).astype(np.int64)
 
 
-def subject_trials(rng: np.random.Generator,
-                   num_frames: int) -> list[tuple[str, np.ndarray]]:
+def subject_trials(
+  rng: np.random.Generator, num_frames: int
+) -> list[tuple[str, np.ndarray]]:
   """One subject's trials: (name, (n, 12) intensities), n summing to
   `num_frames`, in `TRIALS` order."""
   count = min(len(TRIALS), num_frames)
   chosen = np.sort(rng.choice(len(TRIALS), size=count, replace=False))
-  sizes = rng.permutation([len(part) for part in
-                           np.array_split(np.arange(num_frames), count)])
-  return [(trial_name(k), trial_intensities(rng, TRIALS[k][1], n))
-          for k, n in zip(chosen, sizes)]
+  sizes = rng.permutation(
+    [len(part) for part in np.array_split(np.arange(num_frames), count)]
+  )
+  return [
+    (trial_name(k), trial_intensities(rng, TRIALS[k][1], n))
+    for k, n in zip(chosen, sizes)
+  ]

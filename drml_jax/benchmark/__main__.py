@@ -39,54 +39,134 @@ def _csv(choices: tuple[str, ...]):
     bad = [v for v in values if v not in choices]
     if bad or not values:
       raise argparse.ArgumentTypeError(
-          f"{text!r}: expected a comma-separated list of {', '.join(choices)}")
+        f"{text!r}: expected a comma-separated list of {', '.join(choices)}"
+      )
     return values
+
   return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   """Command-line options; per-backend defaults are filled in here."""
-  parser = cli.Parser(prog="python -m drml_jax.benchmark", description=__doc__.splitlines()[0])
-  parser.add_argument("--batch", type=cli.positive_int, default=None, help="batch size (64; smoke 2)")
-  parser.add_argument("--steps", type=cli.positive_int, default=None, help="timed steps (10; smoke 2)")
-  parser.add_argument("--warmup", type=cli.positive_int, default=None, help="warm-up steps (2; smoke 1)")
-  parser.add_argument("--input-size", type=cli.positive_int, default=None,
-                      help="image side for the models (170; smoke 74)")
+  parser = cli.Parser(
+    prog="python -m drml_jax.benchmark", description=__doc__.splitlines()[0]
+  )
+  parser.add_argument(
+    "--batch",
+    type=cli.positive_int,
+    default=None,
+    help="batch size (64; smoke 2)",
+  )
+  parser.add_argument(
+    "--steps",
+    type=cli.positive_int,
+    default=None,
+    help="timed steps (10; smoke 2)",
+  )
+  parser.add_argument(
+    "--warmup",
+    type=cli.positive_int,
+    default=None,
+    help="warm-up steps (2; smoke 1)",
+  )
+  parser.add_argument(
+    "--input-size",
+    type=cli.positive_int,
+    default=None,
+    help="image side for the models (170; smoke 74)",
+  )
   parser.add_argument("--num-aus", type=cli.positive_int, default=12)
-  parser.add_argument("--dtypes", type=_csv(DTYPES), default=None,
-                      help="float32 and, on GPU/TPU, bfloat16 compute")
-  parser.add_argument("--region-convs", type=_csv(("lax", "matmul")), default=None,
-                      help="region conv forms (default: both; CPU: matmul, the vmapped lax "
-                           "form's backward is ~100x slower on XLA:CPU)")
-  parser.add_argument("--convs", type=_csv(CONV_IMPLS), default=None,
-                      help="dense conv forms (default: auto, and lax on CPU as the baseline)")
-  parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip PyTorch")
-  parser.add_argument("--no-torch-compile", dest="torch_compile", action="store_false")
-  parser.add_argument("--torch-threads", type=cli.positive_int, default=None,
-                      help="PyTorch CPU threads (default: torch's, one per core; smoke 1)")
-  parser.add_argument("--no-pipeline", dest="pipeline", action="store_false",
-                      help="skip the input pipeline")
-  parser.add_argument("--dataset", default="synthetic", help="dataset for the pipeline rows")
-  parser.add_argument("--dataset-config", default=None, help="its config (smoke: tiny)")
-  parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: $DRML_DATA_DIR)")
-  parser.add_argument("--pipeline-batches", type=cli.positive_int, default=None,
-                      help="timed pipeline batches (20; smoke 2)")
-  parser.add_argument("--no-predict", dest="predict", action="store_false",
-                      help="skip the predict row (a synthetic video)")
-  parser.add_argument("--predict-frames", type=cli.positive_int, default=None,
-                      help="frames of the predict row's video (100; smoke 4)")
-  parser.add_argument("--peak-tflops", type=float, default=None,
-                      help="the device's dense peak, overriding the built-in table")
+  parser.add_argument(
+    "--dtypes",
+    type=_csv(DTYPES),
+    default=None,
+    help="float32 and, on GPU/TPU, bfloat16 compute",
+  )
+  parser.add_argument(
+    "--region-convs",
+    type=_csv(("lax", "matmul")),
+    default=None,
+    help="region conv forms (default: both; CPU: matmul, the vmapped lax "
+    "form's backward is ~100x slower on XLA:CPU)",
+  )
+  parser.add_argument(
+    "--convs",
+    type=_csv(CONV_IMPLS),
+    default=None,
+    help="dense conv forms (default: auto, and lax on CPU as the baseline)",
+  )
+  parser.add_argument(
+    "--no-torch", dest="torch", action="store_false", help="skip PyTorch"
+  )
+  parser.add_argument(
+    "--no-torch-compile", dest="torch_compile", action="store_false"
+  )
+  parser.add_argument(
+    "--torch-threads",
+    type=cli.positive_int,
+    default=None,
+    help="PyTorch CPU threads (default: torch's, one per core; smoke 1)",
+  )
+  parser.add_argument(
+    "--no-pipeline",
+    dest="pipeline",
+    action="store_false",
+    help="skip the input pipeline",
+  )
+  parser.add_argument(
+    "--dataset", default="synthetic", help="dataset for the pipeline rows"
+  )
+  parser.add_argument(
+    "--dataset-config", default=None, help="its config (smoke: tiny)"
+  )
+  parser.add_argument(
+    "--data-dir", default=None, help="TFDS data dir (default: $DRML_DATA_DIR)"
+  )
+  parser.add_argument(
+    "--pipeline-batches",
+    type=cli.positive_int,
+    default=None,
+    help="timed pipeline batches (20; smoke 2)",
+  )
+  parser.add_argument(
+    "--no-predict",
+    dest="predict",
+    action="store_false",
+    help="skip the predict row (a synthetic video)",
+  )
+  parser.add_argument(
+    "--predict-frames",
+    type=cli.positive_int,
+    default=None,
+    help="frames of the predict row's video (100; smoke 4)",
+  )
+  parser.add_argument(
+    "--peak-tflops",
+    type=float,
+    default=None,
+    help="the device's dense peak, overriding the built-in table",
+  )
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--smoke", action="store_true", help="tiny, fast run (tests)")
-  parser.add_argument("--out", default=None,
-                      help="JSON path (default benchmarks/results/<backend>-<device>.json)")
+  parser.add_argument(
+    "--smoke", action="store_true", help="tiny, fast run (tests)"
+  )
+  parser.add_argument(
+    "--out",
+    default=None,
+    help="JSON path (default benchmarks/results/<backend>-<device>.json)",
+  )
   args = parser.parse_args(argv)
   if args.peak_tflops is not None and args.peak_tflops <= 0:
     parser.error("--peak-tflops must be positive")
   accelerator = jax.default_backend() != "cpu"
-  defaults = dict(batch=(2, 64), steps=(2, 10), warmup=(1, 2), input_size=(74, 170),
-                  pipeline_batches=(2, 20), predict_frames=(4, 100))
+  defaults = dict(
+    batch=(2, 64),
+    steps=(2, 10),
+    warmup=(1, 2),
+    input_size=(74, 170),
+    pipeline_batches=(2, 20),
+    predict_frames=(4, 100),
+  )
   for name, (smoke, full) in defaults.items():
     if getattr(args, name) is None:
       setattr(args, name, smoke if args.smoke else full)
@@ -104,8 +184,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _default_out() -> str:
-  kind = "".join(c if c.isalnum() else "-" for c in jax.devices()[0].device_kind.lower())
-  return os.path.join("benchmarks", "results", f"{jax.default_backend()}-{kind.strip('-')}.json")
+  kind = "".join(
+    c if c.isalnum() else "-" for c in jax.devices()[0].device_kind.lower()
+  )
+  return os.path.join(
+    "benchmarks", "results", f"{jax.default_backend()}-{kind.strip('-')}.json"
+  )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -119,10 +203,17 @@ def run(args: argparse.Namespace) -> dict:
           continue  # the lax baseline in float32 only
         rows.append(jax_rows.jax_train_row(args, dtype, conv, region_conv))
   if jax.default_backend() == "cpu" and "lax" not in args.region_convs:
-    rows.append(timing.Row(
-        "JAX train float32 region=lax", "jax", "train", options={"region_conv": "lax"},
-        status="skipped", reason="XLA:CPU runs the vmapped (grouped) conv's backward "
-        "~100x slower; pass --region-convs lax,matmul to time it"))
+    rows.append(
+      timing.Row(
+        "JAX train float32 region=lax",
+        "jax",
+        "train",
+        options={"region_conv": "lax"},
+        status="skipped",
+        reason="XLA:CPU runs the vmapped (grouped) conv's backward "
+        "~100x slower; pass --region-convs lax,matmul to time it",
+      )
+    )
   rows.append(jax_rows.jax_eval_row(args, "auto", "auto"))
   if args.torch:
     rows += torch_rows(args, "train") + torch_rows(args, "eval")
@@ -135,14 +226,26 @@ def run(args: argparse.Namespace) -> dict:
   peak_dtype = "bfloat16" if "bfloat16" in args.dtypes else "float32"
   timing.add_flops(rows, flops, device["kind"], args.peak_tflops)
   return {
-      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "device": device, "versions": timing.versions(), "batch": args.batch,
-      "input_size": args.input_size, "steps": args.steps, "warmup": args.warmup,
-      "dtypes": args.dtypes, "smoke": args.smoke, "protocol": timing.PROTOCOL,
-      "load_average": {"before": load_before, "after": timing.load_average()},
-      "flops_per_image": flops, "peak_dtype": peak_dtype,
-      "peak_tflops": timing.peak_tflops(device["kind"], peak_dtype, args.peak_tflops),
-      "rows": [dataclasses.asdict(r) for r in rows], "summary": timing.summarize(rows),
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec="seconds"
+    ),
+    "device": device,
+    "versions": timing.versions(),
+    "batch": args.batch,
+    "input_size": args.input_size,
+    "steps": args.steps,
+    "warmup": args.warmup,
+    "dtypes": args.dtypes,
+    "smoke": args.smoke,
+    "protocol": timing.PROTOCOL,
+    "load_average": {"before": load_before, "after": timing.load_average()},
+    "flops_per_image": flops,
+    "peak_dtype": peak_dtype,
+    "peak_tflops": timing.peak_tflops(
+      device["kind"], peak_dtype, args.peak_tflops
+    ),
+    "rows": [dataclasses.asdict(r) for r in rows],
+    "summary": timing.summarize(rows),
   }
 
 

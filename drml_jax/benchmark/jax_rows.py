@@ -17,8 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from drml_jax.benchmark.timing import (LEARNING_RATE, MOMENTUM, WEIGHT_DECAY, Row, failure,
-                                       fill_rate, timed_steps)
+from drml_jax.benchmark.timing import (
+  LEARNING_RATE,
+  MOMENTUM,
+  WEIGHT_DECAY,
+  Row,
+  failure,
+  fill_rate,
+  timed_steps,
+)
 from drml_jax import train_state
 from drml_jax.model import DRML
 from drml_jax.optim import make_optimizer
@@ -34,20 +41,35 @@ class JaxSteps:
   outputs. `eval_state` shares its buffers with `train_state`, which `train`
   donates (unless built with donate=False): time one or the other.
   """
+
   train_state: tuple
   train: Callable
   eval_state: tuple
   evaluate: Callable
 
 
-def jax_steps(args, dtype: str, conv: str, region_conv: str, donate: bool = True) -> JaxSteps:
+def jax_steps(
+  args, dtype: str, conv: str, region_conv: str, donate: bool = True
+) -> JaxSteps:
   """The one place the rows build a model and its steps (drml_jax.steps)."""
-  model = DRML(args.num_aus, input_size=args.input_size, conv=conv, region_conv=region_conv,
-               dtype=jnp.dtype(dtype), rngs=nnx.Rngs(args.seed))
-  tx = make_optimizer(LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+  model = DRML(
+    args.num_aus,
+    input_size=args.input_size,
+    conv=conv,
+    region_conv=region_conv,
+    dtype=jnp.dtype(dtype),
+    rngs=nnx.Rngs(args.seed),
+  )
+  tx = make_optimizer(
+    LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
+  )
   graphdefs, state = train_state.create(model, tx)
-  return JaxSteps((state,), make_train_step(graphdefs.train, tx, donate=donate),
-                  (train_state.model_state(state),), make_eval_step(graphdefs.eval))
+  return JaxSteps(
+    (state,),
+    make_train_step(graphdefs.train, tx, donate=donate),
+    (train_state.model_state(state),),
+    make_eval_step(graphdefs.eval),
+  )
 
 
 def _jax_batch(batch: int, size: int, num_aus: int, seed: int = 0):
@@ -71,8 +93,10 @@ def jax_flops_per_image(args) -> dict[str, float]:
   valid = jnp.ones((args.batch,), bool)
   train = steps.train.lower(*steps.train_state, images, labels)
   evaluate = steps.evaluate.lower(*steps.eval_state, images, labels, valid)
-  return {name: _cost_flops(lowered) / args.batch
-          for name, lowered in (("train", train), ("eval", evaluate))}
+  return {
+    name: _cost_flops(lowered) / args.batch
+    for name, lowered in (("train", train), ("eval", evaluate))
+  }
 
 
 def _cost_flops(lowered) -> float:
@@ -84,8 +108,13 @@ def _cost_flops(lowered) -> float:
 
 def jax_train_row(args, dtype: str, conv: str, region_conv: str) -> Row:
   """Times the JAX train step (plain jit over split NNX state, donated buffers)."""
-  row = Row(f"JAX train {dtype} conv={conv} region={region_conv}", "jax", "train", dtype,
-            {"conv": conv, "region_conv": region_conv})
+  row = Row(
+    f"JAX train {dtype} conv={conv} region={region_conv}",
+    "jax",
+    "train",
+    dtype,
+    {"conv": conv, "region_conv": region_conv},
+  )
   steps = jax_steps(args, dtype, conv, region_conv)
   images, labels = _jax_batch(args.batch, args.input_size, args.num_aus)
   state = list(steps.train_state)
@@ -101,8 +130,13 @@ def jax_train_row(args, dtype: str, conv: str, region_conv: str) -> Row:
 
 def jax_eval_row(args, conv: str, region_conv: str) -> Row:
   """Times the JAX eval step (logits -> confusion counts and loss)."""
-  row = Row(f"JAX eval float32 conv={conv} region={region_conv}", "jax", "eval", "float32",
-            {"conv": conv, "region_conv": region_conv})
+  row = Row(
+    f"JAX eval float32 conv={conv} region={region_conv}",
+    "jax",
+    "eval",
+    "float32",
+    {"conv": conv, "region_conv": region_conv},
+  )
   steps = jax_steps(args, "float32", conv, region_conv)
   images, labels = _jax_batch(args.batch, args.input_size, args.num_aus)
   inputs = (*steps.eval_state, images, labels, jnp.ones((args.batch,), bool))
@@ -113,23 +147,44 @@ def jax_eval_row(args, conv: str, region_conv: str) -> Row:
 
 def pipeline_rows(args) -> list[Row]:
   """Images/s of the tf.data pipeline: from the image files, then from its cache."""
-  rows = [Row(f"Input pipeline ({source}), {args.dataset}", "pipeline", "input", "float32",
-              {"cache": source == "cache"}) for source in ("files", "cache")]
+  rows = [
+    Row(
+      f"Input pipeline ({source}), {args.dataset}",
+      "pipeline",
+      "input",
+      "float32",
+      {"cache": source == "cache"},
+    )
+    for source in ("files", "cache")
+  ]
   try:
     from data_pipeline import pipeline, registry  # pylint: disable=import-outside-toplevel
-    builder = registry.build(args.dataset, data_dir=args.data_dir or "",
-                             dataset_config=args.dataset_config or "")
+
+    builder = registry.build(
+      args.dataset,
+      data_dir=args.data_dir or "",
+      dataset_config=args.dataset_config or "",
+    )
   except Exception as error:  # pylint: disable=broad-except
     return [failure(row, error, "unavailable") for row in rows]
   for row in rows:
     cache = row.options["cache"]
-    batches = pipeline.make_dataset(builder, "train", batch_size=args.batch, train=True,
-                                    cache=cache)
-    per_epoch = pipeline.num_batches(builder, "train", batch_size=args.batch, train=True)
+    batches = pipeline.make_dataset(
+      builder, "train", batch_size=args.batch, train=True, cache=cache
+    )
+    per_epoch = pipeline.num_batches(
+      builder, "train", batch_size=args.batch, train=True
+    )
     iterator = iter(batches)
-    for _ in range(per_epoch if cache else args.warmup):  # a cache fills in one epoch
+    for _ in range(
+      per_epoch if cache else args.warmup
+    ):  # a cache fills in one epoch
       next(iterator)
-    fill_rate(row, timed_steps(lambda: next(iterator), 0, args.pipeline_batches), args.batch)
+    fill_rate(
+      row,
+      timed_steps(lambda: next(iterator), 0, args.pipeline_batches),
+      args.batch,
+    )
     row.options["batches_per_epoch"] = per_epoch
   return rows
 
@@ -138,16 +193,31 @@ def predict_row(args) -> Row:
   """Frames/s of `python -m drml_jax.predict` on a synthetic 640x480 video,
   with the seconds spent decoding, detecting faces and in the model."""
   from drml_jax import prediction  # pylint: disable=import-outside-toplevel
-  row = Row("Predict, synthetic video (decode + Haar detect + model)", "jax", "predict",
-            options={"frames": args.predict_frames, "batch_size": 16})
-  model = DRML(args.num_aus, input_size=args.input_size, rngs=nnx.Rngs(args.seed))
+
+  row = Row(
+    "Predict, synthetic video (decode + Haar detect + model)",
+    "jax",
+    "predict",
+    options={"frames": args.predict_frames, "batch_size": 16},
+  )
+  model = DRML(
+    args.num_aus, input_size=args.input_size, rngs=nnx.Rngs(args.seed)
+  )
   try:
-    result = prediction.benchmark_predict(model, frames=args.predict_frames, batch_size=16,
-                                          input_size=args.input_size)
+    result = prediction.benchmark_predict(
+      model,
+      frames=args.predict_frames,
+      batch_size=16,
+      input_size=args.input_size,
+    )
   except Exception as error:  # pylint: disable=broad-except
     return failure(row, error)
-  row.options.update({k: result[k] for k in ("faces", "wall_s", "decode_s", "detect_s",
-                                             "model_s")})
+  row.options.update(
+    {
+      k: result[k]
+      for k in ("faces", "wall_s", "decode_s", "detect_s", "model_s")
+    }
+  )
   row.images_per_s = result["frames_per_s"]
   row.step_ms = 1000 / result["frames_per_s"]  # per frame
   return row

@@ -30,14 +30,20 @@ FORMS = ("matmul", "lax", *TORCH_FORMS)
 
 def jax_step(conv, x):
   """A jitted gradient of sum(layer(x)**2) for the Flax layer with `conv`."""
-  layer = RegionLayer(32, region_conv=conv, kernel_init=nnx.initializers.lecun_normal(),
-                      bias_init=nnx.initializers.zeros, rngs=nnx.Rngs(0))
+  layer = RegionLayer(
+    32,
+    region_conv=conv,
+    kernel_init=nnx.initializers.lecun_normal(),
+    bias_init=nnx.initializers.zeros,
+    rngs=nnx.Rngs(0),
+  )
   graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
 
   @jax.jit
   def grads(params, rest, x):
     def loss(params):
       return jnp.sum(nnx.merge(graphdef, params, rest, copy=True)(x) ** 2)
+
     return jax.grad(loss)(params)
 
   return lambda: jax.block_until_ready(grads(params, rest, x))
@@ -56,20 +62,28 @@ def torch_step(layer_class, x):
 
 def main(argv: list[str] | None = None) -> int:
   """Prints each form's median forward+backward time; returns the exit status."""
-  parser = argparse.ArgumentParser(prog="python -m drml_jax.benchmark.region_layer",
-                                   description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(
+    prog="python -m drml_jax.benchmark.region_layer",
+    description=__doc__.splitlines()[0],
+  )
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--forms", default=",".join(FORMS), help=f"any of {', '.join(FORMS)}")
+  parser.add_argument(
+    "--forms", default=",".join(FORMS), help=f"any of {', '.join(FORMS)}"
+  )
   args = parser.parse_args(argv)
   forms = args.forms.split(",")
   if set(forms) - set(FORMS):
-    parser.error(f"--forms {args.forms!r}: expected a comma-separated list of {', '.join(FORMS)}")
+    parser.error(
+      f"--forms {args.forms!r}: expected a comma-separated list of {', '.join(FORMS)}"
+    )
   x = jax.random.normal(jax.random.key(0), (args.batch, 160, 160, 32))
   for form in forms:
     if form in TORCH_FORMS:
-      fn = torch_step(TORCH_FORMS[form],
-                      torch.from_numpy(jax.device_get(x).transpose(0, 3, 1, 2).copy()))
+      fn = torch_step(
+        TORCH_FORMS[form],
+        torch.from_numpy(jax.device_get(x).transpose(0, 3, 1, 2).copy()),
+      )
     else:
       fn = jax_step(form, x)
     ms = 1000 * timed_steps(fn, 1, args.repeats)

@@ -27,27 +27,29 @@ LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.001, 0.9, 0.005
 # XLA and cuDNN run float32 matmuls and convolutions as TF32 by default. TPUs
 # run float32 matmuls as bfloat16 passes, so no float32 peak is claimed.
 PEAK_TFLOPS = (
-    ("h200", {"float32": 494.7, "bfloat16": 989.4}),
-    ("gh200", {"float32": 494.7, "bfloat16": 989.4}),
-    ("h100 pcie", {"float32": 378.0, "bfloat16": 756.0}),
-    ("h100", {"float32": 494.7, "bfloat16": 989.4}),
-    ("a100", {"float32": 156.0, "bfloat16": 312.0}),
-    ("l40s", {"float32": 183.0, "bfloat16": 362.0}),
-    ("l4", {"float32": 60.0, "bfloat16": 121.0}),
-    ("rtx 4090", {"float32": 82.6, "bfloat16": 165.2}),
-    ("v100", {"float32": 15.7}),
-    ("t4", {"float32": 8.1}),
-    ("tpu v6", {"bfloat16": 918.0}),
-    ("tpu v5 lite", {"bfloat16": 197.0}),
-    ("tpu v5e", {"bfloat16": 197.0}),
-    ("tpu v5", {"bfloat16": 459.0}),
-    ("tpu v4", {"bfloat16": 275.0}),
-    ("tpu v3", {"bfloat16": 123.0}),
-    ("tpu v2", {"bfloat16": 45.0}),
+  ("h200", {"float32": 494.7, "bfloat16": 989.4}),
+  ("gh200", {"float32": 494.7, "bfloat16": 989.4}),
+  ("h100 pcie", {"float32": 378.0, "bfloat16": 756.0}),
+  ("h100", {"float32": 494.7, "bfloat16": 989.4}),
+  ("a100", {"float32": 156.0, "bfloat16": 312.0}),
+  ("l40s", {"float32": 183.0, "bfloat16": 362.0}),
+  ("l4", {"float32": 60.0, "bfloat16": 121.0}),
+  ("rtx 4090", {"float32": 82.6, "bfloat16": 165.2}),
+  ("v100", {"float32": 15.7}),
+  ("t4", {"float32": 8.1}),
+  ("tpu v6", {"bfloat16": 918.0}),
+  ("tpu v5 lite", {"bfloat16": 197.0}),
+  ("tpu v5e", {"bfloat16": 197.0}),
+  ("tpu v5", {"bfloat16": 459.0}),
+  ("tpu v4", {"bfloat16": 275.0}),
+  ("tpu v3", {"bfloat16": 123.0}),
+  ("tpu v2", {"bfloat16": 45.0}),
 )
 
 
-def peak_tflops(device_kind: str, dtype: str, override: float | None = None) -> float | None:
+def peak_tflops(
+  device_kind: str, dtype: str, override: float | None = None
+) -> float | None:
   """The device's dense peak for `dtype` (TFLOP/s), `override` if given, else None."""
   if override is not None:
     return override
@@ -61,6 +63,7 @@ def peak_tflops(device_kind: str, dtype: str, override: float | None = None) -> 
 @dataclasses.dataclass
 class Row:
   """One measured (or skipped) configuration."""
+
   name: str
   framework: str  # jax | torch | pipeline
   kind: str  # train | eval | input | predict
@@ -98,15 +101,26 @@ def fill_rate(row: Row, seconds: float, batch: int) -> Row:
 def failure(row: Row, error: Exception, status: str = "failed") -> Row:
   """Marks the row `status`, with the error's first line as the reason."""
   row.status = status
-  row.reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+  row.reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[
+    :300
+  ]
   return row
 
 
 # ---------------------------------------------------------------- summary
 
-def _best(rows: list[Row], framework: str, kind: str, form: str | None = None) -> Row | None:
-  candidates = [r for r in rows if r.framework == framework and r.kind == kind
-                and r.status == "ok" and (form is None or r.options.get("form") == form)]
+
+def _best(
+  rows: list[Row], framework: str, kind: str, form: str | None = None
+) -> Row | None:
+  candidates = [
+    r
+    for r in rows
+    if r.framework == framework
+    and r.kind == kind
+    and r.status == "ok"
+    and (form is None or r.options.get("form") == form)
+  ]
   return max(candidates, key=lambda r: r.images_per_s, default=None)
 
 
@@ -118,48 +132,75 @@ def protocol_minutes(train: Row | None, evaluate: Row | None) -> float | None:
   """Minutes for the DISFA+ protocol at the given train and eval rates."""
   if not (train and evaluate):
     return None
-  seconds = PROTOCOL["epochs"] * (PROTOCOL["train_images"] / train.images_per_s
-                                  + PROTOCOL["test_images"] / evaluate.images_per_s)
+  seconds = PROTOCOL["epochs"] * (
+    PROTOCOL["train_images"] / train.images_per_s
+    + PROTOCOL["test_images"] / evaluate.images_per_s
+  )
   return seconds / 60
 
 
 def summarize(rows: list[Row]) -> dict:
   """Ratios JAX/PyTorch and the extrapolated protocol times."""
-  best = {(fw, kind, form): _best(rows, fw, kind, form)
-          for fw, form in (("jax", None), ("torch", None), ("torch", "ports"))
-          for kind in ("train", "eval")}
-  cached = next((r for r in rows if r.kind == "input" and r.options["cache"]
-                 and r.status == "ok"), None)
+  best = {
+    (fw, kind, form): _best(rows, fw, kind, form)
+    for fw, form in (("jax", None), ("torch", None), ("torch", "ports"))
+    for kind in ("train", "eval")
+  }
+  cached = next(
+    (
+      r
+      for r in rows
+      if r.kind == "input" and r.options["cache"] and r.status == "ok"
+    ),
+    None,
+  )
   jax_train = best["jax", "train", None]
   with_pipeline = None
   if jax_train and cached:
     with_pipeline = dataclasses.replace(
-        jax_train, images_per_s=min(jax_train.images_per_s, cached.images_per_s))
+      jax_train, images_per_s=min(jax_train.images_per_s, cached.images_per_s)
+    )
   return {
-      "best": {f"{fw}_{kind}" + (f"_{form}" if form else ""): r.name if r else None
-               for (fw, kind, form), r in best.items()},
-      "ratios": {
-          "jax_train_over_torch_ports": _ratio(jax_train, best["torch", "train", "ports"]),
-          "jax_train_over_torch_fastest": _ratio(jax_train, best["torch", "train", None]),
-          "jax_eval_over_torch_ports": _ratio(best["jax", "eval", None],
-                                              best["torch", "eval", "ports"]),
-          "jax_eval_over_torch_fastest": _ratio(best["jax", "eval", None],
-                                                best["torch", "eval", None]),
-          "pipeline_cache_over_jax_train": _ratio(cached, jax_train),
-      },
-      "protocol_minutes": {
-          "jax": protocol_minutes(jax_train, best["jax", "eval", None]),
-          "jax_with_input_pipeline": protocol_minutes(with_pipeline, best["jax", "eval", None]),
-          "torch_ports": protocol_minutes(best["torch", "train", "ports"],
-                                          best["torch", "eval", "ports"]),
-          "torch_fastest": protocol_minutes(best["torch", "train", None],
-                                            best["torch", "eval", None]),
-      },
+    "best": {
+      f"{fw}_{kind}" + (f"_{form}" if form else ""): r.name if r else None
+      for (fw, kind, form), r in best.items()
+    },
+    "ratios": {
+      "jax_train_over_torch_ports": _ratio(
+        jax_train, best["torch", "train", "ports"]
+      ),
+      "jax_train_over_torch_fastest": _ratio(
+        jax_train, best["torch", "train", None]
+      ),
+      "jax_eval_over_torch_ports": _ratio(
+        best["jax", "eval", None], best["torch", "eval", "ports"]
+      ),
+      "jax_eval_over_torch_fastest": _ratio(
+        best["jax", "eval", None], best["torch", "eval", None]
+      ),
+      "pipeline_cache_over_jax_train": _ratio(cached, jax_train),
+    },
+    "protocol_minutes": {
+      "jax": protocol_minutes(jax_train, best["jax", "eval", None]),
+      "jax_with_input_pipeline": protocol_minutes(
+        with_pipeline, best["jax", "eval", None]
+      ),
+      "torch_ports": protocol_minutes(
+        best["torch", "train", "ports"], best["torch", "eval", "ports"]
+      ),
+      "torch_fastest": protocol_minutes(
+        best["torch", "train", None], best["torch", "eval", None]
+      ),
+    },
   }
 
 
-def add_flops(rows: list[Row], flops: dict[str, float], device_kind: str,
-              override: float | None) -> None:
+def add_flops(
+  rows: list[Row],
+  flops: dict[str, float],
+  device_kind: str,
+  override: float | None,
+) -> None:
   """Fills FLOPs per image, achieved TFLOP/s and the fraction of the dense peak."""
   for row in rows:
     if row.kind not in flops or row.status != "ok":
@@ -179,42 +220,57 @@ def format_table(result: dict) -> str:
   device = result["device"]
   load = result["load_average"]["before"]
   load = "/".join(f"{value:.1f}" for value in load) if load else "-"
-  lines = [f"DRML benchmark: {device['backend']} ({device['kind']}, {device['cpu_model']}, "
-           f"{device['cpu_count']} CPUs, load average {load}), "
-           f"batch {result['batch']}, "
-           f"input {result['input_size']}, median of {result['steps']} steps after "
-           f"{result['warmup']}; jax {result['versions']['jax']}, "
-           f"torch {result['versions'].get('torch', '-')}",
-           f"{'configuration':<68} {'img/s':>8} {'step ms':>9} {'compile s':>9} "
-           f"{'TFLOP/s':>8} {'% peak':>7}"]
+  lines = [
+    f"DRML benchmark: {device['backend']} ({device['kind']}, {device['cpu_model']}, "
+    f"{device['cpu_count']} CPUs, load average {load}), "
+    f"batch {result['batch']}, "
+    f"input {result['input_size']}, median of {result['steps']} steps after "
+    f"{result['warmup']}; jax {result['versions']['jax']}, "
+    f"torch {result['versions'].get('torch', '-')}",
+    f"{'configuration':<68} {'img/s':>8} {'step ms':>9} {'compile s':>9} "
+    f"{'TFLOP/s':>8} {'% peak':>7}",
+  ]
   for row in result["rows"]:
     if row["status"] != "ok":
       lines.append(f"{row['name']:<68} {row['status']}: {row['reason']}")
       continue
     peak = _fmt(row["peak_fraction"] and 100 * row["peak_fraction"], ".1f")
-    lines.append(f"{row['name']:<68} {row['images_per_s']:>8.2f} {row['step_ms']:>9.1f} "
-                 f"{_fmt(row['compile_s'], '.1f'):>9} {_fmt(row['achieved_tflops'], '.3f'):>8} "
-                 f"{peak:>7}")
+    lines.append(
+      f"{row['name']:<68} {row['images_per_s']:>8.2f} {row['step_ms']:>9.1f} "
+      f"{_fmt(row['compile_s'], '.1f'):>9} {_fmt(row['achieved_tflops'], '.3f'):>8} "
+      f"{peak:>7}"
+    )
   flops = result["flops_per_image"]
-  lines.append(f"FLOPs per image (XLA cost analysis): train {_fmt(flops.get('train'), '.3e')}, "
-               f"eval {_fmt(flops.get('eval'), '.3e')}; peak "
-               f"{_fmt(result['peak_tflops'], '.1f', 'unknown')} TFLOP/s ({result['peak_dtype']})")
+  lines.append(
+    f"FLOPs per image (XLA cost analysis): train {_fmt(flops.get('train'), '.3e')}, "
+    f"eval {_fmt(flops.get('eval'), '.3e')}; peak "
+    f"{_fmt(result['peak_tflops'], '.1f', 'unknown')} TFLOP/s ({result['peak_dtype']})"
+  )
   for name, value in result["summary"]["ratios"].items():
     lines.append(f"ratio {name:<45} {_fmt(value, '.2f')}")
   for name, value in result["summary"]["protocol_minutes"].items():
     hours = value and value / 60
-    lines.append(f"DISFA+ protocol {name:<39} {_fmt(value, '.1f')} min "
-                 f"({_fmt(hours, '.2f')} h)")
+    lines.append(
+      f"DISFA+ protocol {name:<39} {_fmt(value, '.1f')} min "
+      f"({_fmt(hours, '.2f')} h)"
+    )
   return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- machine
 
+
 def _cpu_model() -> str:
   try:
     with open("/proc/cpuinfo") as f:
-      return next((line.split(":", 1)[1].strip() for line in f
-                   if line.startswith("model name")), platform.machine())
+      return next(
+        (
+          line.split(":", 1)[1].strip()
+          for line in f
+          if line.startswith("model name")
+        ),
+        platform.machine(),
+      )
   except OSError:
     return platform.processor() or platform.machine()
 
@@ -222,9 +278,14 @@ def _cpu_model() -> str:
 def device_info() -> dict:
   """JAX's backend and first device, the platform, CPU model and count."""
   device = jax.devices()[0]
-  return {"backend": jax.default_backend(), "kind": device.device_kind,
-          "count": jax.device_count(), "platform": platform.platform(),
-          "cpu_model": _cpu_model(), "cpu_count": os.cpu_count()}
+  return {
+    "backend": jax.default_backend(),
+    "kind": device.device_kind,
+    "count": jax.device_count(),
+    "platform": platform.platform(),
+    "cpu_model": _cpu_model(),
+    "cpu_count": os.cpu_count(),
+  }
 
 
 def load_average() -> list[float] | None:
@@ -235,7 +296,15 @@ def load_average() -> list[float] | None:
 def versions() -> dict:
   """Versions of Python and of the packages the figures depend on (None: absent)."""
   found = {"python": platform.python_version()}
-  for package in ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "tensorflow-cpu"):
+  for package in (
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "numpy",
+    "torch",
+    "tensorflow-cpu",
+  ):
     try:
       found[package] = importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:

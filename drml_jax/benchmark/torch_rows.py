@@ -19,16 +19,27 @@ import time
 import jax
 import numpy as np
 
-from drml_jax.benchmark.timing import (LEARNING_RATE, MOMENTUM, WEIGHT_DECAY, Row, failure,
-                                       fill_rate, timed_steps)
+from drml_jax.benchmark.timing import (
+  LEARNING_RATE,
+  MOMENTUM,
+  WEIGHT_DECAY,
+  Row,
+  failure,
+  fill_rate,
+  timed_steps,
+)
 
 # (label, form, channels_last, torch.compile)
-FORMS = (("ports' form, YIUYA/DRML (split + contiguous)", "ports", False, False),
-         ("reference_torch form (sliced views)", "reference", False, False),
-         ("grouped conv (reference_torch.fast)", "grouped", False, False),
-         ("grouped conv, channels_last", "grouped", True, False),
-         ("grouped conv, torch.compile", "grouped", False, True))
-PORT_CODE = "YIUYA/DRML model/DRML.py (region layer), utils.py (loss), train.py (SGD)"
+FORMS = (
+  ("ports' form, YIUYA/DRML (split + contiguous)", "ports", False, False),
+  ("reference_torch form (sliced views)", "reference", False, False),
+  ("grouped conv (reference_torch.fast)", "grouped", False, False),
+  ("grouped conv, channels_last", "grouped", True, False),
+  ("grouped conv, torch.compile", "grouped", False, True),
+)
+PORT_CODE = (
+  "YIUYA/DRML model/DRML.py (region layer), utils.py (loss), train.py (SGD)"
+)
 
 
 def _torch_device(torch):
@@ -48,17 +59,27 @@ def _torch_sync(torch, device):
 
 def torch_rows(args, kind: str) -> list[Row]:
   """Every PyTorch form of `kind` train|eval, in each of `args.dtypes` torch can run."""
-  dtypes = [d for d in args.dtypes if d == "float32" or jax.default_backend() == "gpu"]
+  dtypes = [
+    d for d in args.dtypes if d == "float32" or jax.default_backend() == "gpu"
+  ]
   rows = []
   with torch_threads(args.torch_threads):
     for dtype in dtypes:
       for label, form, channels_last, compiled in FORMS:
-        row = Row(f"PyTorch {kind} {dtype} {label}", "torch", kind, dtype,
-                  {"form": form, "channels_last": channels_last, "compile": compiled})
+        row = Row(
+          f"PyTorch {kind} {dtype} {label}",
+          "torch",
+          kind,
+          dtype,
+          {"form": form, "channels_last": channels_last, "compile": compiled},
+        )
         if form == "ports":
           row.options["mirrors"] = PORT_CODE
         if compiled and not args.torch_compile:
-          row.status, row.reason = "skipped", "torch.compile off (--no-torch-compile or --smoke)"
+          row.status, row.reason = (
+            "skipped",
+            "torch.compile off (--no-torch-compile or --smoke)",
+          )
         else:
           row = _torch_measure(args, row)
         rows.append(row)
@@ -92,29 +113,41 @@ def _torch_measure(args, row: Row) -> Row:
     return failure(row, error, "unavailable")
   device = _torch_device(torch)
   if device is None:
-    row.status, row.reason = "unavailable", f"torch cannot use the {jax.default_backend()} backend"
+    row.status, row.reason = (
+      "unavailable",
+      f"torch cannot use the {jax.default_backend()} backend",
+    )
     return row
   row.options["threads"] = torch.get_num_threads()
   torch.manual_seed(args.seed)
   reference = TorchDRML(args.num_aus, input_size=args.input_size)
-  make_model, loss_fn = {"ports": (port_drml, port_loss),
-                         "reference": (lambda model: model, multilabel_sigmoid_cross_entropy),
-                         "grouped": (FastDRML, multilabel_sigmoid_cross_entropy),
-                         }[row.options["form"]]
+  make_model, loss_fn = {
+    "ports": (port_drml, port_loss),
+    "reference": (lambda model: model, multilabel_sigmoid_cross_entropy),
+    "grouped": (FastDRML, multilabel_sigmoid_cross_entropy),
+  }[row.options["form"]]
   model = make_model(reference).to(device)
   rng = np.random.default_rng(0)
-  images = torch.from_numpy(rng.random((args.batch, 3, args.input_size, args.input_size),
-                                      np.float32)).to(device)
-  labels = torch.from_numpy(rng.choice([-1.0, 1.0], (args.batch, args.num_aus)).astype(
-      np.float32)).to(device)
+  images = torch.from_numpy(
+    rng.random((args.batch, 3, args.input_size, args.input_size), np.float32)
+  ).to(device)
+  labels = torch.from_numpy(
+    rng.choice([-1.0, 1.0], (args.batch, args.num_aus)).astype(np.float32)
+  ).to(device)
   if row.options["channels_last"]:
     model = model.to(memory_format=torch.channels_last)
     images = images.contiguous(memory_format=torch.channels_last)
-  autocast = torch.autocast(device.type, torch.bfloat16, enabled=row.dtype == "bfloat16")
+  autocast = torch.autocast(
+    device.type, torch.bfloat16, enabled=row.dtype == "bfloat16"
+  )
   if row.kind == "train":
     model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM,
-                                weight_decay=WEIGHT_DECAY)
+    optimizer = torch.optim.SGD(
+      model.parameters(),
+      lr=LEARNING_RATE,
+      momentum=MOMENTUM,
+      weight_decay=WEIGHT_DECAY,
+    )
 
     def step():
       optimizer.zero_grad(set_to_none=True)
@@ -140,7 +173,11 @@ def _torch_measure(args, row: Row) -> Row:
   try:
     start = time.perf_counter()
     run()
-    row.compile_s = time.perf_counter() - start  # the first step, compilation included
-    return fill_rate(row, timed_steps(run, max(args.warmup - 1, 0), args.steps), args.batch)
+    row.compile_s = (
+      time.perf_counter() - start
+    )  # the first step, compilation included
+    return fill_rate(
+      row, timed_steps(run, max(args.warmup - 1, 0), args.steps), args.batch
+    )
   except Exception as error:  # pylint: disable=broad-except
     return failure(row, error)  # e.g. torch.compile without a working toolchain

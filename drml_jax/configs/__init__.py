@@ -28,14 +28,14 @@ from drml_jax.convs import CONV_IMPLS
 PRESETS = ("quick", "seed", "paper")
 DEFAULT_PRESET = "quick"
 CHOICES = {
-    "data.dataset": registry.names(trainable=True),
-    "data.mode": pipeline.MODES,
-    "data.normalization": pipeline.NORMALIZATIONS,
-    "model.region_bn": region.REGION_BN_VARIANTS,
-    "model.init": model.INIT_VARIANTS,
-    "kernels.conv": CONV_IMPLS,
-    "kernels.region_conv": region.REGION_CONV_IMPLS,
-    "optim.schedule": optim.SCHEDULES,
+  "data.dataset": registry.names(trainable=True),
+  "data.mode": pipeline.MODES,
+  "data.normalization": pipeline.NORMALIZATIONS,
+  "model.region_bn": region.REGION_BN_VARIANTS,
+  "model.init": model.INIT_VARIANTS,
+  "kernels.conv": CONV_IMPLS,
+  "kernels.region_conv": region.REGION_CONV_IMPLS,
+  "optim.schedule": optim.SCHEDULES,
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -50,19 +50,25 @@ def load(name: str) -> ml_collections.ConfigDict:
   if name in PRESETS:
     return importlib.import_module(f"drml_jax.configs.{name}").get_config()
   if not (name.endswith(".py") and os.path.isfile(name)):
-    raise ConfigError(f"unknown config {name!r}: use one of {', '.join(PRESETS)} "
-                      "or the path of a .py file defining get_config()")
+    raise ConfigError(
+      f"unknown config {name!r}: use one of {', '.join(PRESETS)} "
+      "or the path of a .py file defining get_config()"
+    )
   spec = importlib.util.spec_from_file_location("drml_user_config", name)
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
     config = module.get_config()
   except Exception as error:  # pylint: disable=broad-except
-    raise ConfigError(f"{name}: {type(error).__name__}: {error}: fix the file; "
-                      "it must define get_config() returning a ConfigDict") from None
+    raise ConfigError(
+      f"{name}: {type(error).__name__}: {error}: fix the file; "
+      "it must define get_config() returning a ConfigDict"
+    ) from None
   if not isinstance(config, ml_collections.ConfigDict):
-    raise ConfigError(f"{name}: get_config() returned {type(config).__name__}, "
-                      "not an ml_collections.ConfigDict")
+    raise ConfigError(
+      f"{name}: get_config() returned {type(config).__name__}, "
+      "not an ml_collections.ConfigDict"
+    )
   return config
 
 
@@ -117,8 +123,10 @@ def _parse_value(path: str, current, text: str):
     if isinstance(current, tuple):
       return tuple(type(current[0])(part) for part in text.split(","))
   except ValueError:
-    raise ConfigError(f"{_flag(path)} {text!r}: expected "
-                      f"{type(current).__name__} like {_format(current)}") from None
+    raise ConfigError(
+      f"{_flag(path)} {text!r}: expected "
+      f"{type(current).__name__} like {_format(current)}"
+    ) from None
   return text
 
 
@@ -134,7 +142,9 @@ def apply_overrides(config: ml_collections.ConfigDict, args: list[str]) -> None:
   while i < len(args):
     arg = args[i]
     if not arg.startswith("--"):
-      raise ConfigError(f"unexpected argument {arg!r}: fields are set as --field value")
+      raise ConfigError(
+        f"unexpected argument {arg!r}: fields are set as --field value"
+      )
     name, has_value, text = arg[2:].partition("=")
     path = resolve(config, name)
     negated = path is None and not has_value and name.startswith("no-")
@@ -164,27 +174,49 @@ def _checks(config) -> list[tuple[str, bool, str]]:
   finite = lambda x: math.isfinite(x)
   grid_ok = len(m.grid) == 2 and min(m.grid) > 0
   return [
-      ("model.input_size", model.feature_shape(m.input_size)[0] > 0,
-       "at least 66: smaller inputs leave no map for the fc layers"),
-      ("model.grid", grid_ok, "two positive numbers, rows,cols"),
-      ("model.grid", not grid_ok or not m.region_layer
-       or (m.input_size - 10) % m.grid[0] == 0 and (m.input_size - 10) % m.grid[1] == 0,
-       f"sizes that divide the {m.input_size - 10}x{m.input_size - 10} conv1 map "
-       "(8,8 for 170x170 inputs)"),
-      ("model.dropout", 0 <= m.dropout < 1, "in [0, 1)"),
-      ("optim.learning_rate", finite(o.learning_rate) and o.learning_rate > 0, "a positive number"),
-      ("optim.momentum", 0 <= o.momentum < 1, "in [0, 1)"),
-      ("optim.weight_decay", finite(o.weight_decay) and o.weight_decay >= 0,
-       "zero or a positive number"),
-      ("optim.gamma", finite(o.gamma) and 0 < o.gamma <= 1, "in (0, 1]"),
-      ("optim.step_size", o.schedule != "step" or o.step_size > 0,
-       "positive with --schedule step"),
-      ("batch_size", config.batch_size > 0, "positive"),
-      ("eval_batch_size", config.eval_batch_size > 0, "positive"),
-      ("num_epochs", config.num_epochs > 0, "positive"),
-      ("log_every_steps", config.log_every_steps > 0, "positive"),
-      ("checkpoint_every_steps", config.checkpoint_every_steps >= 0, "0 or positive"),
-      ("data.data_shards", config.data.data_shards >= 0, "0 or positive"),
+    (
+      "model.input_size",
+      model.feature_shape(m.input_size)[0] > 0,
+      "at least 66: smaller inputs leave no map for the fc layers",
+    ),
+    ("model.grid", grid_ok, "two positive numbers, rows,cols"),
+    (
+      "model.grid",
+      not grid_ok
+      or not m.region_layer
+      or (m.input_size - 10) % m.grid[0] == 0
+      and (m.input_size - 10) % m.grid[1] == 0,
+      f"sizes that divide the {m.input_size - 10}x{m.input_size - 10} conv1 map "
+      "(8,8 for 170x170 inputs)",
+    ),
+    ("model.dropout", 0 <= m.dropout < 1, "in [0, 1)"),
+    (
+      "optim.learning_rate",
+      finite(o.learning_rate) and o.learning_rate > 0,
+      "a positive number",
+    ),
+    ("optim.momentum", 0 <= o.momentum < 1, "in [0, 1)"),
+    (
+      "optim.weight_decay",
+      finite(o.weight_decay) and o.weight_decay >= 0,
+      "zero or a positive number",
+    ),
+    ("optim.gamma", finite(o.gamma) and 0 < o.gamma <= 1, "in (0, 1]"),
+    (
+      "optim.step_size",
+      o.schedule != "step" or o.step_size > 0,
+      "positive with --schedule step",
+    ),
+    ("batch_size", config.batch_size > 0, "positive"),
+    ("eval_batch_size", config.eval_batch_size > 0, "positive"),
+    ("num_epochs", config.num_epochs > 0, "positive"),
+    ("log_every_steps", config.log_every_steps > 0, "positive"),
+    (
+      "checkpoint_every_steps",
+      config.checkpoint_every_steps >= 0,
+      "0 or positive",
+    ),
+    ("data.data_shards", config.data.data_shards >= 0, "0 or positive"),
   ]
 
 
@@ -192,15 +224,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first field whose value cannot work."""
   missing = [p for p in paths(seed.get_config()) if resolve(config, p) != p]
   if missing:
-    raise ConfigError(f"the config has no field {missing[0]}: start it from "
-                      "drml_jax.configs.seed.get_config()")
+    raise ConfigError(
+      f"the config has no field {missing[0]}: start it from "
+      "drml_jax.configs.seed.get_config()"
+    )
   for path, valid in CHOICES.items():
     if _get(config, path) not in valid:
-      raise ConfigError(f"{_flag(path)} {_get(config, path)!r}: "
-                        f"expected one of {', '.join(valid)}")
+      raise ConfigError(
+        f"{_flag(path)} {_get(config, path)!r}: "
+        f"expected one of {', '.join(valid)}"
+      )
   for path, holds, expected in _checks(config):
     if not holds:
-      raise ConfigError(f"{_flag(path)} {_format(_get(config, path))}: expected {expected}")
+      raise ConfigError(
+        f"{_flag(path)} {_format(_get(config, path))}: expected {expected}"
+      )
   try:
     registry.check(config.data.dataset, config.data.fold)
   except ValueError as error:
@@ -242,4 +280,7 @@ def describe(config: ml_collections.ConfigDict) -> str:
   rows = [(_flag(p), _format(_get(config, p)), p) for p in paths(config)]
   width = max(len(flag) for flag, _, _ in rows) + 2
   value_width = max(len(value) for _, value, _ in rows) + 2
-  return "\n".join(f"  {flag:<{width}}{value:<{value_width}}{path}" for flag, value, path in rows)
+  return "\n".join(
+    f"  {flag:<{width}}{value:<{value_width}}{path}"
+    for flag, value, path in rows
+  )

@@ -15,9 +15,20 @@ import ml_collections
 
 # Fields (or whole groups) a resumed run may change: they say how fast,
 # where from or how long, never what a step computes.
-RESUMABLE = ("kernels", "hosts", "data.data_dir", "data.manual_dir", "data.cache",
-             "num_epochs", "eval_batch_size", "log_every_steps", "checkpoint_every_steps",
-             "workdir", "export_torch", "progress")
+RESUMABLE = (
+  "kernels",
+  "hosts",
+  "data.data_dir",
+  "data.manual_dir",
+  "data.cache",
+  "num_epochs",
+  "eval_batch_size",
+  "log_every_steps",
+  "checkpoint_every_steps",
+  "workdir",
+  "export_torch",
+  "progress",
+)
 
 
 def get_config():
@@ -26,12 +37,22 @@ def get_config():
   # What is read, and how it becomes a batch (data_pipeline).
   config.data = ml_collections.ConfigDict()
   config.data.dataset = "disfa_plus"  # a name of data_pipeline.registry
-  config.data.fold = 0  # the dataset's fold, for those that have folds (bp4d, disfa: 1..3)
+  config.data.fold = (
+    0  # the dataset's fold, for those that have folds (bp4d, disfa: 1..3)
+  )
   config.data.dataset_config = ""  # builder config; "" is the builder's default
-  config.data.data_dir = ""  # TFDS folder; "" is $DRML_DATA_DIR or ~/.cache/drml
-  config.data.manual_dir = ""  # a licensed dataset's folder, read once to build it
-  config.data.mode = "resize"  # resize | crop (random crop + mirror when training)
-  config.data.normalization = "rgb"  # rgb (RGB / 255) | bgr_mean (BGR minus mean)
+  config.data.data_dir = (
+    ""  # TFDS folder; "" is $DRML_DATA_DIR or ~/.cache/drml
+  )
+  config.data.manual_dir = (
+    ""  # a licensed dataset's folder, read once to build it
+  )
+  config.data.mode = (
+    "resize"  # resize | crop (random crop + mirror when training)
+  )
+  config.data.normalization = (
+    "rgb"  # rgb (RGB / 255) | bgr_mean (BGR minus mean)
+  )
   config.data.cache = False  # keep the decoded images in memory after epoch 1
   config.data.data_shards = 0  # parts the data is read in; 0: one per process
 
@@ -49,7 +70,9 @@ def get_config():
   # checkpoint; see drml_jax/convs.py and drml_jax/region.py).
   config.kernels = ml_collections.ConfigDict()
   config.kernels.conv = "auto"  # auto | lax | chunked | fft: the dense convs
-  config.kernels.region_conv = "auto"  # auto | lax | matmul: the region 3x3 convs
+  config.kernels.region_conv = (
+    "auto"  # auto | lax | matmul: the region 3x3 convs
+  )
 
   # SGD as torch.optim.SGD computes it: drml_jax.optim.make_optimizer's arguments.
   config.optim = ml_collections.ConfigDict()
@@ -57,7 +80,9 @@ def get_config():
   config.optim.momentum = 0.9
   config.optim.weight_decay = 0.005
   config.optim.schedule = "constant"  # constant | step
-  config.optim.step_size = 0  # steps between learning-rate drops (schedule=step)
+  config.optim.step_size = (
+    0  # steps between learning-rate drops (schedule=step)
+  )
   config.optim.gamma = 0.1  # the drop factor (schedule=step)
   config.optim.caffe_bias_rule = False  # biases: 2x learning rate, no decay
 
