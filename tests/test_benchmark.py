@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from drml_jax.benchmark import __main__ as cli
-from drml_jax.benchmark import timing, torch_rows
+from drml_jax.benchmark import jax_rows, timing, torch_rows
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +201,16 @@ def _check_grouped_form(torch, FastDRML, reference):  # pylint: disable=invalid-
   torch.testing.assert_close(
     fast(images), reference(images), rtol=1e-5, atol=1e-6
   )
+
+
+def test_bfloat16_parity_cost_is_measured_for_both_frameworks():
+  args = cli.parse_args(["--smoke", "--dtypes", "float32,bfloat16"])
+  rows = [
+    timing.Row("jax bf16", "jax", "train", "bfloat16"),
+    timing.Row("torch bf16", "torch", "train", "bfloat16"),
+    timing.Row("jax f32", "jax", "train", "float32"),
+  ]
+  jax_rows.add_parity_cost(rows, args)
+  for row in rows[:2]:  # bfloat16 keeps ~3 significant digits: error 1e-4..5e-2
+    assert 1e-5 < row.options["logits_rel_error_vs_float32"] < 0.05, row
+  assert "logits_rel_error_vs_float32" not in rows[2].options

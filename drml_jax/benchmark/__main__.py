@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     "--dtypes",
     type=_csv(DTYPES),
     default=None,
-    help="float32 and, on GPU/TPU, bfloat16 compute",
+    help="compute dtypes (default: float32,bfloat16; smoke: float32)",
   )
   parser.add_argument(
     "--region-convs",
@@ -171,7 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if getattr(args, name) is None:
       setattr(args, name, smoke if args.smoke else full)
   if args.dtypes is None:
-    args.dtypes = list(DTYPES) if accelerator else ["float32"]
+    args.dtypes = ["float32"] if args.smoke else list(DTYPES)
   if args.region_convs is None:
     args.region_convs = ["lax", "matmul"] if accelerator else ["matmul"]
   if args.convs is None:
@@ -221,6 +221,8 @@ def run(args: argparse.Namespace) -> dict:
     rows += jax_rows.pipeline_rows(args)
   if args.predict:
     rows.append(jax_rows.predict_row(args))
+  if "bfloat16" in args.dtypes:
+    jax_rows.add_parity_cost(rows, args)
   flops = jax_rows.jax_flops_per_image(args)
   device = timing.device_info()
   peak_dtype = "bfloat16" if "bfloat16" in args.dtypes else "float32"
@@ -249,7 +251,8 @@ def run(args: argparse.Namespace) -> dict:
   }
 
 
-def main(argv: list[str] | None = None) -> int:
+@cli.command
+def main(argv: list[str]) -> int:
   """Runs the benchmark, prints the table and writes the JSON; returns the exit status."""
   args = parse_args(argv)
   result = run(args)

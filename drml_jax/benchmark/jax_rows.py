@@ -221,3 +221,37 @@ def predict_row(args) -> Row:
   row.images_per_s = result["frames_per_s"]
   row.step_ms = 1000 / result["frames_per_s"]  # per frame
   return row
+
+
+def logits_error_vs_float32(args) -> float:
+  """Max |bfloat16 logits - float32 logits| / max |float32 logits| of the
+  JAX DRML (same float32 parameters, bfloat16 compute) on one random batch."""
+  images, _ = _jax_batch(args.batch, args.input_size, args.num_aus)
+  logits = {}
+  for dtype in ("float32", "bfloat16"):
+    model = DRML(
+      args.num_aus,
+      input_size=args.input_size,
+      dtype=jnp.dtype(dtype),
+      rngs=nnx.Rngs(args.seed),
+    )
+    model.eval()
+    logits[dtype] = np.asarray(
+      nnx.jit(lambda m, x: m(x))(model, images), np.float32
+    )
+  exact = logits["float32"]
+  return float(np.abs(logits["bfloat16"] - exact).max() / np.abs(exact).max())
+
+
+def add_parity_cost(rows: list[Row], args) -> None:
+  """Adds each framework's bfloat16 logits error to its bfloat16 rows."""
+  from drml_jax.benchmark import torch_rows  # pylint: disable=import-outside-toplevel
+
+  errors = {"jax": logits_error_vs_float32}
+  if any(r.framework == "torch" for r in rows):
+    errors["torch"] = torch_rows.logits_error_vs_float32
+  for framework, measure in errors.items():
+    error = measure(args)
+    for row in rows:
+      if row.framework == framework and row.dtype == "bfloat16":
+        row.options["logits_rel_error_vs_float32"] = error

@@ -246,6 +246,16 @@ def format_table(result: dict) -> str:
     f"eval {_fmt(flops.get('eval'), '.3e')}; peak "
     f"{_fmt(result['peak_tflops'], '.1f', 'unknown')} TFLOP/s ({result['peak_dtype']})"
   )
+  parity = {
+    row["framework"]: row["options"]["logits_rel_error_vs_float32"]
+    for row in result["rows"]
+    if "logits_rel_error_vs_float32" in row["options"]
+  }
+  if parity:
+    lines.append(
+      "bfloat16 logits error vs float32 (max abs / max |logit|): "
+      + ", ".join(f"{name} {value:.2e}" for name, value in parity.items())
+    )
   for name, value in result["summary"]["ratios"].items():
     lines.append(f"ratio {name:<45} {_fmt(value, '.2f')}")
   for name, value in result["summary"]["protocol_minutes"].items():

@@ -58,13 +58,11 @@ def _torch_sync(torch, device):
 
 
 def torch_rows(args, kind: str) -> list[Row]:
-  """Every PyTorch form of `kind` train|eval, in each of `args.dtypes` torch can run."""
-  dtypes = [
-    d for d in args.dtypes if d == "float32" or jax.default_backend() == "gpu"
-  ]
+  """Every PyTorch form of `kind` train|eval, in each of `args.dtypes`
+  (bfloat16 as torch.autocast)."""
   rows = []
   with torch_threads(args.torch_threads):
-    for dtype in dtypes:
+    for dtype in args.dtypes:
       for label, form, channels_last, compiled in FORMS:
         row = Row(
           f"PyTorch {kind} {dtype} {label}",
@@ -181,3 +179,22 @@ def _torch_measure(args, row: Row) -> Row:
     )
   except Exception as error:  # pylint: disable=broad-except
     return failure(row, error)  # e.g. torch.compile without a working toolchain
+
+
+def logits_error_vs_float32(args) -> float:
+  """Max |bfloat16 autocast logits - float32 logits| / max |float32 logits|
+  of the reference model on one random batch (eval mode)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  from reference_torch.model import DRML as TorchDRML  # pylint: disable=import-outside-toplevel
+
+  torch.manual_seed(args.seed)
+  model = TorchDRML(args.num_aus, input_size=args.input_size).eval()
+  rng = np.random.default_rng(0)
+  images = torch.from_numpy(
+    rng.random((args.batch, 3, args.input_size, args.input_size), np.float32)
+  )
+  with torch.no_grad():
+    exact = model(images)
+    with torch.autocast("cpu", torch.bfloat16):
+      low = model(images).float()
+  return float((low - exact).abs().max() / exact.abs().max())
