@@ -149,13 +149,35 @@ def load_model(
   return model, model_config, f"orbax checkpoint {path} (step {step})"
 
 
-def _quiet_unevaluated_saves(record: logging.LogRecord) -> bool:
-  # Steps saved between evaluations carry no metrics by design; orbax warns
-  # about each of them.
-  return "did not provide metrics" not in record.getMessage()
+# Orbax's log lines that this module turns into its own errors or that say
+# nothing to a user: steps saved between evaluations carry no metrics by
+# design, and a failed background save (logged with its traceback by each of
+# orbax's threads) is raised as one CheckpointError by `TrainCheckpoints`.
+_QUIET_ORBAX_LOGS = (
+  "did not provide metrics",
+  "raised an exception",
+  "Handler Commit operations",
+  "Save Finalize thread",
+)
 
 
-logging.getLogger("absl").addFilter(_quiet_unevaluated_saves)
+def _quiet_orbax(record: logging.LogRecord) -> bool:
+  return not any(text in record.getMessage() for text in _QUIET_ORBAX_LOGS)
+
+
+logging.getLogger("absl").addFilter(_quiet_orbax)
+
+
+def _save_failure(directory: str, error: Exception) -> CheckpointError:
+  text = str(error)
+  reason = (
+    "no space left on the device"
+    if "No space left" in text
+    else (text.strip() or type(error).__name__).splitlines()[0][:200]
+  )
+  return CheckpointError(
+    f"writing a checkpoint into {directory} failed: {reason}"
+  )
 
 
 def _best_metric(metrics: dict) -> float:
@@ -206,14 +228,19 @@ class TrainCheckpoints:
     run: dict,
     metrics: dict | None = None,
   ) -> None:
-    """Starts writing the state's step (asynchronously: `wait` before relying on it)."""
-    self.manager.save(
-      int(jax.device_get(state.step)),
-      metrics=metrics,
-      args=_save_args(
-        state, **{MODEL_CONFIG_ITEM: model_config, RUN_ITEM: run}
-      ),
-    )
+    """Starts writing the state's step (asynchronously: `wait` before
+    relying on it). Raises CheckpointError when this or an earlier save
+    failed."""
+    try:
+      self.manager.save(
+        int(jax.device_get(state.step)),
+        metrics=metrics,
+        args=_save_args(
+          state, **{MODEL_CONFIG_ITEM: model_config, RUN_ITEM: run}
+        ),
+      )
+    except Exception as error:  # pylint: disable=broad-except
+      raise _save_failure(self.directory, error) from None
 
   def restore(self, step: int, target: TrainState) -> TrainState:
     """The state of `step`, restored as `target`'s (abstract) arrays."""
@@ -228,8 +255,12 @@ class TrainCheckpoints:
     )[RUN_ITEM]
 
   def wait(self) -> None:
-    """Blocks until every started save is complete."""
-    self.manager.wait_until_finished()
+    """Blocks until every started save is complete; raises CheckpointError
+    when one failed."""
+    try:
+      self.manager.wait_until_finished()
+    except Exception as error:  # pylint: disable=broad-except
+      raise _save_failure(self.directory, error) from None
 
   def close(self) -> None:
     self.manager.close()

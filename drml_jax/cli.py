@@ -66,7 +66,8 @@ def setup_logging(verbose: bool = True) -> None:
 def command(
   main: Callable[[list[str]], int],
 ) -> Callable[[list[str] | None], int]:
-  """Wraps a command's `main(argv) -> exit code`: user errors become one line."""
+  """Wraps a command's `main(argv) -> exit code`: user errors become one line,
+  and argparse's exits an exit code."""
 
   @functools.wraps(main)
   def run(argv: list[str] | None = None) -> int:
@@ -76,5 +77,7 @@ def command(
         return main(sys.argv[1:] if argv is None else list(argv))
     except USER_ERRORS as error:
       return fail(first_line(error))
+    except SystemExit as stop:  # argparse: --help, or its one-line error
+      return stop.code if isinstance(stop.code, int) else 0
 
   return run

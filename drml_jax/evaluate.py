@@ -100,6 +100,17 @@ def main(argv: list[str]) -> int:
       "--dataset is required with --checkpoint: one of "
       + ", ".join(registry.names())
     )
+  output = args.output or os.path.join(
+    args.workdir or ".", f"eval_{dataset}.json"
+  )
+  output_dir = os.path.dirname(os.path.abspath(output))
+  if os.path.exists(output_dir) and not (
+    os.path.isdir(output_dir) and os.access(output_dir, os.W_OK)
+  ):
+    raise PermissionError(
+      f"{output_dir} is not a writable folder, so {os.path.basename(output)} cannot be "
+      "written there: pass --output in a writable folder"
+    )
   same_data = dataset == trained_on.get("dataset")
   pick = lambda value, key, default: (
     value
@@ -168,9 +179,6 @@ def main(argv: list[str]) -> int:
   )
   print(text)
   print(f"test loss {loss:.4f}; {time.time() - start:.1f}s")
-  output = args.output or os.path.join(
-    args.workdir or ".", f"eval_{dataset}.json"
-  )
   workdir.write_atomic(output, scores.to_json(result))
   print(f"wrote {output}")
   return 0

@@ -14,7 +14,6 @@ the chosen config's values; drml_jax/configs/seed.py says what each means.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 
@@ -41,11 +40,10 @@ def main(argv: list[str]) -> int:
     cli.setup_logging(verbose=False)
   try:
     training.train(config)
-  except KeyboardInterrupt:
-    logging.getLogger(__name__).warning(
-      "interrupted before the first checkpoint: nothing was saved"
+  except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
+    return cli.fail(
+      training.interrupted_message(config.workdir), 128 + signal.SIGINT
     )
-    return 128 + signal.SIGINT
   except training.Interrupted as stopped:
     return cli.fail(
       f"stopped by {signal.Signals(stopped.signum).name} at step "

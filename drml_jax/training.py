@@ -57,6 +57,29 @@ class Interrupted(Exception):
     self.step = step
 
 
+def newest_checkpoint(run_dir: str) -> int | None:
+  """The newest complete checkpoint step of a work directory, if any."""
+  folder = os.path.join(run_dir, workdir.CHECKPOINT_DIR)
+  # Orbax names a step's folder by its number once the step is complete.
+  steps = [name for name in os.listdir(folder)] if os.path.isdir(folder) else []
+  return max((int(name) for name in steps if name.isdigit()), default=None)
+
+
+def _kept(run_dir: str, then: str) -> str:
+  step = newest_checkpoint(run_dir)
+  if step is None:
+    return f"no checkpoint of {run_dir} was completed"
+  return (
+    f"step {step}, the newest complete checkpoint, stays in "
+    f"{os.path.join(run_dir, workdir.CHECKPOINT_DIR)}: {then}"
+  )
+
+
+def interrupted_message(run_dir: str) -> str:
+  """What an interrupted run left, and what to do."""
+  return "interrupted; " + _kept(run_dir, "rerun the same command to resume")
+
+
 def model_config(config, num_aus: int) -> dict:
   """The JSON keyword arguments of DRML for a run config: `config.model` and
   the dataset's number of AUs."""
@@ -294,7 +317,15 @@ def train(config) -> dict:
   with (
     workdir.lock(config.workdir) if _is_primary() else contextlib.nullcontext()
   ):
-    return _train(config)
+    try:
+      return _train(config)
+    except checkpoint.CheckpointError as error:
+      raise TrainingError(
+        f"{error}; "
+        + _kept(
+          config.workdir, "free space and rerun the same command to resume"
+        )
+      ) from None
 
 
 def _train(config) -> dict:

@@ -76,6 +76,15 @@ def test_bad_inputs_fail_in_one_line(tmp_path_factory, tmp_path, capsys):
       "is not a readable orbax DRML checkpoint",
     ),
     (["--checkpoint", str(garbage)], "--dataset is required"),
+    (
+      ["--checkpoint", str(garbage), "--output", str(garbage / "eval.json")]
+      + _tiny_data(tmp_path_factory),
+      "is not a writable folder",
+    ),
+    (
+      ["--checkpoint", str(tmp_path), "--batch-size", "0"],
+      "not a positive integer",
+    ),
   ]
   for argv, message in cases:
     assert evaluate.main(argv) == 2, argv

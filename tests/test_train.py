@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 
 import numpy as np
 import pytest
@@ -161,3 +162,43 @@ def test_a_damaged_checkpoint_is_named_on_resume(
     and "cannot be read" in err
     and err.count("\n") == 1
   )
+
+
+def test_an_interruption_names_the_newest_complete_checkpoint(tmp_path):
+  assert "no checkpoint of" in training.interrupted_message(str(tmp_path))
+  for name in ("2", "5", "7.orbax-checkpoint-tmp-1"):  # 7 was being written
+    (tmp_path / "checkpoints" / name).mkdir(parents=True)
+  message = training.interrupted_message(str(tmp_path))
+  assert message.startswith(
+    "interrupted; step 5, the newest complete checkpoint"
+  )
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 30 MB tmpfs: too small for the tiny run's first checkpoint (~70 MB)."""
+  mount = tmp_path / "disk"
+  mount.mkdir()
+  result = subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", "size=30M", "tmpfs", str(mount)],
+    capture_output=True,
+    check=False,
+  )
+  if result.returncode:
+    pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+  yield mount
+  subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_naming_what_is_kept(
+  reference_run, tmp_path_factory, small_disk, capsys
+):
+  args = support.tiny_args(
+    small_disk / "run", support.base_dir(tmp_path_factory) / "tfds"
+  )
+  assert train.main(args) == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1, err
+  assert "failed: no space left on the device" in err
+  assert "no checkpoint of" in err and "was completed" in err
