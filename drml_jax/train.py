@@ -14,6 +14,7 @@ the chosen config's values; drml_jax/configs/seed.py says what each means.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -41,9 +42,13 @@ def main(argv: list[str]) -> int:
   try:
     training.train(config)
   except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
-    return cli.fail(
-      training.interrupted_message(config.workdir), 128 + signal.SIGINT
-    )
+    cli.fail(training.interrupted_message(config.workdir))
+    # The checkpoints are closed; what is left is threads that were cut off
+    # mid-step (tf.data's, XLA's), whose teardown can crash the interpreter
+    # (exit 139 instead of 130): leave without it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signal.SIGINT)
   except training.Interrupted as stopped:
     return cli.fail(
       f"stopped by {signal.Signals(stopped.signum).name} at step "

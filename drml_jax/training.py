@@ -333,24 +333,26 @@ def _train(config) -> dict:
   try:
     with _catch_signals() as signals:
       summary = _loop(run, signals)
-  finally:
     run.checkpoints.wait()
-  if config.export_torch and _is_primary():
-    from drml_jax import interchange  # pylint: disable=import-outside-toplevel
+    if config.export_torch and _is_primary():
+      from drml_jax import interchange  # pylint: disable=import-outside-toplevel
 
-    interchange.write_torch_checkpoint(
-      run.model(),
-      run.model_config,
-      config.export_torch,
-      epoch=run.step // run.steps_per_epoch,
-    )
-    logger.info(
-      "wrote the PyTorch state_dict of step %d to %s",
-      run.step,
-      config.export_torch,
-    )
-  run.checkpoints.close()
-  return summary
+      interchange.write_torch_checkpoint(
+        run.model(),
+        run.model_config,
+        config.export_torch,
+        epoch=run.step // run.steps_per_epoch,
+      )
+      logger.info(
+        "wrote the PyTorch state_dict of step %d to %s",
+        run.step,
+        config.export_torch,
+      )
+    return summary
+  finally:
+    # Also on an error or a second Ctrl-C: finishes the saves in flight and
+    # stops orbax's threads, which would otherwise die with the interpreter.
+    run.checkpoints.close()
 
 
 def _loop(run: Run, signals: _Signals) -> dict:
