@@ -1,4 +1,4 @@
-"""Evaluates a DRML checkpoint on a dataset's test split: per-AU F1 and accuracy.
+"""Evaluates a DRML checkpoint on a dataset's test split: per-AU F1, accuracy and AUC.
 
   python -m drml_jax.evaluate --workdir workdirs/quick [--which best|latest]
   python -m drml_jax.evaluate --checkpoint CKPT_DIR_OR_MODEL.pth --dataset ck_plus \\
@@ -149,7 +149,7 @@ def main(argv: list[str]) -> int:
     f"{normalization})"
   )
   start = time.time()
-  counts, loss = evaluate_model(
+  evaluation = evaluate_model(
     model,
     builder=builder,
     batch_size=args.batch_size,
@@ -158,16 +158,20 @@ def main(argv: list[str]) -> int:
     mean=mean,
     input_size=model_config["input_size"],
   )
-  result, text = scores.evaluation_report(counts, aus)
+  result, text = scores.evaluation_report(
+    evaluation.counts,
+    aus,
+    auc=scores.roc_auc(evaluation.probabilities, evaluation.labels),
+  )
   result.update(
     dataset=dataset,
     fold=fold,
     checkpoint=description,
-    loss=loss,
+    loss=evaluation.loss,
     num_examples=num_examples,
   )
   print(text)
-  print(f"test loss {loss:.4f}; {time.time() - start:.1f}s")
+  print(f"test loss {evaluation.loss:.4f}; {time.time() - start:.1f}s")
   output = args.output or os.path.join(
     args.workdir or ".", f"eval_{dataset}.json"
   )

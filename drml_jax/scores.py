@@ -2,8 +2,9 @@
 
 From the per-AU confusion counts that `drml_jax.metrics` sums on device:
 F1 and accuracy per AU, the constant predictor's score, collapse detection,
-the Markdown tables of a run. NumPy only, so the JAX and PyTorch sides share
-it. A new score is computed in `au_scores` and shown by `format_table`.
+the Markdown tables of a run; from the per-example probabilities, the ROC
+AUC per AU. NumPy (and scikit-learn) only, so the JAX and PyTorch sides
+share it. A new score is computed in `au_scores` and shown by `format_table`.
 """
 
 from __future__ import annotations
@@ -11,15 +12,39 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 
-def au_scores(counts, aus) -> dict:
-  """Per-AU F1 and accuracy (fractions) and their means over AUs.
+def roc_auc(probabilities, labels) -> np.ndarray:
+  """(C,) ROC AUC per AU over a split, ties counted half; NaN ("n/a") for an
+  AU without both a positive and a negative label.
+
+  probabilities: (N, C); labels: (N, C) in {-1, 0, +1}, 0 left out.
+  """
+  probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+  auc = np.full(labels.shape[1], np.nan)
+  for c in range(labels.shape[1]):
+    known = labels[:, c] != 0
+    positive = labels[known, c] > 0
+    if positive.any() and not positive.all():
+      auc[c] = roc_auc_score(positive, probabilities[known, c])
+  return auc
+
+
+def _mean(values) -> float:
+  values = np.asarray(values, np.float64)
+  known = ~np.isnan(values)
+  return float(values[known].mean()) if known.any() else float("nan")
+
+
+def au_scores(counts, aus, auc=None) -> dict:
+  """Per-AU F1 and accuracy (fractions), AUC when given, and their means.
 
   counts: (C, 4) [tp, fp, tn, fn]. F1 = 2TP / (2TP + FP + FN), 0 when that
   denominator is 0 (no positive labelled nor predicted). An AU with no
   labelled example at all (every label ignored) scores NaN and is left out
-  of the means.
+  of the means. auc: (C,) from `roc_auc` (None and NaN are "n/a", left out
+  of the mean AUC).
   """
   counts = np.asarray(counts, dtype=np.int64)
   if counts.shape != (len(aus), 4):
@@ -35,17 +60,18 @@ def au_scores(counts, aus) -> dict:
     )
     accuracy = (tp + tn) / np.where(total > 0, total, np.nan)
   f1 = np.where(total > 0, f1, np.nan)
-  labelled = total > 0
-  return {
+  result = {
     "aus": [int(a) for a in aus],
     "f1": f1.tolist(),
     "accuracy": accuracy.tolist(),
-    "mean_f1": float(f1[labelled].mean()) if labelled.any() else float("nan"),
-    "mean_accuracy": float(accuracy[labelled].mean())
-    if labelled.any()
-    else float("nan"),
+    "mean_f1": _mean(f1),
+    "mean_accuracy": _mean(accuracy),
     "counts": counts.tolist(),
   }
+  if auc is not None:
+    auc = np.array([np.nan if a is None else a for a in auc], np.float64)
+    result.update(auc=auc.tolist(), mean_auc=_mean(auc))
+  return result
 
 
 def _cell(f1, accuracy):
@@ -54,19 +80,35 @@ def _cell(f1, accuracy):
   return f"{100 * f1:.2f}/{100 * accuracy:.2f}"
 
 
+def _percent(value) -> str:
+  return "n/a" if value is None or np.isnan(value) else f"{100 * value:.2f}"
+
+
 def format_table(scores: dict, name: str = "DRML") -> str:
-  """A Markdown table of F1/accuracy in %, per AU and mean
-  (the style of docs/protocol.md#published-results)."""
+  """A Markdown table of F1/accuracy in %, per AU and mean (the style of
+  docs/protocol.md#published-results), and a row of AUC in % when scored."""
   header = ["model"] + [f"AU{a}" for a in scores["aus"]] + ["mean"]
   cells = [_cell(f, a) for f, a in zip(scores["f1"], scores["accuracy"])]
-  row = [name] + cells + [_cell(scores["mean_f1"], scores["mean_accuracy"])]
+  rows = [[name] + cells + [_cell(scores["mean_f1"], scores["mean_accuracy"])]]
+  if "auc" in scores:
+    rows.append(
+      [f"{name} AUC"]
+      + [_percent(a) for a in scores["auc"] + [scores["mean_auc"]]]
+    )
   return "\n".join(
     [
       "| " + " | ".join(header) + " |",
       "|" + " --- |" * len(header),
-      "| " + " | ".join(row) + " |",
+      *("| " + " | ".join(row) + " |" for row in rows),
     ]
   )
+
+
+def per_au(values, aus) -> dict:
+  """{"<AU>": value} for a JSON record, NaN written as None."""
+  return {
+    str(a): None if np.isnan(v) else float(v) for a, v in zip(aus, values)
+  }
 
 
 def to_json(scores: dict) -> str:
@@ -110,9 +152,12 @@ def collapse(counts) -> str | None:
   )
 
 
-def evaluation_report(counts, aus, name: str = "DRML") -> tuple[dict, str]:
-  """(scores, text): the per-AU table with the constant predictor and any collapse."""
-  scores = au_scores(counts, aus)
+def evaluation_report(
+  counts, aus, name: str = "DRML", auc=None
+) -> tuple[dict, str]:
+  """(scores, text): the per-AU table (with AUC when given) with the constant
+  predictor and any collapse."""
+  scores = au_scores(counts, aus, auc)
   constant = au_scores(constant_counts(counts), aus)
   table = format_table(scores, name).splitlines()
   table.append(
@@ -121,7 +166,8 @@ def evaluation_report(counts, aus, name: str = "DRML") -> tuple[dict, str]:
   lines = [
     "\n".join(table),
     f"mean F1 {100 * scores['mean_f1']:.2f}  (constant predictor "
-    f"{100 * constant['mean_f1']:.2f})",
+    f"{100 * constant['mean_f1']:.2f})"
+    + (f"; mean AUC {_percent(scores['mean_auc'])}" if auc is not None else ""),
   ]
   warning = collapse(counts)
   if warning:
@@ -133,6 +179,32 @@ def evaluation_report(counts, aus, name: str = "DRML") -> tuple[dict, str]:
   return scores, "\n".join(lines)
 
 
+def eval_record(result: dict, aus) -> dict:
+  """The scores of `evaluation_report` as a metrics.jsonl record's fields."""
+  return {
+    "mean_f1": result["mean_f1"],
+    "mean_accuracy": result["mean_accuracy"],
+    "mean_auc": None if np.isnan(result["mean_auc"]) else result["mean_auc"],
+    "constant_mean_f1": result["constant_mean_f1"],
+    "f1": per_au(result["f1"], aus),
+    "accuracy": per_au(result["accuracy"], aus),
+    "auc": per_au(result["auc"], aus),
+    "counts": result["counts"],
+    "collapse": result["collapse"],
+  }
+
+
+def report_of_record(record: dict, aus, name: str = "DRML") -> tuple[dict, str]:
+  """`evaluation_report` of a metrics.jsonl evaluation record."""
+  auc = record.get("auc")
+  return evaluation_report(
+    record["counts"],
+    aus,
+    name,
+    None if auc is None else [auc[str(a)] for a in aus],
+  )
+
+
 def results_markdown(
   title: str, notes: list[str], evals: list[dict], aus
 ) -> str:
@@ -140,7 +212,7 @@ def results_markdown(
   evaluation. `evals` are the run's evaluation records, `notes` the lines
   under the title."""
   final, best = evals[-1], max(evals, key=lambda r: r["mean_f1"])
-  table = lambda record: evaluation_report(record["counts"], aus)[1]
+  table = lambda record: report_of_record(record, aus)[1]
   lines = [
     f"# {title}",
     "",
@@ -156,13 +228,14 @@ def results_markdown(
     "",
     "## By epoch",
     "",
-    "| epoch | step | test loss | mean F1 | mean accuracy | constant F1 |",
-    "| --- | --- | --- | --- | --- | --- |",
+    "| epoch | step | test loss | mean F1 | mean accuracy | mean AUC | constant F1 |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
   ]
   for r in evals:
     lines.append(
       f"| {r['epoch']} | {r['step']} | {r['loss']:.4f} | {100 * r['mean_f1']:.2f} | "
-      f"{100 * r['mean_accuracy']:.2f} | {100 * r['constant_mean_f1']:.2f} |"
+      f"{100 * r['mean_accuracy']:.2f} | {_percent(r.get('mean_auc'))} | "
+      f"{100 * r['constant_mean_f1']:.2f} |"
       + (f" {r['collapse']}" if r["collapse"] else "")
     )
   return "\n".join(lines) + "\n"

@@ -36,7 +36,7 @@ from drml_jax import (
   train_state,
   workdir,
 )
-from drml_jax.evaluation import evaluate_split
+from drml_jax.evaluation import SplitResult, evaluate_split
 from drml_jax.optim import make_optimizer
 from drml_jax.steps import make_eval_step, make_train_step
 from drml_jax.train_state import TrainState
@@ -226,15 +226,14 @@ class Run:
       },
     )
 
-  def evaluate(self) -> tuple[np.ndarray, float]:
-    """(counts, mean loss) on the test split."""
-    counts, loss = evaluate_split(
+  def evaluate(self) -> SplitResult:
+    """The evaluation of the current state on the test split."""
+    return evaluate_split(
       self.eval_step,
       train_state.model_state(self.state),
       self.batches.evaluation("test", self.config.eval_batch_size),
       self.mesh,
     )
-    return counts, loss / self.num_test
 
   def epoch_of(self, step: int) -> int:
     return (step - 1) // self.steps_per_epoch + 1
@@ -435,14 +434,18 @@ def _loop(run: Run, signals: _Signals) -> dict:
 def _evaluate_epoch(run: Run, log: workdir.MetricsLog | None) -> dict:
   start = time.time()
   epoch = run.epoch_of(run.step)
-  counts, loss = run.evaluate()
-  result, text = scores.evaluation_report(counts, run.aus)
+  evaluation = run.evaluate()
+  result, text = scores.evaluation_report(
+    evaluation.counts,
+    run.aus,
+    auc=scores.roc_auc(evaluation.probabilities, evaluation.labels),
+  )
   logger.info(
     "\nepoch %d/%d, step %d: test loss %.4f (%.0fs)\n%s",
     epoch,
     run.config.num_epochs,
     run.step,
-    loss,
+    evaluation.loss,
     time.time() - start,
     text,
   )
@@ -452,14 +455,8 @@ def _evaluate_epoch(run: Run, log: workdir.MetricsLog | None) -> dict:
         "kind": "eval",
         "step": run.step,
         "epoch": epoch,
-        "loss": loss,
-        "mean_f1": result["mean_f1"],
-        "mean_accuracy": result["mean_accuracy"],
-        "constant_mean_f1": result["constant_mean_f1"],
-        "f1": dict(zip(map(str, run.aus), result["f1"])),
-        "accuracy": dict(zip(map(str, run.aus), result["accuracy"])),
-        "counts": result["counts"],
-        "collapse": result["collapse"],
+        "loss": evaluation.loss,
+        **scores.eval_record(result, run.aus),
       }
     )
   return {checkpoint.BEST_METRIC: result["mean_f1"]}

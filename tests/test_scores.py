@@ -45,3 +45,36 @@ def test_collapse_and_constant_predictor():
   assert result["constant_mean_f1"] == pytest.approx(
     np.mean([2 * 2 / 10, 2 * 4 / 12])
   )
+
+
+def _mann_whitney_auc(scores, positive):
+  """AUC as P(score of a positive > score of a negative), ties counted half."""
+  pos, neg = scores[positive], scores[~positive]
+  greater = (pos[:, None] > neg[None, :]).sum()
+  ties = (pos[:, None] == neg[None, :]).sum()
+  return (greater + 0.5 * ties) / (len(pos) * len(neg))
+
+
+def test_auc_against_mann_whitney_with_ties_ignored_and_constant_aus():
+  rng = np.random.default_rng(0)
+  # Probabilities on a coarse grid: many ties within and across classes.
+  probabilities = rng.integers(0, 5, (60, 4)) / 4
+  labels = rng.choice(np.array([-1, 0, 1], np.int8), (60, 4))
+  labels[:, 2] = np.where(labels[:, 2] == 0, 0, -1)  # no positive: n/a
+  labels[:, 3] = 1  # no negative: n/a
+  auc = scores.roc_auc(probabilities, labels)
+  for c in (0, 1):
+    known = labels[:, c] != 0
+    assert auc[c] == pytest.approx(
+      _mann_whitney_auc(probabilities[known, c], labels[known, c] > 0),
+      abs=1e-12,
+    )
+  assert np.isnan(auc[2]) and np.isnan(auc[3])
+  result, text = scores.evaluation_report(
+    np.ones((4, 4), int), (1, 2, 4, 5), auc=auc
+  )
+  assert result["mean_auc"] == pytest.approx(np.mean(auc[:2]))
+  assert "| DRML AUC | " in text and text.count("n/a") == 2
+  record = scores.eval_record(result, (1, 2, 4, 5))
+  assert record["auc"]["4"] is None and record["auc"]["5"] is None
+  assert scores.report_of_record(record, (1, 2, 4, 5))[1] == text
