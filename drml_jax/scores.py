@@ -10,6 +10,7 @@ share it. A new score is computed in `au_scores` and shown by `format_table`.
 from __future__ import annotations
 
 import json
+import pathlib
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -179,6 +180,28 @@ def evaluation_report(
   return scores, "\n".join(lines)
 
 
+PROTOCOL_DOC = pathlib.Path(__file__).resolve().parents[1] / "docs/protocol.md"
+_PUBLISHED = {
+  # dataset: (the section of PROTOCOL_DOC, the row's name in its table)
+  "disfa_plus": ("### Reproduction report, DISFA+", "labels {-1,1}"),
+}
+
+
+def published_row(dataset: str, aus) -> str | None:
+  """The published F1/accuracy row for `dataset` from docs/protocol.md, as a
+  row of `format_table`'s tables; None when the docs give none for these AUs."""
+  if dataset not in _PUBLISHED or not PROTOCOL_DOC.exists():
+    return None
+  section, name = _PUBLISHED[dataset]
+  lines = PROTOCOL_DOC.read_text().partition(section)[2].splitlines()
+  header = next((line for line in lines if line.startswith("| model |")), "")
+  row = next((line for line in lines if line.startswith(f"| {name} |")), None)
+  expected = "| model | " + " | ".join(f"AU{a}" for a in aus) + " | mean |"
+  if row is None or header != expected:
+    return None
+  return row.replace(f"| {name} |", f"| published: {section[4:]} ({name}) |")
+
+
 def eval_record(result: dict, aus) -> dict:
   """The scores of `evaluation_report` as a metrics.jsonl record's fields."""
   return {
@@ -206,29 +229,39 @@ def report_of_record(record: dict, aus, name: str = "DRML") -> tuple[dict, str]:
 
 
 def results_markdown(
-  title: str, notes: list[str], evals: list[dict], aus
+  title: str,
+  notes: list[str],
+  sections: list[tuple[str, dict]],
+  evals: list[dict],
+  aus,
+  *,
+  split: str = "test",
+  published: str | None = None,
 ) -> str:
-  """results.md: the final and the best-by-mean-F1 tables, then one line per
-  evaluation. `evals` are the run's evaluation records, `notes` the lines
-  under the title."""
-  final, best = evals[-1], max(evals, key=lambda r: r["mean_f1"])
-  table = lambda record: report_of_record(record, aus)[1]
-  lines = [
-    f"# {title}",
+  """results.md: a table per (heading, evaluation record) of `sections`, the
+  `published` row (`published_row`) beside the first one, then one line per
+  epoch's evaluation on `split`. `notes` are the lines under the title."""
+  lines = [f"# {title}", "", *notes, ""]
+  for heading, record in sections:
+    lines += [f"## {heading}", "", report_of_record(record, aus)[1], ""]
+  if published:
+    table = report_of_record(sections[0][1], aus)[1].splitlines()
+    lines += [
+      "## Published results beside this run",
+      "",
+      "F1/accuracy in % (docs/protocol.md#published-results); this run's row "
+      f"is the first table's ({sections[0][0]}).",
+      "",
+      *table[:2],
+      published,
+      table[2],
+      "",
+    ]
+  lines += [
+    f"## By epoch, on the {split} split",
     "",
-    *notes,
-    "",
-    f"## Final model (epoch {final['epoch']}, step {final['step']})",
-    "",
-    table(final),
-    "",
-    f"## Best model by mean F1 (epoch {best['epoch']}, step {best['step']})",
-    "",
-    table(best),
-    "",
-    "## By epoch",
-    "",
-    "| epoch | step | test loss | mean F1 | mean accuracy | mean AUC | constant F1 |",
+    f"| epoch | step | {split} loss | mean F1 | mean accuracy | mean AUC | "
+    "constant F1 |",
     "| --- | --- | --- | --- | --- | --- | --- |",
   ]
   for r in evals:

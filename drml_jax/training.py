@@ -462,6 +462,28 @@ def _evaluate_epoch(run: Run, log: workdir.MetricsLog | None) -> dict:
   return {checkpoint.BEST_METRIC: result["mean_f1"]}
 
 
+_PROTOCOL = (
+  "data.mode",
+  "data.normalization",
+  "model",
+  "optim",
+  "batch_size",
+  "num_epochs",
+)
+
+
+def _seed_differences(config) -> list[str]:
+  """The flags of protocol fields (seed preset's `_PROTOCOL` groups) where
+  `config` differs from the seed preset."""
+  seed_config = configs.load("seed")
+  return [
+    "--" + path.rpartition(".")[2].replace("_", "-")
+    for path in configs.paths(config)
+    if any(path == p or path.startswith(p + ".") for p in _PROTOCOL)
+    and configs.get(config, path) != configs.get(seed_config, path)
+  ]
+
+
 def _finish(run: Run, records: list[dict]) -> dict:
   """Writes results.md and the plots; returns the final evaluation's summary."""
   evals = [r for r in records if r["kind"] == "eval"]
@@ -484,8 +506,34 @@ def _finish(run: Run, records: list[dict]) -> dict:
       f"Runtime: {run.elapsed / 60:.1f} min on {jax.device_count()} "
       f"{jax.devices()[0].platform} device(s), evaluation included.",
     ]
+    published = scores.published_row(config.data.dataset, run.aus)
+    if published:
+      differences = _seed_differences(config)
+      notes.append(
+        "Published results (below) come from the seed preset's protocol; "
+        + (
+          f"this run differs in {', '.join(differences)}."
+          if differences
+          else "this run follows it."
+        )
+      )
+    sections = [
+      (f"Final model (epoch {final['epoch']}, step {final['step']})", final),
+      (
+        f"Best model by mean F1 (epoch {best['epoch']}, step {best['step']})",
+        best,
+      ),
+    ]
     workdir.write_atomic(
-      results_path, scores.results_markdown(title, notes, evals, run.aus)
+      results_path,
+      scores.results_markdown(
+        title,
+        notes,
+        sections,
+        evals,
+        run.aus,
+        published=published,
+      ),
     )
   logger.info(
     "\nfinal (epoch %d): mean F1 %.2f on the test split; constant predictor (every AU "

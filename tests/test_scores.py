@@ -78,3 +78,26 @@ def test_auc_against_mann_whitney_with_ties_ignored_and_constant_aus():
   record = scores.eval_record(result, (1, 2, 4, 5))
   assert record["auc"]["4"] is None and record["auc"]["5"] is None
   assert scores.report_of_record(record, (1, 2, 4, 5))[1] == text
+
+
+DISFA_PLUS_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
+
+
+def test_results_show_the_published_disfa_plus_row_beside_the_run():
+  published = scores.published_row("disfa_plus", DISFA_PLUS_AUS)
+  assert published.endswith("| 62.42/93.79 |") and "68.92/90.36" in published
+  assert scores.published_row("synthetic", DISFA_PLUS_AUS) is None
+  assert scores.published_row("disfa_plus", DISFA_PLUS_AUS[:-1]) is None
+  counts = np.tile([3, 1, 4, 2], (12, 1))
+  result, _ = scores.evaluation_report(counts, DISFA_PLUS_AUS, auc=[0.5] * 12)
+  record = {
+    "epoch": 1,
+    "step": 5,
+    "loss": 0.1,
+    **scores.eval_record(result, DISFA_PLUS_AUS),
+  }
+  text = scores.results_markdown(
+    "t", [], [("Final", record)], [record], DISFA_PLUS_AUS, published=published
+  )
+  section = text.partition("## Published results beside this run")[2]
+  assert published in section and "| DRML | 66.67/70.00 |" in section

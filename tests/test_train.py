@@ -161,3 +161,11 @@ def test_a_damaged_checkpoint_is_named_on_resume(
     and "cannot be read" in err
     and err.count("\n") == 1
   )
+
+
+def test_results_name_how_a_run_differs_from_the_published_protocol():
+  from drml_jax import configs  # pylint: disable=import-outside-toplevel
+
+  assert training._seed_differences(configs.load("seed")) == []  # pylint: disable=protected-access
+  quick = training._seed_differences(configs.load("quick"))  # pylint: disable=protected-access
+  assert "--learning-rate" in quick and "--num-epochs" in quick

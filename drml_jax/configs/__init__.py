@@ -83,7 +83,8 @@ def paths(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
   return result
 
 
-def _get(config, path: str):
+def get(config, path: str):
+  """The value of the field at dotted `path`."""
   for part in path.split("."):
     config = config[part]
   return config
@@ -152,7 +153,7 @@ def apply_overrides(config: ml_collections.ConfigDict, args: list[str]) -> None:
       path = resolve(config, name[3:])
     if path is None:
       raise ConfigError(f"unknown option --{name}: --help lists the fields")
-    current = _get(config, path)
+    current = get(config, path)
     if isinstance(current, bool) and not has_value:
       _set(config, path, not negated)
       i += 1
@@ -229,15 +230,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "drml_jax.configs.seed.get_config()"
     )
   for path, valid in CHOICES.items():
-    if _get(config, path) not in valid:
+    if get(config, path) not in valid:
       raise ConfigError(
-        f"{_flag(path)} {_get(config, path)!r}: "
+        f"{_flag(path)} {get(config, path)!r}: "
         f"expected one of {', '.join(valid)}"
       )
   for path, holds, expected in _checks(config):
     if not holds:
       raise ConfigError(
-        f"{_flag(path)} {_format(_get(config, path))}: expected {expected}"
+        f"{_flag(path)} {_format(get(config, path))}: expected {expected}"
       )
   try:
     registry.check(config.data.dataset, config.data.fold)
@@ -277,7 +278,7 @@ def from_args(argv: list[str]) -> ml_collections.ConfigDict:
 
 def describe(config: ml_collections.ConfigDict) -> str:
   """One `--field value  (path)` line per field, for --help."""
-  rows = [(_flag(p), _format(_get(config, p)), p) for p in paths(config)]
+  rows = [(_flag(p), _format(get(config, p)), p) for p in paths(config)]
   width = max(len(flag) for flag, _, _ in rows) + 2
   value_width = max(len(value) for _, value, _ in rows) + 2
   return "\n".join(
