@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from data_pipeline import registry
+from data_pipeline import pipeline, registry
 from drml_jax import (
   checkpoint,
   configs,
@@ -37,6 +38,7 @@ from drml_jax import (
   workdir,
 )
 from drml_jax.evaluation import SplitResult, evaluate_split
+from drml_jax.losses import multilabel_sigmoid_cross_entropy, positive_weights
 from drml_jax.optim import make_optimizer
 from drml_jax.steps import make_eval_step, make_train_step
 from drml_jax.train_state import TrainState
@@ -181,8 +183,21 @@ class Run:
       )
       self.elapsed = saved["elapsed_s"]
     self.step = int(jax.device_get(self.state.step))
+    self.pos_weight = None
+    if config.loss.pos_weight == "train_rates":
+      self.pos_weight = positive_weights(
+        *pipeline.label_counts(self.builder, "train")
+      )
     self.train_step = make_train_step(
-      self.graphdefs.train, tx, seed=config.seed
+      self.graphdefs.train,
+      tx,
+      seed=config.seed,
+      loss_fn=functools.partial(
+        multilabel_sigmoid_cross_entropy,
+        pos_weight=None
+        if self.pos_weight is None
+        else jnp.asarray(self.pos_weight),
+      ),
     )
     self.eval_step = make_eval_step(self.graphdefs.eval)
 
@@ -503,6 +518,15 @@ def _finish(run: Run, records: list[dict]) -> dict:
       f"{config.batch_size}, lr {config.optim.learning_rate}, init {config.model.init}, "
       f"region layer {'on' if config.model.region_layer else 'off'} "
       f"(full config in {workdir.CONFIG_FILE}).",
+      "Training loss: "
+      + (
+        "positives weighted per AU by negatives/positives of the training "
+        "split: "
+        + ", ".join(f"AU{a} {w:.2f}" for a, w in zip(run.aus, run.pos_weight))
+        if run.pos_weight is not None
+        else "unweighted (the protocol's)"
+      )
+      + ".",
       f"Runtime: {run.elapsed / 60:.1f} min on {jax.device_count()} "
       f"{jax.devices()[0].platform} device(s), evaluation included.",
     ]

@@ -21,7 +21,7 @@ import os
 import ml_collections
 
 from data_pipeline import pipeline, registry
-from drml_jax import model, optim, region
+from drml_jax import losses, model, optim, region
 from drml_jax.configs import seed
 from drml_jax.convs import CONV_IMPLS
 
@@ -36,6 +36,7 @@ CHOICES = {
   "kernels.conv": CONV_IMPLS,
   "kernels.region_conv": region.REGION_CONV_IMPLS,
   "optim.schedule": optim.SCHEDULES,
+  "loss.pos_weight": losses.POS_WEIGHTS,
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")

@@ -74,6 +74,15 @@ def get_config():
     "auto"  # auto | lax | matmul: the region 3x3 convs
   )
 
+  # The training loss (drml_jax/losses.py); the evaluation loss is never
+  # weighted.
+  config.loss = ml_collections.ConfigDict()
+  config.loss.pos_weight = (
+    "none"  # none | train_rates: weigh each AU's positives by its negatives /
+    # positives in the training split, for rare AUs; neither the seed nor
+    # the paper does
+  )
+
   # SGD as torch.optim.SGD computes it: drml_jax.optim.make_optimizer's arguments.
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 0.001
