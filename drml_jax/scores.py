@@ -32,6 +32,49 @@ def roc_auc(probabilities, labels) -> np.ndarray:
   return auc
 
 
+def counts_at(probabilities, labels, thresholds) -> np.ndarray:
+  """(C, 4) confusion counts [tp, fp, tn, fn] with AU c present when its
+  probability exceeds thresholds[c] (0.5 for every AU is the protocol's)."""
+  predicted = np.asarray(probabilities) > np.asarray(thresholds)[None, :]
+  labels = np.asarray(labels)
+  known, positive = labels != 0, labels > 0
+  count = lambda mask: (mask & known).sum(axis=0)
+  return np.stack(
+    [
+      count(predicted & positive),
+      count(predicted & ~positive),
+      count(~predicted & ~positive),
+      count(~predicted & positive),
+    ],
+    axis=-1,
+  )
+
+
+def tune_thresholds(probabilities, labels) -> np.ndarray:
+  """(C,) per-AU thresholds that maximise each AU's F1 on these examples
+  (the validation split's): midway between the probabilities where the
+  predictions change, the lowest such one on ties; 0.5 for an AU without a
+  positive label."""
+  probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+  thresholds = np.full(labels.shape[1], 0.5)
+  for c in range(labels.shape[1]):
+    known = labels[:, c] != 0
+    p, positive = probabilities[known, c], labels[known, c] > 0
+    if not positive.any():
+      continue
+    order = np.argsort(-p, kind="stable")
+    p, positive = p[order], positive[order]
+    last = np.r_[p[1:] != p[:-1], True]  # the end of each run of equal p
+    tp = np.cumsum(positive)[last]
+    fp = np.cumsum(~positive)[last]
+    f1 = 2 * tp / (2 * tp + fp + (positive.sum() - tp))
+    k = int(np.argmax(f1))
+    values = p[last]
+    lower = values[k + 1] if k + 1 < len(values) else 0.0
+    thresholds[c] = (values[k] + lower) / 2
+  return np.clip(thresholds, 1e-6, 1 - 1e-6)
+
+
 def _mean(values) -> float:
   values = np.asarray(values, np.float64)
   known = ~np.isnan(values)
@@ -81,7 +124,8 @@ def _cell(f1, accuracy):
   return f"{100 * f1:.2f}/{100 * accuracy:.2f}"
 
 
-def _percent(value) -> str:
+def percent(value) -> str:
+  """A fraction in % with two decimals; "n/a" for None or NaN."""
   return "n/a" if value is None or np.isnan(value) else f"{100 * value:.2f}"
 
 
@@ -94,7 +138,7 @@ def format_table(scores: dict, name: str = "DRML") -> str:
   if "auc" in scores:
     rows.append(
       [f"{name} AUC"]
-      + [_percent(a) for a in scores["auc"] + [scores["mean_auc"]]]
+      + [percent(a) for a in scores["auc"] + [scores["mean_auc"]]]
     )
   return "\n".join(
     [
@@ -168,7 +212,7 @@ def evaluation_report(
     "\n".join(table),
     f"mean F1 {100 * scores['mean_f1']:.2f}  (constant predictor "
     f"{100 * constant['mean_f1']:.2f})"
-    + (f"; mean AUC {_percent(scores['mean_auc'])}" if auc is not None else ""),
+    + (f"; mean AUC {percent(scores['mean_auc'])}" if auc is not None else ""),
   ]
   warning = collapse(counts)
   if warning:
@@ -237,10 +281,12 @@ def results_markdown(
   *,
   split: str = "test",
   published: str | None = None,
+  extra: list[str] = (),
 ) -> str:
   """results.md: a table per (heading, evaluation record) of `sections`, the
-  `published` row (`published_row`) beside the first one, then one line per
-  epoch's evaluation on `split`. `notes` are the lines under the title."""
+  `published` row (`published_row`) beside the first one, the `extra` lines,
+  then one line per epoch's evaluation on `split`. `notes` are the lines
+  under the title."""
   lines = [f"# {title}", "", *notes, ""]
   for heading, record in sections:
     lines += [f"## {heading}", "", report_of_record(record, aus)[1], ""]
@@ -249,8 +295,10 @@ def results_markdown(
     lines += [
       "## Published results beside this run",
       "",
-      "F1/accuracy in % (docs/protocol.md#published-results); this run's row "
-      f"is the first table's ({sections[0][0]}).",
+      (
+        "F1/accuracy in % (docs/protocol.md#published-results); this run's "
+        f"row is the first table's ({sections[0][0]})."
+      ),
       "",
       *table[:2],
       published,
@@ -258,6 +306,7 @@ def results_markdown(
       "",
     ]
   lines += [
+    *extra,
     f"## By epoch, on the {split} split",
     "",
     f"| epoch | step | {split} loss | mean F1 | mean accuracy | mean AUC | "
@@ -267,7 +316,7 @@ def results_markdown(
   for r in evals:
     lines.append(
       f"| {r['epoch']} | {r['step']} | {r['loss']:.4f} | {100 * r['mean_f1']:.2f} | "
-      f"{100 * r['mean_accuracy']:.2f} | {_percent(r.get('mean_auc'))} | "
+      f"{100 * r['mean_accuracy']:.2f} | {percent(r.get('mean_auc'))} | "
       f"{100 * r['constant_mean_f1']:.2f} |"
       + (f" {r['collapse']}" if r["collapse"] else "")
     )

@@ -153,6 +153,13 @@ class Run:
     )
     self.aus = registry.aus(self.builder)
     self.num_test = self.builder.info.splits["test"].num_examples
+    # The split trained on, and the one "best" is chosen on every epoch.
+    self.train_split, self.val_split = (
+      pipeline.validation_split(self.builder, d.val_subjects)
+      if config.selection == "val"
+      else ("train", None)
+    )
+    self.selection_split = self.val_split or "test"
     self.batches = data.Batches(
       self.builder,
       data_shards=d.data_shards,
@@ -163,7 +170,7 @@ class Run:
       input_size=config.model.input_size,
     )
     self.steps_per_epoch = self.batches.steps_per_epoch(
-      "train", config.batch_size
+      self.train_split, config.batch_size
     )
     self.total_steps = self.steps_per_epoch * config.num_epochs
 
@@ -186,7 +193,7 @@ class Run:
     self.pos_weight = None
     if config.loss.pos_weight == "train_rates":
       self.pos_weight = positive_weights(
-        *pipeline.label_counts(self.builder, "train")
+        *pipeline.label_counts(self.builder, self.train_split)
       )
     self.train_step = make_train_step(
       self.graphdefs.train,
@@ -218,8 +225,11 @@ class Run:
     """The network with the current state (eval mode)."""
     return train_state.merge(self.graphdefs.eval, self.state)
 
-  def save(self, metrics: dict | None = None) -> None:
-    """Starts saving the current step (with `metrics` after an evaluation)."""
+  def save(
+    self, metrics: dict | None = None, thresholds: list | None = None
+  ) -> None:
+    """Starts saving the current step (with `metrics` after an evaluation,
+    and the per-AU `thresholds` tuned on the validation split)."""
     if not _finite(self.state):
       raise TrainingError(
         self._not_finite(
@@ -237,17 +247,27 @@ class Run:
         "steps_per_epoch": self.steps_per_epoch,
         "elapsed_s": self.elapsed,
         "metrics": metrics,
+        "thresholds": thresholds,
         "config": json.loads(self.config.to_json()),
       },
     )
 
-  def evaluate(self) -> SplitResult:
-    """The evaluation of the current state on the test split."""
+  def evaluate(self, split, state=None) -> SplitResult:
+    """The evaluation of `state` (default: the current one) on `split`."""
     return evaluate_split(
       self.eval_step,
-      train_state.model_state(self.state),
-      self.batches.evaluation("test", self.config.eval_batch_size),
+      train_state.model_state(self.state if state is None else state),
+      self.batches.evaluation(split, self.config.eval_batch_size),
       self.mesh,
+    )
+
+  def best_state(self) -> tuple[int, TrainState]:
+    """(step, state) of the best checkpoint by the selection split's mean F1."""
+    self.checkpoints.wait()
+    step = self.checkpoints.best_step()
+    target = parallel.replicated_like(self.state, self.mesh)
+    return step, self._read(
+      step, lambda step: self.checkpoints.restore(step, target)
     )
 
   def epoch_of(self, step: int) -> int:
@@ -352,10 +372,13 @@ def _loop(run: Run, signals: _Signals) -> dict:
       run.step / run.steps_per_epoch,
     )
   logger.info(
-    "training DRML on %s (%d train / %d test images, AUs %s): %d epochs of %d steps, "
-    "batch %d, %d %s device(s), %d process(es)",
+    "training DRML on %s (%d train / %s / %d test images, AUs %s): %d epochs "
+    "of %d steps, batch %d, %d %s device(s), %d process(es)",
     config.data.dataset,
-    run.builder.info.splits["train"].num_examples,
+    pipeline.num_examples(run.builder, run.train_split),
+    f"{pipeline.num_examples(run.builder, run.val_split)} validation"
+    if run.val_split
+    else "no validation (best on test)",
     run.num_test,
     " ".join(map(str, run.aus)),
     config.num_epochs,
@@ -376,7 +399,7 @@ def _loop(run: Run, signals: _Signals) -> dict:
   session_start = time.time() - run.elapsed
   stop = None
   batches = run.batches.train(
-    "train",
+    run.train_split,
     config.batch_size,
     seed=config.seed,
     start_step=run.step,
@@ -425,13 +448,13 @@ def _loop(run: Run, signals: _Signals) -> dict:
       if log:
         log.write(record)
       pending = []
-      metrics = None
+      metrics = thresholds = None
       if epoch_end:
-        metrics = _evaluate_epoch(run, log)
+        metrics, thresholds = _evaluate_epoch(run, log)
         stop = signals.received
       run.elapsed = time.time() - session_start
       if epoch_end or checkpoint_due or stop:
-        run.save(metrics)
+        run.save(metrics, thresholds)
       interval_start, interval_step = time.time(), run.step
       if stop:
         break
@@ -440,26 +463,45 @@ def _loop(run: Run, signals: _Signals) -> dict:
   run.checkpoints.wait()
   if stop:
     raise Interrupted(stop, run.step)
-  summary = _finish(run, log.records if log else [])
+  tests = _evaluate_test(run, log) if run.val_split else {}
+  summary = _finish(run, log.records if log else [], tests)
   if log:
     log.close()
   return summary
 
 
-def _evaluate_epoch(run: Run, log: workdir.MetricsLog | None) -> dict:
-  start = time.time()
-  epoch = run.epoch_of(run.step)
-  evaluation = run.evaluate()
+def _scored(run: Run, evaluation: SplitResult) -> tuple[dict, str]:
+  """(record fields, report text) of an evaluation."""
   result, text = scores.evaluation_report(
     evaluation.counts,
     run.aus,
     auc=scores.roc_auc(evaluation.probabilities, evaluation.labels),
   )
+  return scores.eval_record(result, run.aus), text
+
+
+def _evaluate_epoch(
+  run: Run, log: workdir.MetricsLog | None
+) -> tuple[dict, list | None]:
+  """Evaluates the selection split: (checkpoint metrics, per-AU thresholds
+  tuned on the validation split, None without one)."""
+  start = time.time()
+  epoch = run.epoch_of(run.step)
+  split = "val" if run.val_split else "test"
+  evaluation = run.evaluate(run.selection_split)
+  record, text = _scored(run, evaluation)
+  thresholds = None
+  if run.val_split:
+    thresholds = scores.tune_thresholds(
+      evaluation.probabilities, evaluation.labels
+    ).tolist()
+    record["thresholds"] = dict(zip(map(str, run.aus), thresholds))
   logger.info(
-    "\nepoch %d/%d, step %d: test loss %.4f (%.0fs)\n%s",
+    "\nepoch %d/%d, step %d: %s loss %.4f (%.0fs)\n%s",
     epoch,
     run.config.num_epochs,
     run.step,
+    split,
     evaluation.loss,
     time.time() - start,
     text,
@@ -468,13 +510,56 @@ def _evaluate_epoch(run: Run, log: workdir.MetricsLog | None) -> dict:
     log.write(
       {
         "kind": "eval",
+        "split": split,
         "step": run.step,
         "epoch": epoch,
         "loss": evaluation.loss,
-        **scores.eval_record(result, run.aus),
+        **record,
       }
     )
-  return {checkpoint.BEST_METRIC: result["mean_f1"]}
+  return {checkpoint.BEST_METRIC: record["mean_f1"]}, thresholds
+
+
+def _evaluate_test(run: Run, log: workdir.MetricsLog | None) -> dict:
+  """Test records of the final and the validation-best models: at 0.5, and
+  at the per-AU thresholds tuned on the validation split (`tuned`)."""
+  best_step, best_state = run.best_state()
+  tests = {}
+  for name, step, state in (
+    ("best", best_step, best_state),
+    ("final", run.step, run.state),
+  ):
+    evaluation = run.evaluate("test", state)
+    record, text = _scored(run, evaluation)
+    thresholds = run.checkpoints.run(step)["thresholds"]
+    tuned = scores.au_scores(
+      scores.counts_at(evaluation.probabilities, evaluation.labels, thresholds),
+      run.aus,
+    )
+    tests[name] = {
+      "kind": "test",
+      "checkpoint": name,
+      "step": step,
+      "epoch": run.epoch_of(step),
+      "loss": evaluation.loss,
+      **record,
+      "tuned": {
+        "thresholds": dict(zip(map(str, run.aus), thresholds)),
+        "mean_f1": tuned["mean_f1"],
+        "f1": scores.per_au(tuned["f1"], run.aus),
+        "counts": tuned["counts"],
+      },
+    }
+    logger.info(
+      "\n%s model (epoch %d, step %d) on the test split:\n%s",
+      "validation-best" if name == "best" else "final",
+      run.epoch_of(step),
+      step,
+      text,
+    )
+    if log:
+      log.write(tests[name])
+  return tests
 
 
 _PROTOCOL = (
@@ -499,21 +584,90 @@ def _seed_differences(config) -> list[str]:
   ]
 
 
-def _finish(run: Run, records: list[dict]) -> dict:
-  """Writes results.md and the plots; returns the final evaluation's summary."""
+def _sections(run: Run, evals: list[dict], tests: dict) -> list[tuple]:
+  """results.md's (heading, record) tables, the reported model first."""
+  if not tests:
+    final, best = evals[-1], max(evals, key=lambda r: r["mean_f1"])
+    return [
+      (f"Final model (epoch {final['epoch']}, step {final['step']})", final),
+      (
+        f"Best on the test split (epoch {best['epoch']}, step {best['step']}): "
+        "the seed's practice, chosen on the data it is scored on",
+        best,
+      ),
+    ]
+  best, final = tests["best"], tests["final"]
+  return [
+    (
+      f"Validation-best model on the test split (epoch {best['epoch']}, step "
+      f"{best['step']}: the best validation mean F1)",
+      best,
+    ),
+    (
+      f"Final model on the test split (epoch {final['epoch']}, step "
+      f"{final['step']})",
+      final,
+    ),
+  ]
+
+
+def _tuned_lines(run: Run, tests: dict) -> list[str]:
+  """results.md's section on the thresholds tuned on the validation split."""
+  if not tests:
+    return []
+  tuned, at_half = tests["best"]["tuned"], tests["best"]
+  aus = [str(a) for a in run.aus]
+  row = lambda name, cells, mean="": (
+    f"| {name} | " + " | ".join(cells) + f" | {mean} |"
+  )
+  f1_row = lambda name, record: row(
+    name,
+    [scores.percent(record["f1"][a]) for a in aus],
+    scores.percent(record["mean_f1"]),
+  )
+  return [
+    "## Per-AU thresholds tuned on the validation split",
+    "",
+    "The validation-best model with each AU's threshold chosen for F1 on the "
+    "validation split, beside the protocol's 0.5 (the tables above). F1 in %.",
+    "",
+    row("", [f"AU{a}" for a in aus], "mean"),
+    "|" + " --- |" * (len(aus) + 2),
+    row("threshold", [f"{tuned['thresholds'][a]:.3f}" for a in aus]),
+    f1_row("test F1, tuned", tuned),
+    f1_row("test F1, 0.5", at_half),
+    "",
+  ]
+
+
+def _finish(run: Run, records: list[dict], tests: dict) -> dict:
+  """Writes results.md and the plots; returns the reported model's summary."""
   evals = [r for r in records if r["kind"] == "eval"]
   if not evals:
     return {}
-  final, best = evals[-1], max(evals, key=lambda r: r["mean_f1"])
   config = run.config
+  sections = _sections(run, evals, tests)
+  (reported_heading, reported), (_, other) = sections
   results_path = os.path.join(config.workdir, workdir.RESULTS_FILE)
+  split = "validation" if tests else "test"
   if _is_primary():
     plots.write_run_plots(records, config.workdir)
     title = f"DRML on {config.data.dataset}" + (
       f" fold {config.data.fold}" if config.data.fold else ""
     )
     notes = [
-      f"Test split: {run.num_test} images. F1/accuracy in %, threshold 0.5.",
+      f"Test split: {run.num_test} images. F1/accuracy/AUC in %, F1 and "
+      "accuracy at the protocol's threshold 0.5, AUC over every threshold.",
+      (
+        f"Model selection: best validation mean F1 each epoch on "
+        f"{pipeline.num_examples(run.builder, run.val_split)} images of the "
+        f"held-out training subjects {', '.join(run.val_split.subjects)}; "
+        "the test split scores only the final and the validation-best models."
+        if tests
+        else "Model selection: --selection test, the seed's practice: the "
+        "test split is evaluated every epoch and its best epoch is shown, a "
+        "choice made on the data it is scored on."
+      ),
       f"Config: {config.num_epochs} epochs x {run.steps_per_epoch} steps, batch "
       f"{config.batch_size}, lr {config.optim.learning_rate}, init {config.model.init}, "
       f"region layer {'on' if config.model.region_layer else 'off'} "
@@ -541,13 +695,6 @@ def _finish(run: Run, records: list[dict]) -> dict:
           else "this run follows it."
         )
       )
-    sections = [
-      (f"Final model (epoch {final['epoch']}, step {final['step']})", final),
-      (
-        f"Best model by mean F1 (epoch {best['epoch']}, step {best['step']})",
-        best,
-      ),
-    ]
     workdir.write_atomic(
       results_path,
       scores.results_markdown(
@@ -556,28 +703,36 @@ def _finish(run: Run, records: list[dict]) -> dict:
         sections,
         evals,
         run.aus,
+        split=split,
         published=published,
+        extra=_tuned_lines(run, tests),
       ),
     )
   logger.info(
-    "\nfinal (epoch %d): mean F1 %.2f on the test split; constant predictor (every AU "
-    "present) %.2f; best epoch %d (%.2f); %.1f min in all",
-    final["epoch"],
-    100 * final["mean_f1"],
-    100 * final["constant_mean_f1"],
-    best["epoch"],
-    100 * best["mean_f1"],
+    "\nreported: %s, mean F1 %.2f on the test split (constant predictor, "
+    "every AU present: %.2f); %s model (epoch %d): %.2f; %.1f min in all",
+    reported_heading[0].lower() + reported_heading[1:],
+    100 * reported["mean_f1"],
+    100 * reported["constant_mean_f1"],
+    "final" if tests else "best-on-test",
+    other["epoch"],
+    100 * other["mean_f1"],
     run.elapsed / 60,
   )
-  if final["collapse"]:
-    logger.info("%s: this is not a result; see results.md", final["collapse"])
+  if reported["collapse"]:
+    logger.info(
+      "%s: this is not a result; see results.md", reported["collapse"]
+    )
   logger.info("results: %s", results_path)
   return {
-    "mean_f1": final["mean_f1"],
-    "constant_mean_f1": final["constant_mean_f1"],
-    "best_mean_f1": best["mean_f1"],
-    "best_epoch": best["epoch"],
-    "collapse": final["collapse"],
+    "selection": config.selection,
+    "mean_f1": reported["mean_f1"],
+    "mean_auc": reported["mean_auc"],
+    "constant_mean_f1": reported["constant_mean_f1"],
+    "epoch": reported["epoch"],
+    "other_mean_f1": other["mean_f1"],
+    "other_epoch": other["epoch"],
+    "collapse": reported["collapse"],
     "step": run.step,
     "elapsed_s": run.elapsed,
   }

@@ -1,7 +1,8 @@
 """The files of a training work directory, and atomic writes.
 
   <workdir>/config.json       the resolved config
-  <workdir>/checkpoints/      orbax: the latest step (resume) and the best by mean F1
+  <workdir>/checkpoints/      orbax: the latest step (resume) and the best by
+                              the selection split's mean F1
   <workdir>/metrics.jsonl     one record per log interval and per evaluation
   <workdir>/tensorboard/      the same records as TensorBoard scalars
   <workdir>/results.md        the per-AU tables at the end
@@ -127,7 +128,8 @@ class MetricsLog:
   """Appends records {"kind", "step", ...} to metrics.jsonl and TensorBoard.
 
   Opening it for a run resumed at `resume_step` drops the records of later
-  steps, which an interrupted run wrote after its last checkpoint.
+  steps, which an interrupted run wrote after its last checkpoint, and the
+  "test" records of a run's end, which the resumed run writes again.
   """
 
   def __init__(self, workdir: str, *, resume_step: int = 0):
@@ -135,7 +137,9 @@ class MetricsLog:
 
     self.path = os.path.join(workdir, METRICS_FILE)
     self.records = [
-      r for r in read_records(workdir) if r["step"] <= resume_step
+      r
+      for r in read_records(workdir)
+      if r["step"] <= resume_step and r["kind"] != "test"
     ]
     write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
     self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))

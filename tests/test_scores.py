@@ -101,3 +101,24 @@ def test_results_show_the_published_disfa_plus_row_beside_the_run():
   )
   section = text.partition("## Published results beside this run")[2]
   assert published in section and "| DRML | 66.67/70.00 |" in section
+
+
+def test_tuned_thresholds_maximise_f1_and_keep_0_5_without_positives():
+  rng = np.random.default_rng(1)
+  probabilities = rng.integers(0, 20, (80, 3)) / 20
+  labels = np.where(rng.random((80, 3)) < probabilities, 1, -1).astype(np.int8)
+  labels[:, 2] = -1
+  thresholds = scores.tune_thresholds(probabilities, labels)
+  assert thresholds[2] == 0.5
+
+  def f1(c, t):
+    return au_scores(
+      scores.counts_at(probabilities[:, [c]], labels[:, [c]], [t]), (1,)
+    )["f1"][0]
+
+  for c in (0, 1):
+    best = max(f1(c, t) for t in np.linspace(0, 1, 201))
+    assert f1(c, thresholds[c]) == pytest.approx(best)
+  np.testing.assert_array_equal(
+    scores.counts_at(probabilities, labels, [0.5] * 3).sum(axis=1), [80] * 3
+  )

@@ -26,6 +26,7 @@ from drml_jax.configs import seed
 from drml_jax.convs import CONV_IMPLS
 
 PRESETS = ("quick", "seed", "paper")
+SELECTIONS = ("val", "test")  # config.selection (drml_jax/configs/seed.py)
 DEFAULT_PRESET = "quick"
 CHOICES = {
   "data.dataset": registry.names(trainable=True),
@@ -37,6 +38,7 @@ CHOICES = {
   "kernels.region_conv": region.REGION_CONV_IMPLS,
   "optim.schedule": optim.SCHEDULES,
   "loss.pos_weight": losses.POS_WEIGHTS,
+  "selection": SELECTIONS,
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -219,6 +221,11 @@ def _checks(config) -> list[tuple[str, bool, str]]:
       "0 or positive",
     ),
     ("data.data_shards", config.data.data_shards >= 0, "0 or positive"),
+    (
+      "data.val_subjects",
+      not config.data.val_subjects or config.selection == "val",
+      "empty with --selection test, which holds no subject out",
+    ),
   ]
 
 

@@ -55,6 +55,10 @@ def get_config():
   )
   config.data.cache = False  # keep the decoded images in memory after epoch 1
   config.data.data_shards = 0  # parts the data is read in; 0: one per process
+  config.data.val_subjects = (
+    ""  # held-out training subjects (comma list) for --selection val; "":
+    # the last 15% of them (data_pipeline.pipeline.VAL_FRACTION)
+  )
 
   # The network: drml_jax.model.DRML's keyword arguments (num_aus comes from
   # the dataset). A checkpoint stores exactly these.
@@ -96,6 +100,11 @@ def get_config():
   config.optim.caffe_bias_rule = False  # biases: 2x learning rate, no decay
 
   # Loop.
+  # How "best" is chosen: val (the validation subjects' mean F1 each epoch;
+  # the test split scores the final and the validation-best models) or test
+  # (the seed's practice: all training subjects, the test split each epoch,
+  # best on it - chosen on the data it is scored on).
+  config.selection = "val"
   config.batch_size = 64  # global, over all devices and hosts
   config.eval_batch_size = 64
   config.num_epochs = 20
