@@ -321,3 +321,61 @@ def results_markdown(
       + (f" {r['collapse']}" if r["collapse"] else "")
     )
   return "\n".join(lines) + "\n"
+
+
+FOLD_METRICS = (("F1", "f1"), ("AUC", "auc"), ("accuracy", "accuracy"))
+
+
+def _mean_std(values) -> str:
+  """`mean ± sd` in % of the known values (sample sd), "n/a" if none."""
+  values = np.array([np.nan if v is None else v for v in values], np.float64)
+  values = values[~np.isnan(values)]
+  if not len(values):
+    return "n/a"
+  sd = values.std(ddof=1) if len(values) > 1 else 0.0
+  return f"{100 * values.mean():.2f} ± {100 * sd:.2f}"
+
+
+def folds_markdown(
+  title: str, notes: list[str], folds: dict, failed: dict, aus
+) -> tuple[str, str]:
+  """(folds.md, a one-line summary): each fold's table of its reported
+  evaluation record (`folds`: {fold: (heading, record)}), then the mean ±
+  standard deviation over folds of F1, AUC and accuracy per AU and of the
+  per-fold means; `failed` is {fold: reason}."""
+  lines = [f"# {title}", "", *notes, ""]
+  for fold, (heading, record) in folds.items():
+    lines += [
+      f"## Fold {fold}: {heading}",
+      "",
+      report_of_record(record, aus)[1],
+      "",
+    ]
+  for fold, reason in failed.items():
+    lines += [f"## Fold {fold}: failed", "", reason, ""]
+  records = [record for _, record in folds.values()]
+  summary = f"{title}: every fold failed" if not records else ""
+  if records:
+    lines += [
+      f"## Mean ± standard deviation over folds {', '.join(map(str, folds))}",
+      "",
+      "Mean and sample standard deviation over the folds, in %; the mean "
+      "column is taken over each fold's mean over AUs.",
+      "",
+      "| | " + " | ".join(f"AU{a}" for a in aus) + " | mean |",
+      "|" + " --- |" * (len(aus) + 2),
+    ]
+    means = {}
+    for name, key in FOLD_METRICS:
+      cells = [_mean_std([r[key][str(a)] for r in records]) for a in aus]
+      means[name] = _mean_std([r[f"mean_{key}"] for r in records])
+      lines.append(f"| {name} | " + " | ".join(cells) + f" | {means[name]} |")
+    lines.append("")
+    summary = f"{title}: " + ", ".join(
+      f"mean {name} {value}" for name, value in means.items()
+    )
+  if failed:
+    summary += "; " + "; ".join(
+      f"fold {fold} failed ({reason})" for fold, reason in failed.items()
+    )
+  return "\n".join(lines) + "\n", summary

@@ -9,6 +9,9 @@
   <workdir>/loss.png, f1_per_au.png   drml_jax.plots
   <workdir>/.lock             held by the one process writing the directory
 
+With --fold all, <workdir>/fold<k>/ holds each fold's run as above and
+<workdir>/folds.md the per-fold tables with their mean and standard deviation.
+
 Every file is written whole (a temporary file, then a rename) or appended
 line by line, so a killed run never leaves one half written.
 """
@@ -28,6 +31,12 @@ METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 RESULTS_FILE = "results.md"
 LOCK_FILE = ".lock"
+FOLDS_FILE = "folds.md"
+
+
+def fold_dir(workdir: str, fold: int) -> str:
+  """The work directory of one fold of a --fold all run."""
+  return os.path.join(workdir, f"fold{fold}")
 
 
 class LockedError(RuntimeError):

@@ -122,3 +122,25 @@ def test_tuned_thresholds_maximise_f1_and_keep_0_5_without_positives():
   np.testing.assert_array_equal(
     scores.counts_at(probabilities, labels, [0.5] * 3).sum(axis=1), [80] * 3
   )
+
+
+def test_fold_report_means_the_folds_and_names_a_failed_one():
+  aus = (1, 2)
+  folds = {}
+  for fold, f1 in ((1, [0.5, 0.25]), (3, [0.7, 0.35])):
+    tp = [int(100 * f) for f in f1]
+    counts = np.array([[t, 100 - t, 0, 100 - t] for t in tp])
+    result, _ = scores.evaluation_report(counts, aus, auc=[f1[0], None])
+    folds[fold] = ("final model", scores.eval_record(result, aus))
+  text, summary = scores.folds_markdown("t", [], folds, {2: "no data"}, aus)
+  assert "## Fold 1: final model" in text and "## Fold 3: final model" in text
+  assert "## Fold 2: failed\n\nno data" in text
+  means = [r["mean_f1"] for _, r in folds.values()]
+  f1_row = next(line for line in text.splitlines() if line.startswith("| F1 |"))
+  assert f1_row.endswith(
+    f"| {100 * np.mean(means):.2f} ± {100 * np.std(means, ddof=1):.2f} |"
+  )
+  assert "| AUC | 60.00 ± 14.14 | n/a |" in text
+  assert (
+    summary.startswith("t: mean F1 ") and "fold 2 failed (no data)" in summary
+  )

@@ -26,6 +26,7 @@ from drml_jax.configs import seed
 from drml_jax.convs import CONV_IMPLS
 
 PRESETS = ("quick", "seed", "paper")
+FOLD_ALL = -1  # --fold all: every fold of the dataset (training.train_folds)
 SELECTIONS = ("val", "test")  # config.selection (drml_jax/configs/seed.py)
 DEFAULT_PRESET = "quick"
 CHOICES = {
@@ -115,6 +116,8 @@ def resolve(config: ml_collections.ConfigDict, name: str) -> str | None:
 
 
 def _parse_value(path: str, current, text: str):
+  if path == "data.fold" and text == "all":
+    return FOLD_ALL
   try:
     if isinstance(current, bool):
       if text.lower() in _TRUE + _FALSE:
@@ -248,6 +251,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(
         f"{_flag(path)} {_format(get(config, path))}: expected {expected}"
       )
+  if config.data.fold == FOLD_ALL:
+    if not registry.DATASETS[config.data.dataset].folds:
+      raise ConfigError(
+        f"--fold all: {config.data.dataset} has no folds; use it with "
+        + ", ".join(n for n, d in registry.DATASETS.items() if d.folds)
+      )
+    return
   try:
     registry.check(config.data.dataset, config.data.fold)
   except ValueError as error:

@@ -38,7 +38,8 @@ def get_config():
   config.data = ml_collections.ConfigDict()
   config.data.dataset = "disfa_plus"  # a name of data_pipeline.registry
   config.data.fold = (
-    0  # the dataset's fold, for those that have folds (bp4d, disfa: 1..3)
+    0  # the dataset's fold, for those that have folds (bp4d, disfa: 1..3);
+    # --fold all (-1): each fold in <workdir>/fold<k>, then folds.md
   )
   config.data.dataset_config = ""  # builder config; "" is the builder's default
   config.data.data_dir = (
