@@ -642,13 +642,16 @@ _PROTOCOL = (
   "optim",
   "batch_size",
   "num_epochs",
+  "selection",
 )
 
 
 def _seed_differences(config) -> list[str]:
-  """The flags of protocol fields (seed preset's `_PROTOCOL` groups) where
-  `config` differs from the seed preset."""
+  """The flags of protocol fields (`_PROTOCOL`) where `config` differs from
+  the reproduction report's: the seed preset, trained on every training
+  subject (--selection test)."""
   seed_config = configs.load("seed")
+  seed_config.selection = "test"
   return [
     "--" + path.rpartition(".")[2].replace("_", "-")
     for path in configs.paths(config)
@@ -761,7 +764,8 @@ def _finish(run: Run, records: list[dict], tests: dict) -> dict:
     if published:
       differences = _seed_differences(config)
       notes.append(
-        "Published results (below) come from the seed preset's protocol; "
+        "Published results (below) come from the reproduction report: the "
+        "seed preset with --selection test; "
         + (
           f"this run differs in {', '.join(differences)}."
           if differences

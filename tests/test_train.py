@@ -166,7 +166,10 @@ def test_a_damaged_checkpoint_is_named_on_resume(
 def test_results_name_how_a_run_differs_from_the_published_protocol():
   from drml_jax import configs  # pylint: disable=import-outside-toplevel
 
-  assert training._seed_differences(configs.load("seed")) == []  # pylint: disable=protected-access
+  seed = configs.load("seed")
+  assert training._seed_differences(seed) == ["--selection"]  # pylint: disable=protected-access
+  seed.selection = "test"
+  assert training._seed_differences(seed) == []  # pylint: disable=protected-access
   quick = training._seed_differences(configs.load("quick"))  # pylint: disable=protected-access
   assert "--learning-rate" in quick and "--num-epochs" in quick
 
