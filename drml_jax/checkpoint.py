@@ -178,7 +178,8 @@ def _best_metric(metrics: dict) -> float:
 
 
 class TrainCheckpoints:
-  """A training run's checkpoints: the latest (to resume) and the best by mean F1.
+  """A training run's checkpoints: the latest (to resume) and the best by mean
+  F1 on the run's selection split.
 
   Steps saved with `metrics` (after an evaluation) compete for best; the
   others only for latest. Orbax writes a step into a temporary folder and

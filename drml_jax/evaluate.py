@@ -39,7 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     "--which",
     choices=("best", "latest"),
     default="best",
-    help="which step of a training run (default: best by mean F1)",
+    help="which step of a training run (default: the best by mean F1 on "
+    "the run's selection split, validation unless --selection test)",
   )
   parser.add_argument(
     "--step", type=int, default=None, help="an exact orbax step"

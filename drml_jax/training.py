@@ -597,12 +597,14 @@ def _evaluate_test(run: Run, log: workdir.MetricsLog | None) -> dict:
   """Test records of the final and the validation-best models: at 0.5, and
   at the per-AU thresholds tuned on the validation split (`tuned`)."""
   best_step, best_state = run.best_state()
-  tests = {}
+  tests, evaluations = {}, {}
   for name, step, state in (
     ("best", best_step, best_state),
     ("final", run.step, run.state),
   ):
-    evaluation = run.evaluate("test", state)
+    if step not in evaluations:  # the final model is often the best one
+      evaluations[step] = run.evaluate("test", state)
+    evaluation = evaluations[step]
     record, text = _scored(run, evaluation)
     thresholds = run.checkpoints.run(step)["thresholds"]
     tuned = scores.au_scores(
