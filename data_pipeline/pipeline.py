@@ -15,6 +15,10 @@ Normalisations:
   bgr_mean: BGR 0..255 minus the per-pixel mean image of the training split
             (`mean_image`), cropped or resized like the image.
 
+A split is a split name or `Subjects` (a split's examples of some subjects
+only): `validation_split` cuts the training subjects into a train part and
+a validation part, never a subject in both.
+
 Training batches are full and each epoch's order is a pure function of
 (seed, epoch), augmentation included, so `start_step` resumes a run with the
 very batches it would have seen. Evaluation yields every example of the
@@ -23,8 +27,10 @@ process's part exactly once, the last batch padded with `valid` False.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
-from typing import Iterable
+from typing import Iterable, Union
 
 import jax
 import numpy as np
@@ -39,11 +45,92 @@ MODES = ("resize", "crop")
 NORMALIZATIONS = ("rgb", "bgr_mean")
 SHUFFLE_BUFFER = 10_000
 MEAN_FILE = "mean_bgr_train.npy"  # beside the dataset's records
+SUBJECTS_FILE = "subjects_{split}.json"  # beside them: examples per subject
+# The validation subjects by default: this fraction of the training subjects
+# (the last in sorted order, at least one).
+VAL_FRACTION = 0.15
+
+
+@dataclasses.dataclass(frozen=True)
+class Subjects:
+  """The examples of `split` whose subject is one of `subjects`."""
+
+  split: str
+  subjects: tuple[str, ...]
+
+  def __str__(self) -> str:
+    return f"{self.split} ({len(self.subjects)} subjects)"
+
+
+Split = Union[str, Subjects]
+
+
+def _check(builder: tfds.core.DatasetBuilder, split: Split) -> None:
+  check_split(builder, split.split if isinstance(split, Subjects) else split)
+
+
+def _write_atomic(path: epath.Path, data: bytes) -> None:
+  partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+  partial.write_bytes(data)
+  partial.replace(path)
+
+
+def subject_counts(builder: tfds.core.DatasetBuilder, split: str) -> dict:
+  """{subject: examples} of a split, sorted by subject; computed once and
+  stored as SUBJECTS_FILE beside the records."""
+  check_split(builder, split)
+  path = epath.Path(builder.data_dir) / SUBJECTS_FILE.format(split=split)
+  if not path.exists():
+    subjects = builder.as_dataset(
+      split, decoders={"image": tfds.decode.SkipDecoding()}, batch_size=4096
+    ).map(lambda example: example["subject"])
+    counts = {}
+    for batch in tfds.as_numpy(subjects):
+      for subject in batch:
+        counts[subject.decode()] = counts.get(subject.decode(), 0) + 1
+    _write_atomic(path, json.dumps(dict(sorted(counts.items()))).encode())
+  return json.loads(path.read_text())
+
+
+def num_examples(builder: tfds.core.DatasetBuilder, split: Split) -> int:
+  """The examples in a split."""
+  _check(builder, split)
+  if isinstance(split, Subjects):
+    counts = subject_counts(builder, split.split)
+    return sum(counts[s] for s in split.subjects)
+  return builder.info.splits[split].num_examples
+
+
+def validation_split(
+  builder: tfds.core.DatasetBuilder, val_subjects: str = ""
+) -> tuple[Subjects, Subjects]:
+  """(train, validation): the train split's subjects cut in two.
+
+  `val_subjects` is a comma-separated list of training subjects; "" takes
+  the last VAL_FRACTION of them in sorted order (at least one).
+  """
+  subjects = list(subject_counts(builder, "train"))
+  names = [s.strip() for s in val_subjects.split(",") if s.strip()]
+  if not names:
+    names = subjects[-max(1, round(VAL_FRACTION * len(subjects))) :]
+  unknown = [s for s in names if s not in subjects]
+  if unknown:
+    raise ValueError(
+      f"--val-subjects {unknown[0]!r} is not a subject of {builder.name} "
+      f"train: choose among {', '.join(subjects)}"
+    )
+  kept = tuple(s for s in subjects if s not in names)
+  if not kept:
+    raise ValueError(
+      f"--val-subjects {val_subjects!r} leaves no training subject: "
+      f"keep some of {', '.join(subjects)} for training"
+    )
+  return Subjects("train", kept), Subjects("train", tuple(sorted(names)))
 
 
 def num_batches(
   builder: tfds.core.DatasetBuilder,
-  split: str,
+  split: Split,
   *,
   batch_size: int,
   train: bool,
@@ -54,9 +141,8 @@ def num_batches(
   Training batches are full (the remainder is dropped); evaluation batches
   cover every example, the last one padded.
   """
-  check_split(builder, split)
   count = process_count or jax.process_count()
-  total = builder.info.splits[split].num_examples
+  total = num_examples(builder, split)
   if train:
     return total // count // batch_size
   per_process = -(-total // count)  # the largest part, rounded up
@@ -91,9 +177,69 @@ def mean_image(builder: tfds.core.DatasetBuilder) -> np.ndarray:
     return np.load(f)
 
 
+def label_counts(
+  builder: tfds.core.DatasetBuilder, split: Split
+) -> tuple[np.ndarray, np.ndarray]:
+  """(positives, labelled) per AU over a split: labels +1, and labels not 0."""
+  _check(builder, split)
+  labels = (
+    _records(builder, split).batch(4096).map(lambda example: example["labels"])
+  )
+  num_aus = len(builder.info.metadata["aus"])
+  positives, labelled = np.zeros(num_aus, np.int64), np.zeros(num_aus, np.int64)
+  for batch in tfds.as_numpy(labels):
+    positives += (batch > 0).sum(axis=0)
+    labelled += (batch != 0).sum(axis=0)
+  return positives, labelled
+
+
+def _records(builder, split: Split) -> tf.data.Dataset:
+  """A split's records in file order, images left encoded."""
+  name = split.split if isinstance(split, Subjects) else split
+  records = builder.as_dataset(
+    name,
+    shuffle_files=False,
+    decoders={"image": tfds.decode.SkipDecoding()},
+    read_config=tfds.ReadConfig(try_autocache=False),
+  )
+  if isinstance(split, Subjects):
+    wanted = tf.constant(split.subjects)
+    records = records.filter(
+      lambda example: tf.reduce_any(tf.equal(example["subject"], wanted))
+    )
+  return records
+
+
+def _process_part(
+  builder, split: Split, *, process_index: int, count: int, train: bool
+) -> tuple[tf.data.Dataset, int]:
+  """(records, how many) of this process's contiguous part of a split: equal
+  parts when training (the remainder dropped), else sizes within one."""
+  if not isinstance(split, Subjects):
+    part = tfds.split_for_jax_process(
+      split,
+      process_index=process_index,
+      process_count=count,
+      drop_remainder=train,
+    )
+    return _records(builder, part), builder.info.splits[part].num_examples
+  total = num_examples(builder, split)
+  if train:
+    start, end = (
+      process_index * (total // count),
+      (process_index + 1) * (total // count),
+    )
+  else:
+    start, end = (
+      process_index * total // count,
+      (process_index + 1) * total // count,
+    )
+  return _records(builder, split).skip(start).take(end - start), end - start
+
+
 def make_dataset(
   builder: tfds.core.DatasetBuilder,
-  split: str,
+  split: Split,
   *,
   batch_size: int,
   train: bool,
@@ -112,7 +258,7 @@ def make_dataset(
 
   Args:
     builder: a built dataset (`data_pipeline.registry.build`).
-    split: one of the dataset's splits.
+    split: one of the dataset's splits, or `Subjects` of one.
     batch_size: examples per batch on this process.
     train: shuffled, augmented (crop mode), full batches, epoch after epoch;
       else one pass in file order, padded to full batches.
@@ -135,7 +281,7 @@ def make_dataset(
     An iterable of dicts: image float32 (B, 170, 170, 3), labels int8
     (B, C), valid bool (B,). Iterating it again starts over.
   """
-  check_split(builder, split)
+  _check(builder, split)
   check_name("mode", mode, MODES)
   check_name("normalization", normalization, NORMALIZATIONS)
   if process_index is None:
@@ -143,17 +289,8 @@ def make_dataset(
   count = process_count or jax.process_count()
   if normalization == "bgr_mean" and mean is None:
     mean = mean_image(builder)
-  part = tfds.split_for_jax_process(
-    split,
-    process_index=process_index,
-    process_count=count,
-    drop_remainder=train,
-  )
-  records = builder.as_dataset(
-    part,
-    shuffle_files=False,
-    decoders={"image": tfds.decode.SkipDecoding()},
-    read_config=tfds.ReadConfig(try_autocache=False),
+  records, own = _process_part(
+    builder, split, process_index=process_index, count=count, train=train
   )
   preprocess = _Preprocess(
     mode, normalization, mean, builder.info.features["image"].decode_example
@@ -188,7 +325,6 @@ def make_dataset(
       )
       * batch_size
     )
-    own = builder.info.splits[part].num_examples
     batches = _eval_batches(
       records,
       preprocess,

@@ -122,6 +122,21 @@ def restore_model(
   return model, model_config, step
 
 
+def read_thresholds(directory, *, best: bool = True) -> list | None:
+  """The per-AU thresholds tuned on the validation split that a training
+  run stored with its best (else latest) step; None when it has none."""
+  with _manager(directory, options=_read_only_options()) as manager:
+    step = (manager.best_step() if best else None) or manager.latest_step()
+    if step is None or not os.path.isdir(
+      os.path.join(directory, str(step), RUN_ITEM)
+    ):
+      return None
+    run = manager.restore(
+      step, args=ocp.args.Composite(**{RUN_ITEM: ocp.args.JsonRestore()})
+    )[RUN_ITEM]
+  return run.get("thresholds")
+
+
 def _first_line(error: Exception) -> str:
   text = str(error).strip()
   return text.splitlines()[0] if text else type(error).__name__
@@ -185,7 +200,8 @@ def _best_metric(metrics: dict) -> float:
 
 
 class TrainCheckpoints:
-  """A training run's checkpoints: the latest (to resume) and the best by mean F1.
+  """A training run's checkpoints: the latest (to resume) and the best by mean
+  F1 on the run's selection split.
 
   Steps saved with `metrics` (after an evaluation) compete for best; the
   others only for latest. Orbax writes a step into a temporary folder and
@@ -215,6 +231,10 @@ class TrainCheckpoints:
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
+
+  def best_step(self) -> int | None:
+    """The evaluated step with the highest BEST_METRIC."""
+    return self.manager.best_step()
 
   def all_steps(self) -> list[int]:
     """The complete steps on disk, oldest first."""

@@ -1,4 +1,4 @@
-"""Evaluates a DRML checkpoint on a dataset's test split: per-AU F1 and accuracy.
+"""Evaluates a DRML checkpoint on a dataset's test split: per-AU F1, accuracy and AUC.
 
   python -m drml_jax.evaluate --workdir workdirs/quick [--which best|latest]
   python -m drml_jax.evaluate --checkpoint CKPT_DIR_OR_MODEL.pth --dataset ck_plus \\
@@ -39,7 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     "--which",
     choices=("best", "latest"),
     default="best",
-    help="which step of a training run (default: best by mean F1)",
+    help="which step of a training run (default: the best by mean F1 on "
+    "the run's selection split, validation unless --selection test)",
   )
   parser.add_argument(
     "--step", type=int, default=None, help="an exact orbax step"
@@ -160,7 +161,7 @@ def main(argv: list[str]) -> int:
     f"{normalization})"
   )
   start = time.time()
-  counts, loss = evaluate_model(
+  evaluation = evaluate_model(
     model,
     builder=builder,
     batch_size=args.batch_size,
@@ -169,16 +170,20 @@ def main(argv: list[str]) -> int:
     mean=mean,
     input_size=model_config["input_size"],
   )
-  result, text = scores.evaluation_report(counts, aus)
+  result, text = scores.evaluation_report(
+    evaluation.counts,
+    aus,
+    auc=scores.roc_auc(evaluation.probabilities, evaluation.labels),
+  )
   result.update(
     dataset=dataset,
     fold=fold,
     checkpoint=description,
-    loss=loss,
+    loss=evaluation.loss,
     num_examples=num_examples,
   )
   print(text)
-  print(f"test loss {loss:.4f}; {time.time() - start:.1f}s")
+  print(f"test loss {evaluation.loss:.4f}; {time.time() - start:.1f}s")
   workdir.write_atomic(output, scores.to_json(result))
   print(f"wrote {output}")
   return 0

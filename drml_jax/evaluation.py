@@ -1,32 +1,65 @@
 """Evaluating a DRML on a split: summed confusion counts and loss, every
-example exactly once (the last batch's padding is masked), over all devices."""
+example exactly once (the last batch's padding is masked), over all devices,
+and the per-example probabilities that AUC is computed from."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable
 
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from drml_jax import data, parallel, train_state
 from drml_jax.steps import make_eval_step
 from drml_jax.train_state import ModelState
 
 
+@dataclasses.dataclass
+class SplitResult:
+  """One evaluation of a split.
+
+  Attributes:
+    counts: (C, 4) summed confusion counts [tp, fp, tn, fn] at 0.5.
+    loss: the loss per example.
+    probabilities: (N, C) predicted probabilities of the split's examples
+      (padding left out), in no particular order.
+    labels: (N, C) their labels in {-1, 0, +1} (0: ignored).
+  """
+
+  counts: np.ndarray
+  loss: float
+  probabilities: np.ndarray
+  labels: np.ndarray
+
+
 def evaluate_split(
   eval_step, state: ModelState, batches: Iterable[dict], mesh
-) -> tuple[np.ndarray, float]:
-  """Summed (C, 4) confusion counts and summed loss over every batch."""
-  counts, loss = None, jnp.zeros(())
+) -> SplitResult:
+  """Counts, loss and probabilities over every batch of a split."""
+  counts, loss, rows = None, jnp.zeros(()), []
   for batch in batches:
     batch = parallel.shard_batch(batch, mesh)
-    batch_counts, batch_loss = eval_step(
+    batch_counts, batch_loss, probabilities = eval_step(
       state, batch["image"], batch["labels"], batch["valid"]
     )
     counts = batch_counts if counts is None else counts + batch_counts
     loss = loss + batch_loss
+    rows.append((probabilities, batch["labels"], batch["valid"]))
   counts, loss = parallel.fetch((counts, loss))
-  return counts, float(loss)
+  probabilities, labels, valid = (
+    np.concatenate(part)
+    for part in zip(
+      *(multihost_utils.process_allgather(row, tiled=True) for row in rows)
+    )
+  )
+  return SplitResult(
+    counts=counts,
+    loss=float(loss) / max(int(valid.sum()), 1),
+    probabilities=probabilities[valid],
+    labels=labels[valid],
+  )
 
 
 def evaluate_model(
@@ -39,8 +72,8 @@ def evaluate_model(
   input_size: int,
   mean: np.ndarray | None = None,
   split: str = "test",
-) -> tuple[np.ndarray, float]:
-  """Counts and mean loss of `model` on a split of a built dataset."""
+) -> SplitResult:
+  """The evaluation of `model` on a split of a built dataset."""
   mesh = parallel.make_mesh()
   parallel.check_batch_size(batch_size, "--batch-size")
   graphdefs, state = train_state.split(model)
@@ -54,10 +87,9 @@ def evaluate_model(
     mean=mean,
     input_size=input_size,
   )
-  counts, loss = evaluate_split(
+  return evaluate_split(
     make_eval_step(graphdefs.eval),
     parallel.replicate(state, mesh),
     batches.evaluation(split, batch_size),
     mesh,
   )
-  return counts, loss / builder.info.splits[split].num_examples

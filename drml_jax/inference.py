@@ -7,9 +7,9 @@ Faces go through evaluation's own preprocessing
 (`data_pipeline.pipeline.preprocess_eval`, then `data.resize_inputs` for a
 model built for another input size), then a jitted forward pass in batches
 padded to `batch_size`, so it compiles once. An AU occurs when its
-probability exceeds its threshold (0.5, the protocol's, unless the run's
-config names per-AU `thresholds`), compared as logits, as evaluation's
-metrics do.
+probability exceeds its threshold (0.5, the protocol's, unless the
+checkpoint holds per-AU thresholds tuned on a validation split), compared
+as logits, as evaluation's metrics do.
 """
 
 from __future__ import annotations
@@ -182,7 +182,11 @@ def load_predictor(
       f"{path} predicts {num_aus} AUs but --aus names {len(aus)}: "
       f"name {num_aus}"
     )
-  thresholds = _checked_thresholds(run.get("thresholds"), num_aus, workdir)
+  thresholds = _checked_thresholds(
+    checkpoints.read_thresholds(path) if os.path.isdir(path) else None,
+    num_aus,
+    path,
+  )
   return Predictor.of(
     model,
     aus,

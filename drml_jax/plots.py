@@ -32,13 +32,14 @@ def _save(figure, path: str) -> None:
 
 
 def _loss_plot(records: list[dict], path: str) -> None:
-  """Training loss by step and test loss after each epoch."""
+  """Training loss by step and the evaluated split's loss after each epoch."""
   figure, axes = plt.subplots(figsize=(7, 4))
   for kind, style in (("train", "-"), ("eval", "o-")):
     points = [(r["step"], r["loss"]) for r in records if r["kind"] == kind]
     if points:
+      split = next(r for r in records if r["kind"] == kind).get("split", "test")
       axes.plot(
-        *zip(*points), style, label=f"{'test' if kind == 'eval' else kind} loss"
+        *zip(*points), style, label=f"{split if kind == 'eval' else kind} loss"
       )
   axes.set_xlabel("step")
   axes.set_ylabel("loss (summed over AUs)")
@@ -48,7 +49,8 @@ def _loss_plot(records: list[dict], path: str) -> None:
 
 
 def _f1_plot(records: list[dict], path: str) -> None:
-  """Test F1 per AU, their mean and the constant predictor's, by epoch."""
+  """F1 per AU on the evaluated split (validation, or test with --selection
+  test), their mean and the constant predictor's, by epoch."""
   evals = [r for r in records if r["kind"] == "eval"]
   figure, axes = plt.subplots(figsize=(8, 5))
   if evals:
@@ -68,7 +70,7 @@ def _f1_plot(records: list[dict], path: str) -> None:
     )
   axes.set_xlabel("epoch")
   axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-  axes.set_ylabel("test F1")
+  axes.set_ylabel(f"{evals[0].get('split', 'test') if evals else 'test'} F1")
   axes.set_ylim(0, 1)
   axes.legend(
     ncol=2, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1)

@@ -58,13 +58,16 @@ def make_train_step(
 def make_eval_step(
   graphdef: nnx.GraphDef, loss_fn: Callable = multilabel_sigmoid_cross_entropy
 ) -> Callable:
-  """step(model_state, images, labels, valid) -> (counts (C,4), summed loss)."""
+  """step(model_state, images, labels, valid) -> (counts (C,4), summed loss,
+  probabilities (B,C)); the probabilities feed the host-side AUC."""
 
   def step(state: ModelState, images, labels, valid):
     logits = merge(graphdef, state)(images)
     labels = labels * valid[:, None].astype(labels.dtype)
-    return confusion_counts(logits, labels, valid), loss_fn(
-      logits, labels
-    ) * images.shape[0]
+    return (
+      confusion_counts(logits, labels, valid),
+      loss_fn(logits, labels) * images.shape[0],
+      jax.nn.sigmoid(logits.astype(jax.numpy.float32)),
+    )
 
   return jax.jit(step)

@@ -7,6 +7,7 @@ Examples:
   python -m drml_jax.train --config seed --manual-dir /data/DISFA+
   python -m drml_jax.train --config seed --no-region-layer --workdir workdirs/ablation
   python -m drml_jax.train --config seed --dataset bp4d --fold 1 --manual-dir /data/bp4d_lists
+  python -m drml_jax.train --config seed --dataset bp4d --fold all --manual-dir /data/bp4d_lists
 
 Rerunning a command resumes its work directory. --help lists the fields with
 the chosen config's values; drml_jax/configs/seed.py says what each means.
@@ -40,6 +41,8 @@ def main(argv: list[str]) -> int:
   if jax.process_index() != 0:
     cli.setup_logging(verbose=False)
   try:
+    if config.data.fold == configs.FOLD_ALL:
+      return 1 if training.train_folds(config)["failed"] else 0
     training.train(config)
   except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
     cli.fail(training.interrupted_message(config.workdir))

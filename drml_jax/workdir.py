@@ -1,12 +1,16 @@
 """The files of a training work directory, and atomic writes.
 
   <workdir>/config.json       the resolved config
-  <workdir>/checkpoints/      orbax: the latest step (resume) and the best by mean F1
+  <workdir>/checkpoints/      orbax: the latest step (resume) and the best by
+                              the selection split's mean F1
   <workdir>/metrics.jsonl     one record per log interval and per evaluation
   <workdir>/tensorboard/      the same records as TensorBoard scalars
   <workdir>/results.md        the per-AU tables at the end
   <workdir>/loss.png, f1_per_au.png   drml_jax.plots
   <workdir>/.lock             held by the one process writing the directory
+
+With --fold all, <workdir>/fold<k>/ holds each fold's run as above and
+<workdir>/folds.md the per-fold tables with their mean and standard deviation.
 
 Every file is written whole (a temporary file, then a rename) or appended
 line by line, so a killed run never leaves one half written.
@@ -27,6 +31,12 @@ METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 RESULTS_FILE = "results.md"
 LOCK_FILE = ".lock"
+FOLDS_FILE = "folds.md"
+
+
+def fold_dir(workdir: str, fold: int) -> str:
+  """The work directory of one fold of a --fold all run."""
+  return os.path.join(workdir, f"fold{fold}")
 
 
 class LockedError(RuntimeError):
@@ -127,7 +137,8 @@ class MetricsLog:
   """Appends records {"kind", "step", ...} to metrics.jsonl and TensorBoard.
 
   Opening it for a run resumed at `resume_step` drops the records of later
-  steps, which an interrupted run wrote after its last checkpoint.
+  steps, which an interrupted run wrote after its last checkpoint, and the
+  "test" records of a run's end, which the resumed run writes again.
   """
 
   def __init__(self, workdir: str, *, resume_step: int = 0):
@@ -135,7 +146,9 @@ class MetricsLog:
 
     self.path = os.path.join(workdir, METRICS_FILE)
     self.records = [
-      r for r in read_records(workdir) if r["step"] <= resume_step
+      r
+      for r in read_records(workdir)
+      if r["step"] <= resume_step and r["kind"] != "test"
     ]
     write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
     self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))

@@ -7,21 +7,27 @@ import torch.nn.functional as F
 
 
 def multilabel_sigmoid_cross_entropy(
-  logits: torch.Tensor, labels: torch.Tensor
+  logits: torch.Tensor,
+  labels: torch.Tensor,
+  pos_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
   """Sum over AUs of the sigmoid cross-entropy, averaged over the batch.
 
   Labels are in {-1, 0, +1}; 0 entries are ignored but still count in the
-  batch size N. Log-sigmoid keeps it exact for any finite logit.
+  batch size N. `pos_weight` (C,) multiplies each AU's positive terms.
+  Log-sigmoid keeps it exact for any finite logit.
   """
   if logits.shape != labels.shape:
     raise ValueError(
       f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} differ"
     )
   zero = logits.new_zeros(())
+  positive = F.logsigmoid(logits)
+  if pos_weight is not None:
+    positive = positive * pos_weight.to(logits.dtype)
   log_likelihood = torch.where(
     labels > 0,
-    F.logsigmoid(logits),
+    positive,
     torch.where(labels < 0, F.logsigmoid(-logits), zero),
   )
   return -log_likelihood.sum() / logits.shape[0]

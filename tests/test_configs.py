@@ -65,12 +65,23 @@ def test_overrides_reach_every_kind_of_field():
       "--step-size 0: expected positive",
     ),
     (["--eval-batch-size", "0"], "--eval-batch-size 0: expected positive"),
+    (["--fold", "all"], "--fold all: synthetic has no folds; use it with bp4d"),
+    (
+      ["--selection", "test", "--val-subjects", "SN001"],
+      "--val-subjects SN001: expected empty with --selection test",
+    ),
+    (["--pos-weight", "rates"], "--pos-weight 'rates': expected one of none"),
   ],
 )
 def test_bad_command_lines_fail_in_one_line(argv, message, capsys):
   assert train.main(argv) == 2
   err = capsys.readouterr().err
   assert message in err and err.count("\n") == 1
+
+
+def test_fold_all_is_every_fold_of_a_dataset_with_folds():
+  config = configs.from_args(["--dataset", "bp4d", "--fold", "all"])
+  assert config.data.fold == configs.FOLD_ALL
 
 
 def test_fields_resolve_by_name_or_dotted_path():

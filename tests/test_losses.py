@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from drml_jax.losses import multilabel_sigmoid_cross_entropy
+from drml_jax.losses import multilabel_sigmoid_cross_entropy, positive_weights
 
 
 def _numpy_loss(logits, labels):
@@ -55,3 +55,37 @@ def test_loss_never_overflows():
     logits, jnp.array([[-1, 1]], jnp.int8)
   )
   assert float(loss) == pytest.approx(400.0)
+
+
+def test_positive_weights_are_negatives_over_positives():
+  # AU1 1 positive of 4 labelled; AU2 none positive; AU3 all positive.
+  weights = positive_weights([1, 0, 3], [4, 2, 3])
+  np.testing.assert_allclose(weights, [3.0, 1.0, 1.0])
+
+
+def test_weighted_loss_matches_numpy_and_the_torch_reference_in_float64():
+  torch = pytest.importorskip("torch")
+  from reference_torch.losses import (  # pylint: disable=import-outside-toplevel
+    multilabel_sigmoid_cross_entropy as torch_loss,
+  )
+
+  weights = np.array([3.0, 0.5, 2.0, 1.5])
+  logits = LOGITS.astype(np.float64)
+  p = 1 / (1 + np.exp(-logits))
+  expected = -(
+    np.where(LABELS > 0, weights * np.log(p), 0)
+    + np.where(LABELS < 0, np.log(1 - p), 0)
+  ).sum() / len(logits)
+  with jax.enable_x64(True):
+    ours = float(
+      multilabel_sigmoid_cross_entropy(
+        jnp.asarray(logits), jnp.asarray(LABELS), jnp.asarray(weights)
+      )
+    )
+  theirs = torch_loss(
+    torch.from_numpy(logits),
+    torch.from_numpy(LABELS.astype(np.int64)),
+    torch.from_numpy(weights),
+  ).item()
+  assert abs(ours - theirs) <= 1e-10 and abs(ours - expected) <= 1e-10
+  assert ours != pytest.approx(_numpy_loss(logits, LABELS))

@@ -246,3 +246,46 @@ def test_unknown_split_lists_the_splits(builder):
     " split 'validation'; valid: train, test",
   ):
     batches(builder, "validation")
+
+
+def test_label_counts_count_positives_and_labelled_examples(builder):
+  positives, labelled = pipeline.label_counts(builder, "train")
+  np.testing.assert_array_equal(positives, [NUM_TRAIN, 0, 0])
+  np.testing.assert_array_equal(labelled, [NUM_TRAIN, NUM_TRAIN, 0])
+
+
+def test_validation_subjects_never_reach_training_batches(builder):
+  train, val = pipeline.validation_split(builder)
+  assert (train.subjects, val.subjects) == (("S0",), ("S1",))
+  assert pipeline.num_examples(builder, train) == NUM_TRAIN // 2
+  seen = []
+  for index in range(2):
+    for batch in batches(
+      builder,
+      train,
+      train=True,
+      batch_size=1,
+      process_index=index,
+      process_count=2,
+    ):
+      seen += numbers(batch)
+  # Two epochs of each process's 3 examples, all of subject S0 (even).
+  assert sorted(seen) == sorted(2 * list(range(0, NUM_TRAIN, 2)))
+  evaluated = []
+  for index in range(2):
+    for batch in batches(
+      builder, val, batch_size=2, process_index=index, process_count=2
+    ):
+      evaluated += numbers(batch)
+  assert sorted(evaluated) == list(range(1, NUM_TRAIN, 2))
+  positives, labelled = pipeline.label_counts(builder, train)
+  np.testing.assert_array_equal(labelled, [6, 6, 0])
+
+
+@pytest.mark.parametrize(
+  "names, message",
+  [("S7", "'S7' is not a subject"), ("S0,S1", "leaves no training subject")],
+)
+def test_bad_validation_subjects_fail_in_one_line(builder, names, message):
+  with pytest.raises(ValueError, match=message):
+    pipeline.validation_split(builder, names)

@@ -127,12 +127,15 @@ def test_non_finite_loss_stops_and_names_the_last_usable_checkpoint(
   err = capsys.readouterr().err
   assert "stopped without saving" in err and err.count("\n") == 1
   failed_step = int(re.search(r" at step (\d+)", err).group(1))
-  usable = int(
-    re.search(r"step (\d+) in \S+ is the last usable checkpoint", err).group(1)
-  )
   # A loss at step s is computed with the parameters saved as step s - 1.
-  assert usable <= failed_step - (2 if "the loss is" in err else 1)
-  assert usable in support.checkpoint_steps(tmp_path / "run")
+  newest_usable = failed_step - (2 if "the loss is" in err else 1)
+  saved = support.checkpoint_steps(tmp_path / "run")
+  usable = [step for step in saved if step <= newest_usable]
+  named = re.search(r"step (\d+) in \S+ is the last usable checkpoint", err)
+  if usable:
+    assert named and int(named.group(1)) == usable[-1], err
+  else:  # lr 1e6 diverges at step 2: nothing saved is usable, and it says so
+    assert not named and "no usable checkpoint was written" in err, err
 
 
 def test_a_second_run_into_the_same_workdir_is_refused(tmp_path, capsys):
@@ -202,3 +205,126 @@ def test_a_full_disk_is_one_line_naming_what_is_kept(
   assert err.count("\n") == 1, err
   assert "failed: no space left on the device" in err
   assert "no checkpoint of" in err and "was completed" in err
+
+
+def test_results_name_how_a_run_differs_from_the_published_protocol():
+  from drml_jax import configs  # pylint: disable=import-outside-toplevel
+
+  seed = configs.load("seed")
+  assert training._seed_differences(seed) == ["--selection"]  # pylint: disable=protected-access
+  seed.selection = "test"
+  assert training._seed_differences(seed) == []  # pylint: disable=protected-access
+  quick = training._seed_differences(configs.load("quick"))  # pylint: disable=protected-access
+  assert "--learning-rate" in quick and "--num-epochs" in quick
+
+
+def _three_fold_tree(root):
+  """BP4D in the list-file layout: four subjects of two faces; fold k tests
+  subject k and trains on the three others."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  subjects = ("F001", "F002", "M003", "M004")
+  faces = {s: [f"{s}/{i}.png" for i in range(2)] for s in subjects}
+  labels = {
+    face: " ".join(map(str, rng.integers(0, 2, 12)))
+    for names in faces.values()
+    for face in names
+  }
+  for face in labels:
+    (root / "img" / face).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (200, 200, 3), np.uint8)).save(
+      root / "img" / face
+    )
+  (root / "list").mkdir()
+  for fold in (1, 2, 3):
+    test = faces[subjects[fold - 1]]
+    train = [f for s in subjects if s != subjects[fold - 1] for f in faces[s]]
+    for split, names in (("train", train), ("test", test)):
+      (root / "list" / f"BP4D_{split}_img_path_fold{fold}.txt").write_text(
+        "".join(f"{n}\n" for n in names)
+      )
+      (root / "list" / f"BP4D_{split}_label_fold{fold}.txt").write_text(
+        "".join(f"{labels[n]}\n" for n in names)
+      )
+  return root
+
+
+@pytest.mark.slow
+def test_fold_all_reports_each_fold_their_mean_and_resumes_fold_by_fold(
+  tmp_path_factory, tmp_path
+):
+  base = support.base_dir(tmp_path_factory)
+  base.mkdir(exist_ok=True)
+  tree = _three_fold_tree(tmp_path / "bp4d")
+  work = tmp_path / "folds"
+  args = [
+    "--dataset",
+    "bp4d",
+    "--fold",
+    "all",
+    "--manual-dir",
+    str(tree),
+    "--data-dir",
+    str(tmp_path / "tfds"),
+    "--input-size",
+    "66",
+    "--init",
+    "he",
+    "--batch-size",
+    "2",
+    "--eval-batch-size",
+    "2",
+    "--num-epochs",
+    "1",
+    "--checkpoint-every-steps",
+    "0",
+    "--no-progress",
+    "--workdir",
+    str(work),
+  ]
+  support.run(args, support.env(base))
+  text = (work / "folds.md").read_text()
+  reported = {}
+  for fold in (1, 2, 3):
+    assert f"## Fold {fold}: validation-best model" in text
+    (best,) = [
+      r
+      for r in support.records(work / f"fold{fold}", "test")
+      if r["checkpoint"] == "best"
+    ]
+    reported[fold] = best
+    # The last training subject is held out to choose the reported epoch.
+    results = (work / f"fold{fold}" / "results.md").read_text()
+    assert "held-out training subjects M004;" in results
+  f1_row = next(line for line in text.splitlines() if line.startswith("| F1 |"))
+  means = [r["mean_f1"] for r in reported.values()]
+  assert f1_row.endswith(
+    f"| {100 * np.mean(means):.2f} ± {100 * np.std(means, ddof=1):.2f} |"
+  )
+  # Thresholds tuned on the validation split travel with the checkpoint.
+  from drml_jax import inference  # pylint: disable=import-outside-toplevel
+
+  predictor = inference.load_predictor(workdir=str(work / "fold1"))
+  assert predictor.thresholds.tolist() == pytest.approx(
+    list(reported[1]["tuned"]["thresholds"].values())
+  )
+
+  # An interruption in fold 2: its results are gone, fold 3 never ran.
+  fold1 = sorted(
+    (p, p.stat().st_mtime_ns)
+    for p in (work / "fold1").rglob("*")
+    if p.is_file()
+  )
+  (work / "fold2" / "results.md").unlink()
+  shutil.rmtree(work / "fold3")
+  again = support.run(args, support.env(base))
+  assert "fold 1: finished" in again.stderr + again.stdout
+  assert fold1 == sorted(
+    (p, p.stat().st_mtime_ns)
+    for p in (work / "fold1").rglob("*")
+    if p.is_file()
+  )
+  assert (work / "fold2" / "results.md").exists()
+  assert (work / "fold3" / "results.md").exists()
+  assert (work / "folds.md").read_text().count("## Fold") == 3

@@ -48,6 +48,10 @@ def tiny_args(workdir, data_dir, *extra: str) -> list[str]:
     "--checkpoint-every-steps",
     "1",
     "--no-progress",
+    # All training subjects and the test split every epoch: the tiny set has
+    # two training subjects, and these runs test the loop, not selection.
+    "--selection",
+    "test",
     "--workdir",
     str(workdir),
     *extra,

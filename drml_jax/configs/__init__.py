@@ -21,11 +21,13 @@ import os
 import ml_collections
 
 from data_pipeline import pipeline, registry
-from drml_jax import model, optim, region
+from drml_jax import losses, model, optim, region
 from drml_jax.configs import seed
 from drml_jax.convs import CONV_IMPLS
 
 PRESETS = ("quick", "seed", "paper")
+FOLD_ALL = -1  # --fold all: every fold of the dataset (training.train_folds)
+SELECTIONS = ("val", "test")  # config.selection (drml_jax/configs/seed.py)
 DEFAULT_PRESET = "quick"
 CHOICES = {
   "data.dataset": registry.names(trainable=True),
@@ -36,6 +38,8 @@ CHOICES = {
   "kernels.conv": CONV_IMPLS,
   "kernels.region_conv": region.REGION_CONV_IMPLS,
   "optim.schedule": optim.SCHEDULES,
+  "loss.pos_weight": losses.POS_WEIGHTS,
+  "selection": SELECTIONS,
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -83,7 +87,8 @@ def paths(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
   return result
 
 
-def _get(config, path: str):
+def get(config, path: str):
+  """The value of the field at dotted `path`."""
   for part in path.split("."):
     config = config[part]
   return config
@@ -111,6 +116,8 @@ def resolve(config: ml_collections.ConfigDict, name: str) -> str | None:
 
 
 def _parse_value(path: str, current, text: str):
+  if path == "data.fold" and text == "all":
+    return FOLD_ALL
   try:
     if isinstance(current, bool):
       if text.lower() in _TRUE + _FALSE:
@@ -152,7 +159,7 @@ def apply_overrides(config: ml_collections.ConfigDict, args: list[str]) -> None:
       path = resolve(config, name[3:])
     if path is None:
       raise ConfigError(f"unknown option --{name}: --help lists the fields")
-    current = _get(config, path)
+    current = get(config, path)
     if isinstance(current, bool) and not has_value:
       _set(config, path, not negated)
       i += 1
@@ -217,6 +224,11 @@ def _checks(config) -> list[tuple[str, bool, str]]:
       "0 or positive",
     ),
     ("data.data_shards", config.data.data_shards >= 0, "0 or positive"),
+    (
+      "data.val_subjects",
+      not config.data.val_subjects or config.selection == "val",
+      "empty with --selection test, which holds no subject out",
+    ),
   ]
 
 
@@ -229,16 +241,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "drml_jax.configs.seed.get_config()"
     )
   for path, valid in CHOICES.items():
-    if _get(config, path) not in valid:
+    if get(config, path) not in valid:
       raise ConfigError(
-        f"{_flag(path)} {_get(config, path)!r}: "
+        f"{_flag(path)} {get(config, path)!r}: "
         f"expected one of {', '.join(valid)}"
       )
   for path, holds, expected in _checks(config):
     if not holds:
       raise ConfigError(
-        f"{_flag(path)} {_format(_get(config, path))}: expected {expected}"
+        f"{_flag(path)} {_format(get(config, path))}: expected {expected}"
       )
+  if config.data.fold == FOLD_ALL:
+    if not registry.DATASETS[config.data.dataset].folds:
+      raise ConfigError(
+        f"--fold all: {config.data.dataset} has no folds; use it with "
+        + ", ".join(n for n, d in registry.DATASETS.items() if d.folds)
+      )
+    return
   try:
     registry.check(config.data.dataset, config.data.fold)
   except ValueError as error:
@@ -277,7 +296,7 @@ def from_args(argv: list[str]) -> ml_collections.ConfigDict:
 
 def describe(config: ml_collections.ConfigDict) -> str:
   """One `--field value  (path)` line per field, for --help."""
-  rows = [(_flag(p), _format(_get(config, p)), p) for p in paths(config)]
+  rows = [(_flag(p), _format(get(config, p)), p) for p in paths(config)]
   width = max(len(flag) for flag, _, _ in rows) + 2
   value_width = max(len(value) for _, value, _ in rows) + 2
   return "\n".join(

@@ -38,7 +38,8 @@ def get_config():
   config.data = ml_collections.ConfigDict()
   config.data.dataset = "disfa_plus"  # a name of data_pipeline.registry
   config.data.fold = (
-    0  # the dataset's fold, for those that have folds (bp4d, disfa: 1..3)
+    0  # the dataset's fold, for those that have folds (bp4d, disfa: 1..3);
+    # --fold all (-1): each fold in <workdir>/fold<k>, then folds.md
   )
   config.data.dataset_config = ""  # builder config; "" is the builder's default
   config.data.data_dir = (
@@ -55,6 +56,10 @@ def get_config():
   )
   config.data.cache = False  # keep the decoded images in memory after epoch 1
   config.data.data_shards = 0  # parts the data is read in; 0: one per process
+  config.data.val_subjects = (
+    ""  # held-out training subjects (comma list) for --selection val; "":
+    # the last 15% of them (data_pipeline.pipeline.VAL_FRACTION)
+  )
 
   # The network: drml_jax.model.DRML's keyword arguments (num_aus comes from
   # the dataset). A checkpoint stores exactly these.
@@ -74,6 +79,15 @@ def get_config():
     "auto"  # auto | lax | matmul: the region 3x3 convs
   )
 
+  # The training loss (drml_jax/losses.py); the evaluation loss is never
+  # weighted.
+  config.loss = ml_collections.ConfigDict()
+  config.loss.pos_weight = (
+    "none"  # none | train_rates: weigh each AU's positives by its negatives /
+    # positives in the training split, for rare AUs; neither the seed nor
+    # the paper does
+  )
+
   # SGD as torch.optim.SGD computes it: drml_jax.optim.make_optimizer's arguments.
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 0.001
@@ -87,6 +101,11 @@ def get_config():
   config.optim.caffe_bias_rule = False  # biases: 2x learning rate, no decay
 
   # Loop.
+  # How "best" is chosen: val (the validation subjects' mean F1 each epoch;
+  # the test split scores the final and the validation-best models) or test
+  # (the seed's practice: all training subjects, the test split each epoch,
+  # best on it - chosen on the data it is scored on).
+  config.selection = "val"
   config.batch_size = 64  # global, over all devices and hosts
   config.eval_batch_size = 64
   config.num_epochs = 20
