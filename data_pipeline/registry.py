@@ -26,9 +26,8 @@ from data_pipeline.sources.base import DataError
 from data_pipeline.tf_cpu import tfds
 
 FOLDS = (1, 2, 3)  # BP4D's and DISFA's subject-exclusive folds
-SOURCE_FILE = (
-  "source.json"  # beside a built dataset's records: what it was built from
-)
+# Beside a built dataset's records: what it was built from.
+SOURCE_FILE = "source.json"
 _HASHED_SUFFIXES = (".txt", ".csv")  # label and list files: their bytes count
 
 

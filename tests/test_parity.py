@@ -45,9 +45,8 @@ TOLERANCE = {
   "float64": {"forward": 1e-10, "grad": 1e-10, "sgd": 1e-10},
 }
 NUM_AUS = 5
-SMALL_INPUT = (
-  82  # 9x9 region patches and a 5x5x16 final map: flatten order still matters
-)
+# 9x9 region patches and a 5x5x16 final map: flatten order still matters.
+SMALL_INPUT = 82
 LEARNING_RATE, WEIGHT_DECAY = 0.01, 0.005
 
 

@@ -37,29 +37,20 @@ def get_config():
   # What is read, and how it becomes a batch (data_pipeline).
   config.data = ml_collections.ConfigDict()
   config.data.dataset = "disfa_plus"  # a name of data_pipeline.registry
-  config.data.fold = (
-    0  # the dataset's fold, for those that have folds (bp4d, disfa: 1..3);
-    # --fold all (-1): each fold in <workdir>/fold<k>, then folds.md
-  )
+  # The fold, for datasets that have folds (bp4d, disfa: 1..3); --fold all
+  # (-1) runs each fold in <workdir>/fold<k>, then writes folds.md.
+  config.data.fold = 0
   config.data.dataset_config = ""  # builder config; "" is the builder's default
-  config.data.data_dir = (
-    ""  # TFDS folder; "" is $DRML_DATA_DIR or ~/.cache/drml
-  )
-  config.data.manual_dir = (
-    ""  # a licensed dataset's folder, read once to build it
-  )
-  config.data.mode = (
-    "resize"  # resize | crop (random crop + mirror when training)
-  )
-  config.data.normalization = (
-    "rgb"  # rgb (RGB / 255) | bgr_mean (BGR minus mean)
-  )
+  config.data.data_dir = ""  # TFDS folder; "": $DRML_DATA_DIR or ~/.cache/drml
+  config.data.manual_dir = ""  # a licensed dataset's folder, read to build it
+  # resize | crop (random crop + mirror when training).
+  config.data.mode = "resize"
+  config.data.normalization = "rgb"  # rgb (RGB / 255) | bgr_mean (BGR - mean)
   config.data.cache = False  # keep the decoded images in memory after epoch 1
   config.data.data_shards = 0  # parts the data is read in; 0: one per process
-  config.data.val_subjects = (
-    ""  # held-out training subjects (comma list) for --selection val; "":
-    # the last 15% of them (data_pipeline.pipeline.VAL_FRACTION)
-  )
+  # Training subjects held out for --selection val (comma list); "": the
+  # last 15% of them (data_pipeline.pipeline.VAL_FRACTION).
+  config.data.val_subjects = ""
 
   # The network: drml_jax.model.DRML's keyword arguments (num_aus comes from
   # the dataset). A checkpoint stores exactly these.
@@ -75,28 +66,23 @@ def get_config():
   # checkpoint; see drml_jax/convs.py and drml_jax/region.py).
   config.kernels = ml_collections.ConfigDict()
   config.kernels.conv = "auto"  # auto | lax | chunked | fft: the dense convs
-  config.kernels.region_conv = (
-    "auto"  # auto | lax | matmul: the region 3x3 convs
-  )
+  config.kernels.region_conv = "auto"  # auto | lax | matmul: region 3x3 convs
 
   # The training loss (drml_jax/losses.py); the evaluation loss is never
   # weighted.
   config.loss = ml_collections.ConfigDict()
-  config.loss.pos_weight = (
-    "none"  # none | train_rates: weigh each AU's positives by its negatives /
-    # positives in the training split, for rare AUs; neither the seed nor
-    # the paper does
-  )
+  # none | train_rates: weigh each AU's positives by its negatives /
+  # positives in the training split, for rare AUs; neither the seed nor the
+  # paper does.
+  config.loss.pos_weight = "none"
 
-  # SGD as torch.optim.SGD computes it: drml_jax.optim.make_optimizer's arguments.
+  # SGD as torch.optim.SGD computes it: make_optimizer's arguments.
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 0.001
   config.optim.momentum = 0.9
   config.optim.weight_decay = 0.005
   config.optim.schedule = "constant"  # constant | step
-  config.optim.step_size = (
-    0  # steps between learning-rate drops (schedule=step)
-  )
+  config.optim.step_size = 0  # steps between drops (schedule=step)
   config.optim.gamma = 0.1  # the drop factor (schedule=step)
   config.optim.caffe_bias_rule = False  # biases: 2x learning rate, no decay
 
