@@ -50,6 +50,10 @@ def lock(workdir: str):
   An advisory `flock` on LOCK_FILE: the kernel releases it when the holder
   exits, however it dies, so a killed run never leaves it stuck.
   """
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise NotADirectoryError(
+      f"--workdir {workdir} is a file, not a folder: pass a folder"
+    )
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOCK_FILE)
   with open(path, "a+") as f:

@@ -1,6 +1,8 @@
 """Evaluation of a work directory, an orbax checkpoint and a PyTorch checkpoint."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -90,3 +92,25 @@ def test_bad_inputs_fail_in_one_line(tmp_path_factory, tmp_path, capsys):
     assert evaluate.main(argv) == 2, argv
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_a_command_prints_only_what_is_about_the_run(tmp_path):
+  # No TensorFlow start-up lines, no orbax warnings: one line for one error.
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "drml_jax.evaluate",
+      "--checkpoint",
+      str(tmp_path / "missing"),
+      "--dataset",
+      "synthetic",
+    ],
+    capture_output=True,
+    text=True,
+    check=False,
+    cwd=support.ROOT,
+  )
+  assert result.returncode == 2 and result.stdout == ""
+  assert result.stderr.startswith("error: no checkpoint at "), result.stderr
+  assert result.stderr.count("\n") == 1, result.stderr

@@ -190,7 +190,9 @@ def small_disk(tmp_path):
   if result.returncode:
     pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
   yield mount
-  subprocess.run(["umount", str(mount)], check=False)
+  subprocess.run(
+    ["umount", "--lazy", str(mount)], check=False
+  )  # files may still be open
 
 
 @pytest.mark.slow
@@ -328,3 +330,10 @@ def test_fold_all_reports_each_fold_their_mean_and_resumes_fold_by_fold(
   assert (work / "fold2" / "results.md").exists()
   assert (work / "fold3" / "results.md").exists()
   assert (work / "folds.md").read_text().count("## Fold") == 3
+
+
+def test_a_workdir_that_is_a_file_is_one_line(tmp_path, capsys):
+  (tmp_path / "run").write_text("not a folder")
+  assert train.main(["--workdir", str(tmp_path / "run")]) == 2
+  err = capsys.readouterr().err
+  assert "is a file, not a folder" in err and err.count("\n") == 1
