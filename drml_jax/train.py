@@ -21,7 +21,7 @@ import sys
 
 import jax
 
-from drml_jax import cli, configs, parallel, training, workdir
+from drml_jax import cli, configs, folds, parallel, training, workdir
 
 
 @cli.command
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     cli.setup_logging(verbose=False)
   try:
     if config.data.fold == configs.FOLD_ALL:
-      return 1 if training.train_folds(config)["failed"] else 0
+      return 1 if folds.train_folds(config)["failed"] else 0
     training.train(config)
   except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
     cli.fail(training.interrupted_message(config.workdir))

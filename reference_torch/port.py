@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import nn
 
 from reference_torch.model import DRML, RegionLayer
 

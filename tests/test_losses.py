@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from drml_jax.losses import multilabel_sigmoid_cross_entropy, positive_weights
+from tests.au_arrays import LABELS, LOGITS
 
 
 def _numpy_loss(logits, labels):
@@ -16,20 +17,6 @@ def _numpy_loss(logits, labels):
     labels < 0, np.log(1 - p), 0
   )
   return -terms.sum() / logits.shape[0]
-
-
-LABELS = np.array(
-  [[1, -1, 0, -1], [-1, 1, 0, -1], [1, 1, 0, -1], [-1, -1, 0, -1]], np.int8
-)
-LOGITS = np.array(
-  [
-    [2.0, -1.0, 3.0, -2.0],
-    [0.5, 1.5, -3.0, -0.5],
-    [-0.7, 2.5, 1.0, -1.5],
-    [-1.2, 0.3, 0.2, -0.1],
-  ],
-  np.float32,
-)
 
 
 def test_loss_against_numpy_with_an_all_ignored_au():

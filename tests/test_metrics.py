@@ -6,19 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from drml_jax.metrics import confusion_counts
-
-LABELS = np.array(
-  [[1, -1, 0, -1], [-1, 1, 0, -1], [1, 1, 0, -1], [-1, -1, 0, -1]], np.int8
-)
-LOGITS = np.array(
-  [
-    [2.0, -1.0, 3.0, -2.0],
-    [0.5, 1.5, -3.0, -0.5],
-    [-0.7, 2.5, 1.0, -1.5],
-    [-1.2, 0.3, 0.2, -0.1],
-  ],
-  np.float32,
-)
+from tests.au_arrays import LABELS, LOGITS
 
 
 def _numpy_counts(logits, labels, valid):

@@ -29,7 +29,7 @@ import pytest
 import torch
 from flax import nnx
 
-from drml_jax.interchange import load_torch_state_dict, to_torch_state_dict
+from drml_jax.interchange import to_torch_state_dict
 from drml_jax.losses import multilabel_sigmoid_cross_entropy
 from drml_jax.model import DRML
 from drml_jax.optim import make_optimizer

@@ -26,7 +26,7 @@ from drml_jax.configs import seed
 from drml_jax.convs import CONV_IMPLS
 
 PRESETS = ("quick", "seed", "paper")
-FOLD_ALL = -1  # --fold all: every fold of the dataset (training.train_folds)
+FOLD_ALL = -1  # --fold all: every fold of the dataset (folds.train_folds)
 SELECTIONS = ("val", "test")  # config.selection (drml_jax/configs/seed.py)
 DEFAULT_PRESET = "quick"
 CHOICES = {
