@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-from drml_jax import train_state
+from drml_jax import errors, train_state
 from drml_jax.model import DRML
 from drml_jax.train_state import ModelState, TrainState
 
@@ -114,7 +114,7 @@ def restore_model(
     except Exception as error:  # pylint: disable=broad-except
       raise CheckpointError(
         f"{directory} is not a readable orbax DRML checkpoint "
-        f"(step {step}: {_first_line(error)})"
+        f"(step {step}: {errors.first_line(error)})"
       ) from None
   model = train_state.merge(
     graphdefs.eval, ModelState(restored["params"], restored["batch_stats"])
@@ -135,11 +135,6 @@ def read_thresholds(directory, *, best: bool = True) -> list | None:
       step, args=ocp.args.Composite(**{RUN_ITEM: ocp.args.JsonRestore()})
     )[RUN_ITEM]
   return run.get("thresholds")
-
-
-def _first_line(error: Exception) -> str:
-  text = str(error).strip()
-  return text.splitlines()[0] if text else type(error).__name__
 
 
 def _read_only_options() -> ocp.CheckpointManagerOptions:
@@ -184,11 +179,10 @@ logging.getLogger("absl").addFilter(_quiet_orbax)
 
 
 def _save_failure(directory: str, error: Exception) -> CheckpointError:
-  text = str(error)
   reason = (
     "no space left on the device"
-    if "No space left" in text
-    else (text.strip() or type(error).__name__).splitlines()[0][:200]
+    if "No space left" in str(error)
+    else errors.first_line(error, limit=200)
   )
   return CheckpointError(
     f"writing a checkpoint into {directory} failed: {reason}"

@@ -16,16 +16,12 @@ from typing import Callable
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from drml_jax import errors
+
 # Errors that a user's input or environment causes: reported in one line.
 USER_ERRORS = (ValueError, OSError)
 USER_ERROR_EXIT = 2
 LOGGERS = ("drml_jax", "data_pipeline")
-
-
-def first_line(error: BaseException) -> str:
-  """The first line of an error's message, or its type when it has none."""
-  text = str(error).strip()
-  return text.splitlines()[0] if text else type(error).__name__
 
 
 def fail(message: str, exit_code: int = USER_ERROR_EXIT) -> int:
@@ -76,7 +72,7 @@ def command(
       with logging_redirect_tqdm([logging.getLogger(name) for name in LOGGERS]):
         return main(sys.argv[1:] if argv is None else list(argv))
     except USER_ERRORS as error:
-      return fail(first_line(error))
+      return fail(errors.first_line(error))
     except SystemExit as stop:  # argparse: --help, or its one-line error
       return stop.code if isinstance(stop.code, int) else 0
 

@@ -14,7 +14,7 @@ import os
 import jax
 
 from data_pipeline import registry
-from drml_jax import scores, workdir
+from drml_jax import errors, scores, workdir
 from drml_jax.training import Interrupted, train
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def train_folds(config) -> dict:
       except Interrupted:
         raise
       except Exception as error:  # pylint: disable=broad-except
-        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        reason = errors.first_line(error)
         logger.error("fold %d failed: %s", fold, reason)
         failed[fold] = reason
         continue

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from flax import nnx
 
+from drml_jax import errors
 from drml_jax.checkpoint import build_model
 from drml_jax.model import DRML
 from reference_torch import checkpoint as torch_checkpoint
@@ -245,11 +246,7 @@ def read_torch_checkpoint(path, **kernels) -> tuple[DRML, dict]:
     elif isinstance(error, EOFError):
       reason = "the file is empty or cut short"
     else:
-      reason = (
-        str(error).strip().splitlines()[0]
-        if str(error).strip()
-        else type(error).__name__
-      )
+      reason = errors.first_line(error)
     raise InterchangeError(
       f"{path} is not a readable PyTorch checkpoint ({reason}): "
       "pass a DRML state_dict saved with torch.save"

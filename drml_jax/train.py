@@ -21,7 +21,7 @@ import sys
 
 import jax
 
-from drml_jax import cli, configs, folds, parallel, training, workdir
+from drml_jax import cli, configs, errors, folds, parallel, training, workdir
 
 
 @cli.command
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
       128 + stopped.signum,
     )
   except (training.TrainingError, workdir.LockedError) as error:
-    return cli.fail(cli.first_line(error), 1)
+    return cli.fail(errors.first_line(error), 1)
   return 0
 
 

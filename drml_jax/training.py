@@ -31,6 +31,7 @@ from drml_jax import (
   checkpoint,
   configs,
   data,
+  errors,
   parallel,
   plots,
   scores,
@@ -106,7 +107,7 @@ def _check_resumable(config, saved: dict) -> None:
   for path in configs.paths(config):
     old, new = _lookup(saved, path), _lookup(resolved, path)
     if not configs.resumable(path) and old != new:
-      flag = "--" + path.rpartition(".")[2].replace("_", "-")
+      flag = configs.flag(path)
       raise TrainingError(
         f"{config.workdir} holds a run with {flag} {old!r}, not {new!r}: rerun with "
         "the same settings to resume it, or pass a new --workdir"
@@ -236,9 +237,7 @@ class Run:
     try:
       return read(step)
     except Exception as error:  # pylint: disable=broad-except
-      reason = (str(error).strip() or type(error).__name__).splitlines()[0][
-        :200
-      ]
+      reason = errors.first_line(error, limit=200)
       raise TrainingError(
         f"step {step} in {self.checkpoints.directory} cannot be read ({reason}): remove "
         "that step's folder to resume from an earlier one, or pass a new --workdir"
@@ -288,6 +287,8 @@ class Run:
     """(step, state) of the best checkpoint by the selection split's mean F1."""
     self.checkpoints.wait()
     step = self.checkpoints.best_step()
+    if step == self.step:  # the final model, most often: nothing to read
+      return step, self.state
     target = parallel.replicated_like(self.state, self.mesh)
     return step, self._read(
       step, lambda step: self.checkpoints.restore(step, target)
@@ -615,7 +616,7 @@ def _seed_differences(config) -> list[str]:
   seed_config = configs.load("seed")
   seed_config.selection = "test"
   return [
-    "--" + path.rpartition(".")[2].replace("_", "-")
+    configs.flag(path)
     for path in configs.paths(config)
     if any(path == p or path.startswith(p + ".") for p in _PROTOCOL)
     and configs.get(config, path) != configs.get(seed_config, path)
@@ -646,35 +647,6 @@ def _sections(run: Run, evals: list[dict], tests: dict) -> list[tuple]:
       f"{final['step']})",
       final,
     ),
-  ]
-
-
-def _tuned_lines(run: Run, tests: dict) -> list[str]:
-  """results.md's section on the thresholds tuned on the validation split."""
-  if not tests:
-    return []
-  tuned, at_half = tests["best"]["tuned"], tests["best"]
-  aus = [str(a) for a in run.aus]
-  row = lambda name, cells, mean="": (
-    f"| {name} | " + " | ".join(cells) + f" | {mean} |"
-  )
-  f1_row = lambda name, record: row(
-    name,
-    [scores.percent(record["f1"][a]) for a in aus],
-    scores.percent(record["mean_f1"]),
-  )
-  return [
-    "## Per-AU thresholds tuned on the validation split",
-    "",
-    "The validation-best model with each AU's threshold chosen for F1 on the "
-    "validation split, beside the protocol's 0.5 (the tables above). F1 in %.",
-    "",
-    row("", [f"AU{a}" for a in aus], "mean"),
-    "|" + " --- |" * (len(aus) + 2),
-    row("threshold", [f"{tuned['thresholds'][a]:.3f}" for a in aus]),
-    f1_row("test F1, tuned", tuned),
-    f1_row("test F1, 0.5", at_half),
-    "",
   ]
 
 
@@ -744,7 +716,9 @@ def _finish(run: Run, records: list[dict], tests: dict) -> dict:
         run.aus,
         split=split,
         published=published,
-        extra=_tuned_lines(run, tests),
+        extra=scores.tuned_thresholds_markdown(tests["best"], run.aus)
+        if tests
+        else [],
       ),
     )
   logger.info(

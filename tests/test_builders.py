@@ -9,6 +9,7 @@ from PIL import Image
 
 from data_pipeline import builders, pipeline, preview, registry
 from data_pipeline.sources.base import BP4D_AUS, DISFA_PLUS_AUS, DataError
+from data_pipeline.sources.disfa_plus import DISFA_PLUS_TEST, DISFA_PLUS_TRAIN
 from data_pipeline.tf_cpu import tfds
 from drml_jax import configs
 
@@ -56,17 +57,7 @@ def ck_plus_layout(root):
 
 def disfa_plus_layout(root):
   """Every DISFA+ subject with one trial of two frames; AU1 at intensity 2."""
-  for subject in (
-    "SN001",
-    "SN003",
-    "SN004",
-    "SN007",
-    "SN009",
-    "SN010",
-    "SN013",
-    "SN025",
-    "SN027",
-  ):
+  for subject in DISFA_PLUS_TRAIN + DISFA_PLUS_TEST:
     trial = root / "Labels" / subject / "A1_AU1_TrailNo_1"
     trial.mkdir(parents=True)
     for au in DISFA_PLUS_AUS:

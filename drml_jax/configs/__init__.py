@@ -101,7 +101,8 @@ def _set(config, path: str, value) -> None:
   config[name] = value
 
 
-def _flag(path: str) -> str:
+def flag(path: str) -> str:
+  """The command-line flag of a field's dotted path: model.region_bn -> --region-bn."""
   return "--" + path.rpartition(".")[2].replace("_", "-")
 
 
@@ -131,7 +132,7 @@ def _parse_value(path: str, current, text: str):
       return tuple(type(current[0])(part) for part in text.split(","))
   except ValueError:
     raise ConfigError(
-      f"{_flag(path)} {text!r}: expected "
+      f"{flag(path)} {text!r}: expected "
       f"{type(current).__name__} like {_format(current)}"
     ) from None
   return text
@@ -168,7 +169,7 @@ def apply_overrides(config: ml_collections.ConfigDict, args: list[str]) -> None:
       raise ConfigError(f"--{name}: only boolean fields take --no-")
     if not has_value:
       if i + 1 >= len(args):
-        raise ConfigError(f"{_flag(path)} needs a value")
+        raise ConfigError(f"{flag(path)} needs a value")
       i += 1
       text = args[i]
     _set(config, path, _parse_value(path, current, text))
@@ -243,13 +244,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for path, valid in CHOICES.items():
     if get(config, path) not in valid:
       raise ConfigError(
-        f"{_flag(path)} {get(config, path)!r}: "
+        f"{flag(path)} {get(config, path)!r}: "
         f"expected one of {', '.join(valid)}"
       )
   for path, holds, expected in _checks(config):
     if not holds:
       raise ConfigError(
-        f"{_flag(path)} {_format(get(config, path))}: expected {expected}"
+        f"{flag(path)} {_format(get(config, path))}: expected {expected}"
       )
   if config.data.fold == FOLD_ALL:
     if not registry.DATASETS[config.data.dataset].folds:
@@ -296,7 +297,7 @@ def from_args(argv: list[str]) -> ml_collections.ConfigDict:
 
 def describe(config: ml_collections.ConfigDict) -> str:
   """One `--field value  (path)` line per field, for --help."""
-  rows = [(_flag(p), _format(get(config, p)), p) for p in paths(config)]
+  rows = [(flag(p), _format(get(config, p)), p) for p in paths(config)]
   width = max(len(flag) for flag, _, _ in rows) + 2
   value_width = max(len(value) for _, value, _ in rows) + 2
   return "\n".join(

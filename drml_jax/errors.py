@@ -1,0 +1,8 @@
+"""The one-line form of an error, as every message to a user quotes it."""
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+  """The first line of an error's message (cut to `limit` characters when
+  given, for a library's long messages), or its type when it has none."""
+  text = str(error).strip()
+  return text.splitlines()[0][:limit] if text else type(error).__name__
