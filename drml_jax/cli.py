@@ -16,7 +16,7 @@ from typing import Callable
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from drml_jax import errors
+from drml_jax import errors, host_memory
 
 # Errors that a user's input or environment causes: reported in one line.
 USER_ERRORS = (ValueError, OSError)
@@ -60,13 +60,24 @@ def setup_logging(verbose: bool = True) -> None:
 
 
 def command(
-  main: Callable[[list[str]], int],
-) -> Callable[[list[str] | None], int]:
+  main: Callable[[list[str]], int] | None = None, *, keep_memory: bool = True
+):
   """Wraps a command's `main(argv) -> exit code`: user errors become one line,
-  and argparse's exits an exit code."""
+  and argparse's exits an exit code.
+
+  Run as a program (argv from sys.argv), the command first applies
+  `host_memory.configure()` unless `keep_memory` is False (the benchmarks,
+  whose PyTorch rows must run with glibc's defaults); a test that calls
+  `main(argv)` leaves its own process as it is. `@command` and
+  `@command(keep_memory=False)` both work.
+  """
+  if main is None:
+    return functools.partial(command, keep_memory=keep_memory)
 
   @functools.wraps(main)
   def run(argv: list[str] | None = None) -> int:
+    if argv is None and keep_memory:
+      host_memory.configure()
     setup_logging()
     try:
       with logging_redirect_tqdm([logging.getLogger(name) for name in LOGGERS]):

@@ -25,7 +25,7 @@ import sys
 
 import jax
 
-from drml_jax import cli
+from drml_jax import cli, host_memory
 from drml_jax.benchmark import jax_rows, timing
 from drml_jax.benchmark.torch_rows import torch_rows
 from drml_jax.convs import CONV_IMPLS
@@ -195,6 +195,13 @@ def _default_out() -> str:
 def run(args: argparse.Namespace) -> dict:
   """Measures every configuration; returns the JSON-able result."""
   load_before = timing.load_average()
+  # PyTorch first, with glibc's malloc as it is when the port's train.py runs;
+  # then the JAX rows keep freed memory, as `python -m drml_jax.train` does
+  # (--smoke, which tests run in their own process, leaves malloc alone).
+  torch_results = (
+    torch_rows(args, "train") + torch_rows(args, "eval") if args.torch else []
+  )
+  keeps_memory = not args.smoke and host_memory.keep_freed_memory()
   rows = []
   for dtype in args.dtypes:
     for region_conv in args.region_convs:
@@ -215,8 +222,7 @@ def run(args: argparse.Namespace) -> dict:
       )
     )
   rows.append(jax_rows.jax_eval_row(args, "auto", "auto"))
-  if args.torch:
-    rows += torch_rows(args, "train") + torch_rows(args, "eval")
+  rows += torch_results
   if args.pipeline:
     rows += jax_rows.pipeline_rows(args)
   if args.predict:
@@ -241,6 +247,7 @@ def run(args: argparse.Namespace) -> dict:
     "smoke": args.smoke,
     "protocol": timing.PROTOCOL,
     "load_average": {"before": load_before, "after": timing.load_average()},
+    "jax_rows_keep_freed_memory": keeps_memory,
     "flops_per_image": flops,
     "peak_dtype": peak_dtype,
     "peak_tflops": timing.peak_tflops(
@@ -251,9 +258,10 @@ def run(args: argparse.Namespace) -> dict:
   }
 
 
-@cli.command
+@cli.command(keep_memory=False)
 def main(argv: list[str]) -> int:
   """Runs the benchmark, prints the table and writes the JSON; returns the exit status."""
+  host_memory.run_steps_on_calling_thread()
   args = parse_args(argv)
   result = run(args)
   print(timing.format_table(result))
