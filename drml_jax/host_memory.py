@@ -42,14 +42,12 @@ _TOP_PAD_BYTES = 64 << 20
 
 @functools.cache
 def _glibc() -> ctypes.CDLL | None:
-  name = ctypes.util.find_library("c")
   try:
-    libc = ctypes.CDLL(name)
-    libc.gnu_get_libc_version  # glibc only: musl and macOS have no mallopt
-    libc.mallopt
-  except (OSError, AttributeError, TypeError):
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+  except OSError:
     return None
-  return libc
+  # glibc's own symbol: other C libraries' mallopt, if any, differ.
+  return libc if hasattr(libc, "gnu_get_libc_version") else None
 
 
 def keep_freed_memory(keep: bool = True) -> bool:

@@ -33,6 +33,7 @@ def _faults_per_call(mode: str) -> float:
     capture_output=True,
     text=True,
     timeout=300,
+    check=False,
   )
   assert done.returncode == 0, done.stderr
   return float(done.stdout.split()[-1])
