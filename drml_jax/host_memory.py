@@ -71,6 +71,17 @@ def keep_freed_memory(keep: bool = True) -> bool:
   return all(libc.mallopt(param, value) == 1 for param, value in settings)
 
 
+def release_freed_memory() -> None:
+  """Returns the freed memory that `keep_freed_memory` holds to the system.
+
+  For a change of phase (training to evaluation and back): each phase's steps
+  then reuse their own buffers, without the other phase's kept beside them.
+  """
+  libc = _glibc()
+  if libc is not None:
+    libc.malloc_trim(0)
+
+
 def run_steps_on_calling_thread() -> None:
   """Single-device CPU computations run inline on the thread that calls them.
 

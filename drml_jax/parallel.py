@@ -88,10 +88,14 @@ def replicated_like(tree, mesh: Mesh):
 def shard_batch(batch: dict, mesh: Mesh) -> dict:
   """Global arrays from this process's rows of a batch, split over the mesh."""
   sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  return {
-    key: jax.make_array_from_process_local_data(sharding, value)
-    for key, value in batch.items()
-  }
+  # Ready before the step is called: a CPU step whose inputs are still being
+  # copied runs later on a worker thread, outside host_memory's reach.
+  return jax.block_until_ready(
+    {
+      key: jax.make_array_from_process_local_data(sharding, value)
+      for key, value in batch.items()
+    }
+  )
 
 
 def fetch(tree):

@@ -32,6 +32,7 @@ from drml_jax import (
   configs,
   data,
   errors,
+  host_memory,
   parallel,
   plots,
   scores,
@@ -276,12 +277,15 @@ class Run:
 
   def evaluate(self, split, state=None) -> SplitResult:
     """The evaluation of `state` (default: the current one) on `split`."""
-    return evaluate_split(
+    host_memory.release_freed_memory()  # the train step's buffers
+    evaluation = evaluate_split(
       self.eval_step,
       train_state.model_state(self.state if state is None else state),
       self.batches.evaluation(split, self.config.eval_batch_size),
       self.mesh,
     )
+    host_memory.release_freed_memory()  # the eval step's
+    return evaluation
 
   def best_state(self) -> tuple[int, TrainState]:
     """(step, state) of the best checkpoint by the selection split's mean F1."""
