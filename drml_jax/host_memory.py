@@ -24,6 +24,7 @@ glibc is tuned; other C libraries are left as they are.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -50,12 +51,17 @@ def _glibc() -> ctypes.CDLL | None:
   return libc if hasattr(libc, "gnu_get_libc_version") else None
 
 
+_keeping = False
+
+
 def keep_freed_memory(keep: bool = True) -> bool:
   """Makes glibc's main arena keep large freed blocks for reuse (`keep`), or
   restores glibc's defaults; returns False where the C library is not glibc."""
+  global _keeping  # pylint: disable=global-statement
   libc = _glibc()
   if libc is None:
     return False
+  _keeping = keep
   if keep:
     settings = (
       (_M_MMAP_MAX, 0),
@@ -80,6 +86,24 @@ def release_freed_memory() -> None:
   libc = _glibc()
   if libc is not None:
     libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def mapped_apart():
+  """Inside, large blocks are mapped and unmapped on their own again.
+
+  For the host copies of a checkpoint being saved: kept in the heap, they
+  would sit where the next step's buffer goes and make the heap grow by a
+  whole buffer (peak RSS +2 GB in the quick run).
+  """
+  keeping = _keeping
+  if keeping:
+    keep_freed_memory(False)
+  try:
+    yield
+  finally:
+    if keeping:
+      keep_freed_memory(True)
 
 
 def run_steps_on_calling_thread() -> None:

@@ -260,20 +260,21 @@ class Run:
           last_usable=self.step - 1,
         )
       )
-    self.checkpoints.save(
-      self.state,
-      model_config=self.model_config,
-      metrics=metrics,
-      run={
-        "step": self.step,
-        "epoch": self.step / self.steps_per_epoch,
-        "steps_per_epoch": self.steps_per_epoch,
-        "elapsed_s": self.elapsed,
-        "metrics": metrics,
-        "thresholds": thresholds,
-        "config": json.loads(self.config.to_json()),
-      },
-    )
+    with host_memory.mapped_apart():
+      self.checkpoints.save(
+        self.state,
+        model_config=self.model_config,
+        metrics=metrics,
+        run={
+          "step": self.step,
+          "epoch": self.step / self.steps_per_epoch,
+          "steps_per_epoch": self.steps_per_epoch,
+          "elapsed_s": self.elapsed,
+          "metrics": metrics,
+          "thresholds": thresholds,
+          "config": json.loads(self.config.to_json()),
+        },
+      )
 
   def evaluate(self, split, state=None) -> SplitResult:
     """The evaluation of `state` (default: the current one) on `split`."""
