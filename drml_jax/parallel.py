@@ -88,14 +88,15 @@ def replicated_like(tree, mesh: Mesh):
 def shard_batch(batch: dict, mesh: Mesh) -> dict:
   """Global arrays from this process's rows of a batch, split over the mesh."""
   sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  # Ready before the step is called: a CPU step whose inputs are still being
-  # copied runs later on a worker thread, outside host_memory's reach.
-  return jax.block_until_ready(
-    {
-      key: jax.make_array_from_process_local_data(sharding, value)
-      for key, value in batch.items()
-    }
-  )
+  arrays = {
+    key: jax.make_array_from_process_local_data(sharding, value)
+    for key, value in batch.items()
+  }
+  if mesh.devices.flat[0].platform == "cpu":
+    # Ready before the step is called: a CPU step whose inputs are still
+    # being copied runs later on a worker thread, out of host_memory's reach.
+    jax.block_until_ready(arrays)
+  return arrays
 
 
 def fetch(tree):
