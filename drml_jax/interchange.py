@@ -76,15 +76,26 @@ def _fc1_converters(height, width, channels):
   return to_torch, to_flax
 
 
-def _layer(torch_prefix, flax_name, kernel_to_torch, kernel_to_flax):
+def _layer(
+  torch_prefix, flax_path, kernel_to_torch, kernel_to_flax, region=None
+):
+  """A layer's weight and bias; `flax_path` is a name or a tuple of names."""
+  flax_path = (flax_path,) if isinstance(flax_path, str) else flax_path
   return [
     Entry(
       f"{torch_prefix}.weight",
-      (flax_name, "kernel"),
+      (*flax_path, "kernel"),
       kernel_to_torch,
       kernel_to_flax,
+      region=region,
     ),
-    Entry(f"{torch_prefix}.bias", (flax_name, "bias"), _identity, _identity),
+    Entry(
+      f"{torch_prefix}.bias",
+      (*flax_path, "bias"),
+      _identity,
+      _identity,
+      region=region,
+    ),
   ]
 
 
@@ -113,23 +124,12 @@ def entries(model: DRML) -> list[Entry]:
               region=r,
             )
           )
-      result.append(
-        Entry(
-          f"{prefix}.2.weight",
-          ("region", "units", "conv", "kernel"),
-          _conv_to_torch,
-          _conv_to_flax,
-          region=r,
-        )
-      )
-      result.append(
-        Entry(
-          f"{prefix}.2.bias",
-          ("region", "units", "conv", "bias"),
-          _identity,
-          _identity,
-          region=r,
-        )
+      result += _layer(
+        f"{prefix}.2",
+        ("region", "units", "conv"),
+        _conv_to_torch,
+        _conv_to_flax,
+        region=r,
       )
   for index, name in zip((5, 7, 9, 11), ("conv2", "conv3", "conv4", "conv5")):
     result += _layer(f"extractor.{index}", name, _conv_to_torch, _conv_to_flax)

@@ -60,7 +60,8 @@ class RegionLayer(nn.Module):
     """The module applied to the patch in grid row i, column j."""
     return getattr(self, f"region_conv_{i}_{j}")
 
-  def forward(self, x: torch.Tensor) -> torch.Tensor:
+  def patch_size(self, x: torch.Tensor) -> tuple[int, int]:
+    """(height, width) of one patch of `x`; raises unless the grid divides it."""
     height, width = x.shape[-2:]
     rows, cols = self.grid
     if height % rows or width % cols:
@@ -68,7 +69,11 @@ class RegionLayer(nn.Module):
         f"feature map {height}x{width} is not divisible by the region grid "
         f"{rows}x{cols}"
       )
-    patch_h, patch_w = height // rows, width // cols
+    return height // rows, width // cols
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    rows, cols = self.grid
+    patch_h, patch_w = self.patch_size(x)
     out_rows = []
     for i in range(rows):
       out_cols = []

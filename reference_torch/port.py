@@ -24,16 +24,10 @@ class PortRegionLayer(RegionLayer):
   """`RegionLayer` that splits the map and copies each patch, as YIUYA/DRML does."""
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
-    height, width = x.shape[-2:]
-    rows, cols = self.grid
-    if height % rows or width % cols:
-      raise ValueError(
-        f"feature map {height}x{width} is not divisible by the region grid "
-        f"{rows}x{cols}"
-      )
+    patch_h, patch_w = self.patch_size(x)
     out_rows = []
-    for i, row in enumerate(torch.split(x, height // rows, dim=-2)):
-      patches = torch.split(row, width // cols, dim=-1)
+    for i, row in enumerate(torch.split(x, patch_h, dim=-2)):
+      patches = torch.split(row, patch_w, dim=-1)
       out_rows.append(
         torch.cat(
           [
