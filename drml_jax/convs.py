@@ -8,9 +8,11 @@ with real FFTs: one rfft2 of the input, a per-frequency channel contraction
 with the kernel's conjugate spectrum, one irfft2, then the VALID (and
 strided) crop. The FFT size equals the input size and the crop keeps only
 outputs whose window never wraps, so it is exact up to float rounding.
-"auto" picks per layer: on CPU "fft" for the large-kernel layers (conv1 and
-conv2) and "chunked" for the others, "lax" (cuDNN) on accelerators. Why,
-with the measurements: benchmarks/README.md.
+"banded" is one matmul of windows of input rows with a banded (Toeplitz)
+matrix built from the kernel (`conv_banded`). "auto" picks per layer: on CPU
+the layer's fastest form there (conv1 "banded", conv2 "fft", the others
+"chunked"), "lax" (cuDNN) on accelerators. Why, with the measurements:
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -19,21 +21,21 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-CONV_IMPLS = ("auto", "lax", "chunked", "fft")
+CONV_IMPLS = ("auto", "lax", "chunked", "fft", "banded")
 KERNEL_GRAD_CHUNK = 16
+BAND_TILE = 8
 
 
-def resolve_conv(impl: str, fft_on_cpu: bool) -> str:
-  """The form "auto" stands for: on CPU "fft" for layers marked `fft_on_cpu`
-  and "chunked" for the others; "lax" on accelerators."""
+def resolve_conv(impl: str, cpu_impl: str = "chunked") -> str:
+  """The form "auto" stands for: the layer's `cpu_impl` on CPU, "lax" on
+  accelerators."""
   if impl not in CONV_IMPLS:
     raise ValueError(f"conv={impl!r}: expected one of {CONV_IMPLS}")
   if impl == "auto":
-    if jax.default_backend() != "cpu":
-      return "lax"
-    return "fft" if fft_on_cpu else "chunked"
+    return cpu_impl if jax.default_backend() == "cpu" else "lax"
   return impl
 
 
@@ -98,12 +100,94 @@ def conv_fft(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
   return jax.lax.optimization_barrier(y)
 
 
+def _band_columns(
+  x: jax.Array, kernel_h: int, kernel_w: int, stride: int
+) -> jax.Array:
+  """The banded form's im2col, x (B,H,W,C) -> (B*OH*tiles, window): a row per
+  output row and tile of BAND_TILE output columns, holding the input window
+  (kernel_h rows x `_band_span` columns x C) the tile reads."""
+  b, h, w, c = x.shape
+  out_h, out_w = (h - kernel_h) // stride + 1, (w - kernel_w) // stride + 1
+  tiles = -(-out_w // BAND_TILE)
+  span = _band_span(kernel_w, stride)
+  starts = np.arange(tiles)[:, None] * BAND_TILE * stride + np.arange(span)
+  x = jnp.pad(x, ((0, 0), (0, 0), (0, max(starts[-1, -1] + 1 - w, 0)), (0, 0)))
+  windows = x[:, :, starts, :]  # B, H, tiles, span, C
+  rows = [
+    windows[:, dy : dy + stride * (out_h - 1) + 1 : stride]
+    for dy in range(kernel_h)
+  ]
+  return jnp.stack(rows, 3).reshape(b * out_h * tiles, kernel_h * span * c)
+
+
+def _band_span(kernel_w: int, stride: int) -> int:
+  return stride * (BAND_TILE - 1) + kernel_w
+
+
+def _band_matrix(kernel: jax.Array, stride: int) -> jax.Array:
+  """HWIO kernel -> the banded (Toeplitz) matrix from a window to its tile:
+  entry ((dy, j, i), (u, o)) is kernel[dy, j - stride*u, i, o], else zero."""
+  kernel_h, kernel_w, cin, cout = kernel.shape
+  span = _band_span(kernel_w, stride)
+  offset = np.arange(span)[:, None] - stride * np.arange(BAND_TILE)[None, :]
+  taps = offset[None] == np.arange(kernel_w)[:, None, None]
+  band = jnp.einsum("yxio,xju->yjiuo", kernel, taps.astype(kernel.dtype))
+  return band.reshape(kernel_h * span * cin, BAND_TILE * cout)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_banded(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """VALID cross-correlation as one matmul with a banded (Toeplitz) matrix.
+
+  Each output row is cut into tiles of BAND_TILE columns; a tile is its
+  input window (`_band_columns`) times `_band_matrix`. Against im2col per
+  pixel, the matmul gets BAND_TILE x O columns instead of O, and the
+  band's zeros cost (BAND_TILE + kernel_w - 1) / kernel_w times the direct
+  FLOPs at stride 1 (1.6x for conv1's 11x11 kernel).
+  """
+  return _conv_banded_forward(x, kernel, stride)[0]
+
+
+def _conv_banded_forward(x, kernel, stride):
+  b, h, w, _ = x.shape
+  kernel_h, kernel_w, _, cout = kernel.shape
+  out_h, out_w = (h - kernel_h) // stride + 1, (w - kernel_w) // stride + 1
+  columns = _band_columns(x, kernel_h, kernel_w, stride)
+  y = (columns @ _band_matrix(kernel, stride)).reshape(b, out_h, -1, cout)
+  return y[:, :, :out_w], (x, columns, kernel)
+
+
+def _conv_banded_backward(stride, residuals, cotangent):
+  # Written out so that the kernel gradient multiplies the stored columns'
+  # transpose by the cotangent as it comes: left to autodiff, XLA:CPU
+  # transposes the cotangent instead, fused with every op upstream of it.
+  x, columns, kernel = residuals
+  b, out_h, out_w, cout = cotangent.shape
+  tiles = columns.shape[0] // (b * out_h)
+  cotangent = jnp.pad(
+    cotangent, ((0, 0), (0, 0), (0, tiles * BAND_TILE - out_w), (0, 0))
+  ).reshape(-1, BAND_TILE * cout)
+  band, band_vjp = jax.vjp(lambda k: _band_matrix(k, stride), kernel)
+  grad_kernel = band_vjp(columns.T @ cotangent)[0]
+  to_columns = functools.partial(
+    _band_columns,
+    kernel_h=kernel.shape[0],
+    kernel_w=kernel.shape[1],
+    stride=stride,
+  )
+  grad_x = jax.linear_transpose(to_columns, x)(cotangent @ band.T)[0]
+  return grad_x, grad_kernel
+
+
+conv_banded.defvjp(_conv_banded_forward, _conv_banded_backward)
+
+
 class Conv(nnx.Conv):
   """`nnx.Conv` (VALID, same parameters and names) run in a chosen form.
 
   Args:
-    impl: "lax", "chunked", "fft" or "auto" (see `resolve_conv`).
-    fft_on_cpu: whether "auto" picks the FFT form on CPU for this layer.
+    impl: one of CONV_IMPLS; "auto" is `cpu_impl` on CPU, "lax" elsewhere.
+    cpu_impl: the form "auto" runs on CPU, the fastest there for this layer.
     Other arguments as `nnx.Conv`, with padding fixed to VALID.
   """
 
@@ -115,7 +199,7 @@ class Conv(nnx.Conv):
     *,
     strides: int = 1,
     impl: str = "auto",
-    fft_on_cpu: bool = False,
+    cpu_impl: str = "chunked",
     **kwargs,
   ):
     super().__init__(
@@ -126,13 +210,16 @@ class Conv(nnx.Conv):
       padding="VALID",
       **kwargs,
     )
-    self.impl = resolve_conv(impl, fft_on_cpu)
+    self.impl = resolve_conv(impl, cpu_impl)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x, kernel, bias = nnx.nn.dtypes.promote_dtype(
       (x, self.kernel[...], self.bias[...]), dtype=self.dtype
     )
-    conv = {"lax": conv_lax, "chunked": conv_chunked, "fft": conv_fft}[
-      self.impl
-    ]
+    conv = {
+      "lax": conv_lax,
+      "chunked": conv_chunked,
+      "fft": conv_fft,
+      "banded": conv_banded,
+    }[self.impl]
     return conv(x, kernel, self.strides) + bias

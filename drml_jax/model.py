@@ -107,10 +107,10 @@ class DRML(nnx.Module):
       or "batch_stats" (authors' Caffe: no affine, batch statistics always).
     init: "pytorch" (torch defaults), "caffe" (the authors' gaussians,
       docs/model.md#caffe-initialisation-elsewhere) or "he".
-    region_conv: "auto", "lax" or "matmul" form of the region 3x3 convs.
-    conv: "auto", "lax", "chunked" or "fft" form of the dense convs
-      (drml_jax.convs); "auto" runs conv1 and conv2 as FFTs on CPU, the
-      others "chunked", and everything as lax on accelerators.
+    region_conv: "auto", "lax" or "unrolled" form of the region 3x3 convs.
+    conv: "auto", "lax", "chunked", "fft" or "banded" form of the dense
+      convs (drml_jax.convs); "auto" runs conv1 banded and conv2 as an FFT
+      on CPU, the others "chunked", and everything as lax on accelerators.
     region_layer: False removes the region layer (ablation).
     dropout: rate of the two hidden fc layers' dropout.
     input_size: side of the square input image.
@@ -134,7 +134,7 @@ class DRML(nnx.Module):
     param_dtype=jnp.float32,
     rngs: nnx.Rngs,
   ):
-    def make_conv(cin, cout, kernel, role, stride=1, fft_on_cpu=False):
+    def make_conv(cin, cout, kernel, role, stride=1, cpu_impl="chunked"):
       kernel_init, bias_init = layer_initializers(
         init, role, cin * kernel * kernel
       )
@@ -144,7 +144,7 @@ class DRML(nnx.Module):
         kernel,
         strides=stride,
         impl=conv,
-        fft_on_cpu=fft_on_cpu,
+        cpu_impl=cpu_impl,
         kernel_init=kernel_init,
         bias_init=bias_init,
         dtype=dtype,
@@ -164,7 +164,7 @@ class DRML(nnx.Module):
         rngs=rngs,
       )
 
-    self.conv1 = make_conv(3, 32, 11, "conv1", fft_on_cpu=True)
+    self.conv1 = make_conv(3, 32, 11, "conv1", cpu_impl="banded")
     if region_layer:
       kernel_init, bias_init = layer_initializers(init, "conv", 32 * 9)
       self.region = RegionLayer(
@@ -180,7 +180,7 @@ class DRML(nnx.Module):
       )
     else:
       self.region = None
-    self.conv2 = make_conv(32, 16, 8, "conv", fft_on_cpu=True)
+    self.conv2 = make_conv(32, 16, 8, "conv", cpu_impl="fft")
     self.conv3 = make_conv(16, 16, 8, "conv")
     self.conv4 = make_conv(16, 16, 6, "conv", stride=2)
     self.conv5 = make_conv(16, 16, 5, "conv")

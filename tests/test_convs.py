@@ -9,8 +9,10 @@ import pytest
 from flax import nnx
 
 from drml_jax.convs import (
+  BAND_TILE,
   KERNEL_GRAD_CHUNK,
   Conv,
+  conv_banded,
   conv_chunked,
   conv_fft,
   resolve_conv,
@@ -62,6 +64,28 @@ def test_chunked_conv_equals_lax_conv_forward_and_backward():
     np.testing.assert_allclose(got_part, expected_part, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+  "width,kernel_size,stride",
+  [(BAND_TILE * 2 + 10, 11, 1), (BAND_TILE * 2 + 13, 11, 1), (21, 6, 2)],
+)
+def test_banded_conv_equals_lax_conv_forward_and_backward(
+  width, kernel_size, stride
+):
+  # Whole tiles, a part tile (padded, then cropped), a stride.
+  x = _random((2, 14, width, 3), 0)
+  kernel = _random((kernel_size, kernel_size, 3, 4), 1)
+  cotangent = _random(_lax_conv(x, kernel, stride).shape, 2)
+  got, expected = (
+    jax.jit(lambda x, k, c=conv: _with_vjp(c, x, k, stride, cotangent))(
+      x, kernel
+    )
+    for conv in (conv_banded, _lax_conv)
+  )
+  for got_part, expected_part in zip(got, expected):
+    # float32 sums of up to 363 products in another order: ~1e-6 relative.
+    np.testing.assert_allclose(got_part, expected_part, rtol=1e-4, atol=1e-4)
+
+
 def test_fft_conv_keeps_a_bfloat16_dtype():
   x, kernel = _random((1, 9, 9, 2), 0), _random((5, 5, 2, 3), 1)
   y = conv_fft(x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16))
@@ -72,17 +96,17 @@ def test_fft_conv_keeps_a_bfloat16_dtype():
 
 
 def test_auto_picks_per_layer_on_cpu_and_lax_elsewhere():
-  assert resolve_conv("fft", fft_on_cpu=False) == "fft"
+  assert resolve_conv("fft", cpu_impl="banded") == "fft"
   on_cpu = jax.default_backend() == "cpu"
-  assert resolve_conv("auto", fft_on_cpu=False) == (
-    "chunked" if on_cpu else "lax"
+  assert resolve_conv("auto") == ("chunked" if on_cpu else "lax")
+  assert resolve_conv("auto", cpu_impl="banded") == (
+    "banded" if on_cpu else "lax"
   )
-  assert resolve_conv("auto", fft_on_cpu=True) == ("fft" if on_cpu else "lax")
   with pytest.raises(ValueError, match="conv='winograd'"):
-    resolve_conv("winograd", fft_on_cpu=True)
+    resolve_conv("winograd", cpu_impl="fft")
 
 
-@pytest.mark.parametrize("impl", ["lax", "fft", "chunked"])
+@pytest.mark.parametrize("impl", ["lax", "fft", "chunked", "banded"])
 def test_conv_module_has_nnx_conv_parameters(impl):
   layer = Conv(3, 4, 5, strides=2, impl=impl, rngs=nnx.Rngs(0))
   reference = nnx.Conv(

@@ -65,8 +65,8 @@ def get_config():
   # How the convolutions run: same numbers, speed only (never stored with a
   # checkpoint; see drml_jax/convs.py and drml_jax/region.py).
   config.kernels = ml_collections.ConfigDict()
-  config.kernels.conv = "auto"  # auto | lax | chunked | fft: the dense convs
-  config.kernels.region_conv = "auto"  # auto | lax | matmul: region 3x3 convs
+  config.kernels.conv = "auto"  # auto | lax | chunked | fft | banded
+  config.kernels.region_conv = "auto"  # auto | lax | unrolled: region 3x3 convs
 
   # The training loss (drml_jax/losses.py); the evaluation loss is never
   # weighted.
