@@ -15,40 +15,77 @@ import jax.numpy as jnp
 from flax import nnx
 
 REGION_BN_VARIANTS = ("affine", "batch_stats")
-REGION_CONV_IMPLS = ("auto", "lax", "matmul")
+REGION_CONV_IMPLS = ("auto", "lax", "unrolled")
 
 
 def resolve_region_conv(impl: str) -> str:
-  """Picks the faster 3x3 conv form for the current backend when `impl` is "auto".
+  """The 3x3 conv form "auto" stands for on the current backend.
 
-  On CPU the matmul form, since XLA:CPU runs the vmapped (grouped)
-  convolution's backward pass far slower (benchmarks/README.md);
-  accelerators get the library convolution.
+  On CPU "unrolled": XLA:CPU runs a vmapped (grouped) convolution's backward
+  pass ~100x slower than one plain convolution per region
+  (benchmarks/README.md). Accelerators get the library's grouped convolution.
   """
   if impl not in REGION_CONV_IMPLS:
     raise ValueError(
       f"region_conv={impl!r}: expected one of {REGION_CONV_IMPLS}"
     )
   if impl == "auto":
-    return "matmul" if jax.default_backend() == "cpu" else "lax"
+    return "unrolled" if jax.default_backend() == "cpu" else "lax"
   return impl
 
 
-def conv3x3_matmul(
-  x: jax.Array, kernel: jax.Array, bias: jax.Array
-) -> jax.Array:
-  """SAME 3x3 convolution as im2col + one matmul: x (B,H,W,C), kernel HWIO."""
-  _, height, width, _ = x.shape
-  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  columns = jnp.concatenate(
-    [
-      padded[:, dy : dy + height, dx : dx + width, :]
-      for dy in range(3)
-      for dx in range(3)
-    ],
-    axis=-1,
+def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_general_dilated(
+    x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
   )
-  return columns @ kernel.reshape(-1, kernel.shape[-1]) + bias
+
+
+def _unrolled_under_vmap(fun: Callable) -> Callable:
+  """`fun`, whose vmap calls it once per mapped slice, unrolled in the program.
+
+  The slices come from `lax.split`, whose transpose is one concatenate
+  (indexing each slice would transpose to one full-size pad per slice).
+  """
+  fun = jax.custom_batching.custom_vmap(fun)
+
+  @fun.def_vmap
+  def per_slice(axis_size, in_batched, *args):
+    slices = [
+      [a[0] for a in jax.lax.split(arg, [1] * axis_size)]
+      if batched
+      else [arg] * axis_size
+      for arg, batched in zip(args, in_batched)
+    ]
+    outs = [fun(*args_of_one) for args_of_one in zip(*slices)]
+    stacked = jax.tree.map(lambda *out: jnp.stack(out), *outs)
+    return stacked, jax.tree.map(lambda _: True, stacked)
+
+  return fun
+
+
+_conv3x3_forward = _unrolled_under_vmap(_conv3x3)
+
+
+@_unrolled_under_vmap
+def _conv3x3_backward(x, kernel, cotangent):
+  return jax.vjp(_conv3x3, x, kernel)[1](cotangent)
+
+
+@jax.custom_vjp
+def conv3x3_unrolled(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """SAME 3x3 convolution, x (B,H,W,C), kernel HWIO, with no bias.
+
+  Under `vmap` over the regions, its forward and its backward pass each run
+  one plain `lax.conv` per region, unrolled, instead of one grouped
+  convolution.
+  """
+  return _conv3x3_forward(x, kernel)
+
+
+conv3x3_unrolled.defvjp(
+  lambda x, kernel: (_conv3x3_forward(x, kernel), (x, kernel)),
+  lambda residuals, cotangent: _conv3x3_backward(*residuals, cotangent),
+)
 
 
 class RegionBatchNorm(nnx.Module):
@@ -141,10 +178,10 @@ class RegionUnit(nnx.Module):
     h = nnx.relu(self.bn(patch))
     if self.conv_impl == "lax":
       return patch + self.conv(h)
-    kernel, bias = self.conv.kernel[...], self.conv.bias[...]
-    if self.conv.dtype is not None:
-      h, kernel, bias = (a.astype(self.conv.dtype) for a in (h, kernel, bias))
-    return patch + conv3x3_matmul(h, kernel, bias)
+    h, kernel, bias = nnx.nn.dtypes.promote_dtype(
+      (h, self.conv.kernel[...], self.conv.bias[...]), dtype=self.conv.dtype
+    )
+    return patch + conv3x3_unrolled(h, kernel) + bias
 
 
 def split_patches(x: jax.Array, grid: tuple[int, int]) -> jax.Array:

@@ -141,7 +141,7 @@ def test_region_layer_command_times_each_form(capsys):
   pytest.importorskip("torch")
   from drml_jax.benchmark import region_layer  # pylint: disable=import-outside-toplevel
 
-  forms = ["matmul", "torch", "torch-views"]
+  forms = ["unrolled", "torch", "torch-views"]
   assert (
     region_layer.main(
       ["--batch", "1", "--repeats", "1", "--forms", ",".join(forms)]

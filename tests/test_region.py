@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from drml_jax.region import RegionLayer, conv3x3_matmul
+from drml_jax.region import RegionLayer, conv3x3_unrolled
 
 
 def test_region_parameters_are_stacked_and_distinct():
@@ -37,28 +37,37 @@ def _random(shape, seed=0):
   return jax.random.normal(jax.random.key(seed), shape)
 
 
-def test_conv3x3_matmul_equals_lax_conv():
-  x, kernel, bias = (
-    _random((2, 5, 6, 3)),
-    _random((3, 3, 3, 4), 1),
-    _random((4,), 2),
+def _lax_conv3x3(x, kernel):
+  return jax.lax.conv_general_dilated(
+    x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
   )
-  expected = (
-    jax.lax.conv_general_dilated(
-      x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
-    + bias
-  )
-  np.testing.assert_allclose(
-    conv3x3_matmul(x, kernel, bias), expected, rtol=1e-5, atol=1e-5
-  )
+
+
+@pytest.mark.parametrize(
+  "in_axes", [None, (0, 0), (0, None), (None, 0)], ids=str
+)
+def test_conv3x3_unrolled_equals_lax_conv_forward_and_backward(in_axes):
+  # Unbatched, and vmapped over regions with either operand shared.
+  x_shape, kernel_shape = (2, 5, 6, 3), (3, 3, 3, 4)
+  if in_axes is not None:
+    x_shape = (4, *x_shape) if in_axes[0] == 0 else x_shape
+    kernel_shape = (4, *kernel_shape) if in_axes[1] == 0 else kernel_shape
+  x, kernel = _random(x_shape), _random(kernel_shape, 1)
+  results = []
+  for conv in (conv3x3_unrolled, _lax_conv3x3):
+    conv = conv if in_axes is None else jax.vmap(conv, in_axes)
+    y, vjp = jax.vjp(conv, x, kernel)
+    results.append((y, *vjp(jnp.cos(y))))
+  for got, expected in zip(*results):
+    # The same float32 convolutions, summed per region or grouped.
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
 def test_region_conv_forms_agree_forward_and_backward(region_bn):
   x = _random((3, 16, 16, 4), 3)
   outputs, grads = [], []
-  for conv in ("lax", "matmul"):
+  for conv in ("lax", "unrolled"):
     layer = _region_layer(conv, region_bn)
     layer.train()
     graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
@@ -78,7 +87,7 @@ def test_region_conv_forms_agree_forward_and_backward(region_bn):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("conv", ["lax", "matmul"])
+@pytest.mark.parametrize("conv", ["lax", "unrolled"])
 def test_region_layer_has_no_leakage_between_patches(conv):
   layer = _region_layer(conv)
   layer.eval()  # running statistics: each patch's output depends on it alone
@@ -92,7 +101,7 @@ def test_region_layer_has_no_leakage_between_patches(conv):
 
 
 def test_grid_that_does_not_divide_the_map_is_a_clear_error():
-  layer = _region_layer("matmul")
+  layer = _region_layer("unrolled")
   with pytest.raises(
     ValueError, match="4x4 does not divide the 18x18 feature map"
   ):

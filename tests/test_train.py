@@ -271,6 +271,8 @@ def test_fold_all_reports_each_fold_their_mean_and_resumes_fold_by_fold(
     str(tmp_path / "tfds"),
     "--input-size",
     "66",
+    "--grid",
+    "4,4",
     "--init",
     "he",
     "--batch-size",

@@ -84,9 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   )
   parser.add_argument(
     "--region-convs",
-    type=_csv(("lax", "matmul")),
+    type=_csv(("lax", "unrolled")),
     default=None,
-    help="region conv forms (default: both; CPU: matmul, the vmapped lax "
+    help="region conv forms (default: both; CPU: unrolled, the vmapped lax "
     "form's backward is ~100x slower on XLA:CPU)",
   )
   parser.add_argument(
@@ -173,7 +173,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   if args.dtypes is None:
     args.dtypes = ["float32"] if args.smoke else list(DTYPES)
   if args.region_convs is None:
-    args.region_convs = ["lax", "matmul"] if accelerator else ["matmul"]
+    args.region_convs = ["lax", "unrolled"] if accelerator else ["unrolled"]
   if args.convs is None:
     args.convs = ["auto"] if accelerator or args.smoke else ["auto", "lax"]
   if args.smoke:
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> dict:
         options={"region_conv": "lax"},
         status="skipped",
         reason="XLA:CPU runs the vmapped (grouped) conv's backward "
-        "~100x slower; pass --region-convs lax,matmul to time it",
+        "~100x slower; pass --region-convs lax,unrolled to time it",
       )
     )
   rows.append(jax_rows.jax_eval_row(args, "auto", "auto"))

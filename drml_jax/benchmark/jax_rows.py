@@ -88,7 +88,7 @@ def _compiled(jitted, *inputs):
 def jax_flops_per_image(args) -> dict[str, float]:
   """Train and eval FLOPs per image: XLA's cost analysis of the lowered steps
   (before optimisation, so no compile), with direct-convolution forms."""
-  steps = jax_steps(args, "float32", "lax", "matmul", donate=False)
+  steps = jax_steps(args, "float32", "lax", "unrolled", donate=False)
   images, labels = _jax_batch(args.batch, args.input_size, args.num_aus)
   valid = jnp.ones((args.batch,), bool)
   train = steps.train.lower(*steps.train_state, images, labels)

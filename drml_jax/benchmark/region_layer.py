@@ -2,7 +2,7 @@
 
   python -m drml_jax.benchmark.region_layer [--batch 8] [--repeats 5]
 
-Times the Flax region layer in both 3x3 conv forms (`matmul`, `lax`), the
+Times the Flax region layer in both 3x3 conv forms (`unrolled`, `lax`), the
 PyTorch ports' loop as YIUYA/DRML runs it (`torch`: 64 modules on split,
 contiguous patches, `reference_torch.port`) and reference_torch's loop over
 sliced views (`torch-views`) on the current CPU; median milliseconds after
@@ -25,7 +25,7 @@ from reference_torch.model import RegionLayer as TorchRegionLayer
 from reference_torch.port import PortRegionLayer
 
 TORCH_FORMS = {"torch": PortRegionLayer, "torch-views": TorchRegionLayer}
-FORMS = ("matmul", "lax", *TORCH_FORMS)
+FORMS = ("unrolled", "lax", *TORCH_FORMS)
 
 
 def jax_step(conv, x):
