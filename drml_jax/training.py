@@ -436,6 +436,7 @@ def _loop(run: Run, signals: _Signals) -> dict:
   )
   pending, interval_start, interval_step = [], time.time(), run.step
   session_start = time.time() - run.elapsed
+  first_step = run.step
   stop = None
   batches = run.batches.train(
     run.train_split,
@@ -452,6 +453,8 @@ def _loop(run: Run, signals: _Signals) -> dict:
       run.state, loss = run.train_step(
         run.state, batch["image"], batch["labels"]
       )
+      if run.step == first_step:
+        host_memory.release_freed_memory()  # what compiling the step used
       run.step += 1
       progress.update(1)
       pending.append((run.step, loss))
