@@ -39,13 +39,15 @@ def resolve_conv(impl: str, cpu_impl: str = "chunked") -> str:
   return impl
 
 
-def conv_lax(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
-  """VALID cross-correlation: x (B,H,W,I), kernel HWIO."""
+def conv_lax(
+  x: jax.Array, kernel: jax.Array, stride: int = 1, padding: str = "VALID"
+) -> jax.Array:
+  """Cross-correlation, VALID unless told: x (B,H,W,I), kernel HWIO."""
   return jax.lax.conv_general_dilated(
     x,
     kernel,
     (stride, stride),
-    "VALID",
+    padding,
     dimension_numbers=("NHWC", "HWIO", "NHWC"),
   )
 

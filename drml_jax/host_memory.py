@@ -21,7 +21,7 @@ The process keeps its high-water mark of memory instead of giving it back
 between steps. Kept across phases, the train and eval steps' blocks
 fragment the heap, so `release_freed_memory` returns them at each change
 of phase, and `mapped_apart` keeps a checkpoint's host copies out of the
-heap: the quick run's peak RSS is then 4.3 GB, as before (4.4). Only glibc
+heap (without it, the quick run's peak RSS grew by ~2 GB). Only glibc
 is tuned; other C libraries are left as they are.
 """
 

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from drml_jax.convs import conv_lax
+
 REGION_BN_VARIANTS = ("affine", "batch_stats")
 REGION_CONV_IMPLS = ("auto", "lax", "unrolled")
 
@@ -35,9 +37,7 @@ def resolve_region_conv(impl: str) -> str:
 
 
 def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return jax.lax.conv_general_dilated(
-    x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-  )
+  return conv_lax(x, kernel, padding="SAME")
 
 
 def _unrolled_under_vmap(fun: Callable) -> Callable:
