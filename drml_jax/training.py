@@ -251,8 +251,13 @@ class Run:
   def save(
     self, metrics: dict | None = None, thresholds: list | None = None
   ) -> None:
-    """Starts saving the current step (with `metrics` after an evaluation,
-    and the per-AU `thresholds` tuned on the validation split)."""
+    """Saves the current step (with `metrics` after an evaluation, and the
+    per-AU `thresholds` tuned on the validation split), written to disk
+    when this returns.
+
+    Written in the background beside the next train steps, the writer's
+    buffers landed in the heap that the steps keep (`host_memory`) and grew
+    every later training phase (benchmarks/README.md, log entry 22)."""
     if not _finite(self.state):
       raise TrainingError(
         self._not_finite(
@@ -275,6 +280,7 @@ class Run:
           "config": json.loads(self.config.to_json()),
         },
       )
+      self.checkpoints.wait()
 
   def evaluate(self, split, state=None) -> SplitResult:
     """The evaluation of `state` (default: the current one) on `split`."""
