@@ -72,3 +72,27 @@ def test_command_configures_the_process_only_as_a_program(
   assert main(argv) == 0
   assert seen == [["x"]]
   assert bool(calls) == configured
+
+
+def test_growth_limit_releases_past_the_margin_then_starts_over(monkeypatch):
+  released = []
+  monkeypatch.setattr(host_memory, "_glibc", lambda: object())
+  monkeypatch.setattr(
+    host_memory, "release_freed_memory", lambda: released.append(1)
+  )
+  readings = iter([1000, 1100, 1101, 900, 1000, 1000, 1201])
+  limit = host_memory.GrowthLimit(100, read_rss=lambda: next(readings))
+  # The first reading is the baseline; growing by the margin is allowed.
+  assert [limit.check(), limit.check()] == [False, False]
+  assert limit.check() and len(released) == 1  # 1101 > 1000 + 100
+  # The next reading is the new baseline: 900, so 1000 is within it.
+  assert [limit.check(), limit.check()] == [False, False]
+  limit.reset()
+  assert [limit.check(), limit.check()] == [False, True]  # 1000, then 1201
+  assert len(released) == 2
+
+
+def test_resident_bytes_is_this_process_rss():
+  with open("/proc/self/status") as status:
+    kb = next(int(line.split()[1]) for line in status if "VmRSS" in line)
+  assert abs(host_memory.resident_bytes() - kb * 1024) < 64 << 20

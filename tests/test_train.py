@@ -209,6 +209,24 @@ def test_a_full_disk_is_one_line_naming_what_is_kept(
   assert "no checkpoint of" in err and "was completed" in err
 
 
+def test_a_save_is_written_when_it_returns(tmp_path_factory):
+  """No write is left running beside the next train steps: its buffers
+  would grow the heap they keep (benchmarks/README.md, log entry 22)."""
+  from drml_jax import configs  # pylint: disable=import-outside-toplevel
+
+  base = support.base_dir(tmp_path_factory)
+  base.mkdir(exist_ok=True)
+  config = configs.from_args(support.tiny_args(base / "save", base / "tfds"))
+  run = training.Run(config)
+  try:
+    run.save()
+    assert not run.checkpoints.manager.is_saving_in_progress()
+    assert run.checkpoints.all_steps() == [0]
+    assert (base / "save" / workdir.CHECKPOINT_DIR / "0").is_dir()
+  finally:
+    run.checkpoints.close()
+
+
 def test_results_name_how_a_run_differs_from_the_published_protocol():
   from drml_jax import configs  # pylint: disable=import-outside-toplevel
 
