@@ -303,7 +303,6 @@ class Run:
 
   def best_state(self) -> tuple[int, TrainState]:
     """(step, state) of the best checkpoint by the selection split's mean F1."""
-    self.checkpoints.wait()
     step = self.checkpoints.best_step()
     if step == self.step:  # the final model, most often: nothing to read
       return step, self.state
@@ -318,7 +317,6 @@ class Run:
   def _not_finite(self, what: str, last_usable: int) -> str:
     """The message of a non-finite stop: the newest saved step whose
     parameters are at most `last_usable`, the others gave non-finite losses."""
-    self.checkpoints.wait()
     usable = [s for s in self.checkpoints.all_steps() if s <= last_usable]
     kept = (
       f"step {usable[-1]} in {self.checkpoints.directory} is the last usable "
@@ -386,7 +384,6 @@ def _train(config) -> dict:
   try:
     with _catch_signals() as signals:
       summary = _loop(run, signals)
-    run.checkpoints.wait()
     if config.export_torch and _is_primary():
       from drml_jax import interchange  # pylint: disable=import-outside-toplevel
 
@@ -517,7 +514,6 @@ def _loop(run: Run, signals: _Signals) -> dict:
         break
   finally:
     progress.close()
-  run.checkpoints.wait()
   if stop:
     raise Interrupted(stop, run.step)
   tests = _evaluate_test(run, log) if run.val_split else {}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
+from drml_jax.convs import conv_lax
 from drml_jax.region import RegionLayer, conv3x3_unrolled
 
 
@@ -37,12 +40,6 @@ def _random(shape, seed=0):
   return jax.random.normal(jax.random.key(seed), shape)
 
 
-def _lax_conv3x3(x, kernel):
-  return jax.lax.conv_general_dilated(
-    x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-  )
-
-
 @pytest.mark.parametrize(
   "in_axes", [None, (0, 0), (0, None), (None, 0)], ids=str
 )
@@ -54,7 +51,7 @@ def test_conv3x3_unrolled_equals_lax_conv_forward_and_backward(in_axes):
     kernel_shape = (4, *kernel_shape) if in_axes[1] == 0 else kernel_shape
   x, kernel = _random(x_shape), _random(kernel_shape, 1)
   results = []
-  for conv in (conv3x3_unrolled, _lax_conv3x3):
+  for conv in (conv3x3_unrolled, functools.partial(conv_lax, padding="SAME")):
     conv = conv if in_axes is None else jax.vmap(conv, in_axes)
     y, vjp = jax.vjp(conv, x, kernel)
     results.append((y, *vjp(jnp.cos(y))))
