@@ -52,23 +52,26 @@ def conv_lax(
   )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_chunked(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_chunked(
+  x: jax.Array, kernel: jax.Array, stride: int = 1, padding: str = "VALID"
+) -> jax.Array:
   """`conv_lax` whose kernel gradient is summed over batch chunks of 16."""
-  return conv_lax(x, kernel, stride)
+  return conv_lax(x, kernel, stride, padding)
 
 
-def _conv_chunked_forward(x, kernel, stride):
-  return conv_lax(x, kernel, stride), (x, kernel)
+def _conv_chunked_forward(x, kernel, stride, padding):
+  return conv_lax(x, kernel, stride, padding), (x, kernel)
 
 
-def _conv_chunked_backward(stride, residuals, cotangent):
+def _conv_chunked_backward(stride, padding, residuals, cotangent):
   x, kernel = residuals
-  grad_x = jax.vjp(lambda x: conv_lax(x, kernel, stride), x)[1](cotangent)[0]
+  conv = functools.partial(conv_lax, stride=stride, padding=padding)
+  grad_x = jax.vjp(lambda x: conv(x, kernel), x)[1](cotangent)[0]
   grad_kernel = sum(
-    jax.vjp(
-      lambda k, i=i: conv_lax(x[i : i + KERNEL_GRAD_CHUNK], k, stride), kernel
-    )[1](cotangent[i : i + KERNEL_GRAD_CHUNK])[0]
+    jax.vjp(lambda k, i=i: conv(x[i : i + KERNEL_GRAD_CHUNK], k), kernel)[1](
+      cotangent[i : i + KERNEL_GRAD_CHUNK]
+    )[0]
     for i in range(0, x.shape[0], KERNEL_GRAD_CHUNK)
   )
   return grad_x, grad_kernel
