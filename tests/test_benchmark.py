@@ -43,6 +43,8 @@ def test_smoke_run_reports_device_versions_and_settings(smoke):
   assert smoke["batch"] == 2 and smoke["smoke"] is True
   assert smoke["dtypes"] and smoke["protocol"]["epochs"] == 20
   assert smoke["device"]["cpu_count"] > 0 and "before" in smoke["load_average"]
+  steal = smoke["cpu_steal_fraction"]
+  assert steal is None or 0 <= steal <= 1
 
 
 def test_smoke_run_measures_every_row(smoke):
@@ -99,6 +101,14 @@ def test_peak_table_and_override():
   assert timing.peak_tflops("TPU v4", "float32") is None
   assert timing.peak_tflops("cpu", "float32") is None
   assert timing.peak_tflops("cpu", "float32", override=2.5) == 2.5
+
+
+def test_steal_fraction_between_two_readings():
+  assert timing.steal_fraction((10, 1_000), (60, 2_000)) == 0.05
+  assert timing.steal_fraction(None, (60, 2_000)) is None
+  assert timing.steal_fraction((10, 1_000), (10, 1_000)) is None
+  ticks = timing.cpu_ticks()
+  assert ticks is None or 0 <= ticks[0] <= ticks[1]
 
 
 @pytest.mark.parametrize(

@@ -194,7 +194,7 @@ def _default_out() -> str:
 
 def run(args: argparse.Namespace) -> dict:
   """Measures every configuration; returns the JSON-able result."""
-  load_before = timing.load_average()
+  load_before, ticks_before = timing.load_average(), timing.cpu_ticks()
   # PyTorch first, with glibc's malloc as it is when the port's train.py runs;
   # then the JAX rows keep freed memory, as `python -m drml_jax.train` does
   # (--smoke, which tests run in their own process, leaves malloc alone).
@@ -247,6 +247,9 @@ def run(args: argparse.Namespace) -> dict:
     "smoke": args.smoke,
     "protocol": timing.PROTOCOL,
     "load_average": {"before": load_before, "after": timing.load_average()},
+    "cpu_steal_fraction": timing.steal_fraction(
+      ticks_before, timing.cpu_ticks()
+    ),
     "jax_rows_keep_freed_memory": keeps_memory,
     "flops_per_image": flops,
     "peak_dtype": peak_dtype,

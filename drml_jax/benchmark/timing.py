@@ -111,7 +111,11 @@ def failure(row: Row, error: Exception, status: str = "failed") -> Row:
 
 
 def _best(
-  rows: list[Row], framework: str, kind: str, form: str | None = None
+  rows: list[Row],
+  framework: str,
+  kind: str,
+  form: str | None = None,
+  dtype: str | None = None,
 ) -> Row | None:
   candidates = [
     r
@@ -120,6 +124,7 @@ def _best(
     and r.kind == kind
     and r.status == "ok"
     and (form is None or r.options.get("form") == form)
+    and (dtype is None or r.dtype == dtype)
   ]
   return max(candidates, key=lambda r: r.images_per_s, default=None)
 
@@ -140,10 +145,18 @@ def protocol_minutes(train: Row | None, evaluate: Row | None) -> float | None:
 
 
 def summarize(rows: list[Row]) -> dict:
-  """Ratios JAX/PyTorch and the extrapolated protocol times."""
+  """Ratios JAX/PyTorch and the extrapolated protocol times.
+
+  The plain ratios take each side's fastest dtype; the float32 ones compare
+  float32 with float32, the form the CPU targets are set in."""
   best = {
     (fw, kind, form): _best(rows, fw, kind, form)
     for fw, form in (("jax", None), ("torch", None), ("torch", "ports"))
+    for kind in ("train", "eval")
+  }
+  float32 = {
+    (fw, kind): _best(rows, fw, kind, form, "float32")
+    for fw, form in (("jax", None), ("torch", "ports"))
     for kind in ("train", "eval")
   }
   cached = next(
@@ -177,6 +190,12 @@ def summarize(rows: list[Row]) -> dict:
       ),
       "jax_eval_over_torch_fastest": _ratio(
         best["jax", "eval", None], best["torch", "eval", None]
+      ),
+      "jax_train_float32_over_torch_ports_float32": _ratio(
+        float32["jax", "train"], float32["torch", "train"]
+      ),
+      "jax_eval_float32_over_torch_ports_float32": _ratio(
+        float32["jax", "eval"], float32["torch", "eval"]
       ),
       "pipeline_cache_over_jax_train": _ratio(cached, jax_train),
     },
@@ -220,9 +239,13 @@ def format_table(result: dict) -> str:
   device = result["device"]
   load = result["load_average"]["before"]
   load = "/".join(f"{value:.1f}" for value in load) if load else "-"
+  steal = _fmt(
+    result["cpu_steal_fraction"] and 100 * result["cpu_steal_fraction"], ".1f"
+  )
   lines = [
     f"DRML benchmark: {device['backend']} ({device['kind']}, {device['cpu_model']}, "
-    f"{device['cpu_count']} CPUs, load average {load}), "
+    f"{device['cpu_count']} CPUs, load average {load}, CPU time stolen "
+    f"{steal}%), "
     f"batch {result['batch']}, "
     f"input {result['input_size']}, median of {result['steps']} steps after "
     f"{result['warmup']}; jax {result['versions']['jax']}, "
@@ -301,6 +324,28 @@ def device_info() -> dict:
 def load_average() -> list[float] | None:
   """The host's 1/5/15-minute load averages: other work on the machine skews timings."""
   return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+  """(stolen, all) CPU ticks since boot from /proc/stat (Linux), else None.
+
+  On a virtual machine the hypervisor's other guests take "steal" time from
+  this one; a run with steal is slower by about that fraction."""
+  try:
+    with open("/proc/stat", encoding="ascii") as stat:
+      ticks = [int(value) for value in stat.readline().split()[1:]]
+  except (OSError, ValueError):
+    return None
+  return (ticks[7] if len(ticks) > 7 else 0), sum(ticks)
+
+
+def steal_fraction(
+  before: tuple[int, int] | None, after: tuple[int, int] | None
+) -> float | None:
+  """The fraction of CPU time stolen between two `cpu_ticks` readings."""
+  if not (before and after) or after[1] <= before[1]:
+    return None
+  return (after[0] - before[0]) / (after[1] - before[1])
 
 
 def versions() -> dict:
