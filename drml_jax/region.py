@@ -79,7 +79,7 @@ def conv3x3_unrolled(x: jax.Array, kernel: jax.Array) -> jax.Array:
   one plain `lax.conv` per region, unrolled, instead of one grouped
   convolution; each region's kernel gradient is summed over batch chunks
   (`convs.conv_chunked`: past 16 images XLA:CPU's kernel-gradient
-  convolution slows down per image, 2.5x at batch 64).
+  convolution slows down per image, 3.7x at batch 64).
   """
   return _conv3x3_forward(x, kernel)
 
