@@ -55,11 +55,15 @@ def test_chunked_conv_equals_lax_conv_forward_and_backward(stride, padding):
   # A batch of 1.5 chunks: a whole chunk and a part one are summed.
   batch = KERNEL_GRAD_CHUNK + KERNEL_GRAD_CHUNK // 2
   x, kernel = _random((batch, 9, 9, 3), 0), _random((4, 4, 3, 5), 1)
-  results = []
-  for conv in (conv_chunked, _lax_conv):
-    conv = functools.partial(conv, stride=stride, padding=padding)
-    y, vjp = jax.jit(lambda x, k, conv=conv: jax.vjp(conv, x, k))(x, kernel)
-    results.append((y, *vjp(_random(y.shape, 2))))
+  cotangent = _random(_lax_conv(x, kernel, stride, padding).shape, 2)
+  results = [
+    jax.jit(
+      lambda x, k, conv=conv: _with_vjp(
+        functools.partial(conv, padding=padding), x, k, stride, cotangent
+      )
+    )(x, kernel)
+    for conv in (conv_chunked, _lax_conv)
+  ]
   for got, expected in zip(*results):
     # float32 sums of up to 24 x 81 products in another order: rounding of
     # ~1e-5 of the largest value (the kernel gradient's sums are the longest).
