@@ -54,15 +54,17 @@ def make_mesh() -> Mesh:
 def replicate(tree, mesh: Mesh):
   """Places `tree` whole on every device of the mesh, in every process.
 
-  Each process passes the same values; arrays already replicated over the
-  mesh (restored from a checkpoint) are kept as they are.
+  Each process passes the same values; arrays that already have this
+  sharding (restored from a checkpoint) are kept as they are. An array on
+  one device is placed again even where the mesh is that one device: jit
+  keys its cache on the kind of sharding, and the train step, given a
+  state on one device, would compile a second time for the mesh-sharded
+  state it returns.
   """
   sharding = NamedSharding(mesh, PartitionSpec())
 
   def put(x):
-    if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(
-      sharding, x.ndim
-    ):
+    if isinstance(x, jax.Array) and x.sharding == sharding:
       return x
     if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
       return jax.random.wrap_key_data(
