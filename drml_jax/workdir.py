@@ -146,7 +146,9 @@ class MetricsLog:
   """
 
   def __init__(self, workdir: str, *, resume_step: int = 0):
-    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+    # TensorFlow's writer: the input pipeline has loaded TensorFlow already,
+    # where tensorboardX would import torch (190 MB) into every run.
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     self.path = os.path.join(workdir, METRICS_FILE)
     self.records = [
@@ -155,15 +157,19 @@ class MetricsLog:
       if r["step"] <= resume_step and r["kind"] != "test"
     ]
     write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
-    self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
+    self._summary = tf.summary
+    self._writer = tf.summary.create_file_writer(
+      os.path.join(workdir, TENSORBOARD_DIR)
+    )
 
   def write(self, record: dict) -> None:
     """Appends `record`; its numeric fields (and dicts of them) go to TensorBoard."""
     self.records.append(record)
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
-    for tag, value in _scalars(record).items():
-      self._writer.add_scalar(tag, value, record["step"])
+    with self._writer.as_default(step=record["step"]):
+      for tag, value in _scalars(record).items():
+        self._summary.scalar(tag, value)
     self._writer.flush()
 
   def close(self) -> None:

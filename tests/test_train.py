@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -357,3 +358,39 @@ def test_a_workdir_that_is_a_file_is_one_line(tmp_path, capsys):
   assert train.main(["--workdir", str(tmp_path / "run")]) == 2
   err = capsys.readouterr().err
   assert "is a file, not a folder" in err and err.count("\n") == 1
+
+
+METRICS_LOG_IN_A_FRESH_PROCESS = """
+import json, sys
+from drml_jax import workdir
+log = workdir.MetricsLog(sys.argv[1])
+log.write({"kind": "train", "step": 10, "loss": 0.5, "images_per_s": 12.0})
+log.write({"kind": "eval", "step": 20, "mean_f1": 61.25, "split": "val"})
+log.close()
+print(json.dumps("torch" in sys.modules))
+"""
+
+
+def test_metrics_log_writes_tensorboard_scalars_without_torch(tmp_path):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  done = subprocess.run(
+    [sys.executable, "-c", METRICS_LOG_IN_A_FRESH_PROCESS, str(tmp_path)],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
+  # torch costs a run ~190 MB of memory; only PyTorch interchange needs it.
+  assert json.loads(done.stdout.splitlines()[-1]) is False
+  scalars = {}
+  for path in (tmp_path / workdir.TENSORBOARD_DIR).iterdir():
+    for raw in tf.data.TFRecordDataset(str(path)):
+      event = tf.compat.v1.Event.FromString(raw.numpy())
+      for value in event.summary.value:
+        scalars[value.tag, event.step] = float(tf.make_ndarray(value.tensor))
+  assert scalars == {
+    ("train/loss", 10): 0.5,
+    ("train/images_per_s", 10): 12.0,
+    ("eval/mean_f1", 20): 61.25,
+  }
+  assert [r["step"] for r in workdir.read_records(str(tmp_path))] == [10, 20]
