@@ -59,7 +59,10 @@ def replicate(tree, mesh: Mesh):
   one device is placed again even where the mesh is that one device: jit
   keys its cache on the kind of sharding, and the train step, given a
   state on one device, would compile a second time for the mesh-sharded
-  state it returns.
+  state it returns. Within one process the arrays are placed by
+  `jax.device_put`, whose buffers a step can donate; an array made from a
+  host copy wraps that copy's memory, so the first step would copy the
+  whole state instead of updating it in place.
   """
   sharding = NamedSharding(mesh, PartitionSpec())
 
@@ -70,6 +73,8 @@ def replicate(tree, mesh: Mesh):
       return jax.random.wrap_key_data(
         put(jax.random.key_data(x)), impl=jax.random.key_impl(x)
       )
+    if sharding.is_fully_addressable:
+      return jax.device_put(x, sharding)
     host = np.asarray(x)
     return jax.make_array_from_callback(
       host.shape, sharding, lambda index: host[index]
