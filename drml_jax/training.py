@@ -239,6 +239,16 @@ class Run:
     self.eval_step = make_eval_step(self.graphdefs.eval)
     self.heap_growth = host_memory.GrowthLimit(HEAP_GROWTH_MARGIN)
 
+  def compile_train_step(self, images, labels) -> None:
+    """Compiles the train step for batches like these and returns the
+    compiler's memory before the step first runs. Compiled on its first
+    call instead, the step's buffers were allocated while the compiler's
+    memory was still held (peak RSS +0.5 GB at batch 16)."""
+    self.train_step = self.train_step.lower(
+      self.state, images, labels
+    ).compile()
+    host_memory.release_freed_memory()
+
   def _read(self, step: int, read):
     """`read(step)`, a damaged step reported in one line."""
     try:
@@ -460,13 +470,12 @@ def _loop(run: Run, signals: _Signals) -> dict:
       batch = parallel.shard_batch(
         {"image": batch["image"], "labels": batch["labels"]}, run.mesh
       )
+      if run.step == first_step:
+        run.compile_train_step(batch["image"], batch["labels"])
       run.state, loss = run.train_step(
         run.state, batch["image"], batch["labels"]
       )
-      if run.step == first_step:
-        host_memory.release_freed_memory()  # what compiling the step used
-      else:
-        run.heap_growth.check()
+      run.heap_growth.check()
       run.step += 1
       progress.update(1)
       pending.append((run.step, loss))
