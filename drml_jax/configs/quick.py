@@ -17,7 +17,10 @@ from drml_jax.configs import seed
 def get_config():
   config = seed.get_config()
   config.data.dataset = "synthetic"
-  config.data.cache = True
+  # data.cache stays off (the seed's default): a cache of decoded images
+  # held 2,400 of them, 200x200x3 bytes each (~290 MB), for the whole run;
+  # decoding them again costs ~5 s of CPU an epoch, against a ~2 min epoch
+  # (benchmarks/README.md, log entry 28).
   config.model.init = "he"
   config.model.dropout = 0.0
   config.optim.learning_rate = 0.003
