@@ -20,10 +20,11 @@ Two settings stop it, and both are needed:
 The process keeps its high-water mark of memory instead of giving it back
 between steps. Kept across phases, the train and eval steps' blocks
 fragment the heap, so `release_freed_memory` returns them at each change
-of phase; within a phase `GrowthLimit` returns them when the heap has
-fragmented anyway; `mapped_apart` keeps a checkpoint's host copies out of
-the heap (without it, the quick run's peak RSS grew by ~2 GB). Only glibc
-is tuned; other C libraries are left as they are.
+of phase; within a phase `make_room` returns them before a step whose
+buffer no longer fits in what the heap holds; `mapped_apart` keeps a
+checkpoint's host copies out of the heap (without it, the quick run's peak
+RSS grew by ~2 GB). Only glibc is tuned; other C libraries are left as
+they are.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
-import os
-from collections.abc import Callable
+import re
 
 import jax
 
@@ -94,45 +94,60 @@ def release_freed_memory() -> None:
     libc.malloc_trim(0)
 
 
-def resident_bytes() -> int:
-  """The process's resident set size (RSS) in bytes."""
-  with open("/proc/self/statm", "rb") as statm:
-    return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+class _MallInfo2(ctypes.Structure):
+  """glibc's struct mallinfo2 (<malloc.h>, glibc 2.33 and later)."""
+
+  _fields_ = [
+    (name, ctypes.c_size_t)
+    for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks"
+    " fordblks keepcost".split()
+  ]
 
 
-class GrowthLimit:
-  """Returns the kept memory once the process has grown by `margin` bytes.
+def _top_chunk(libc) -> int:
+  """The free space at the top of the main arena's heap (mallinfo2's keepcost)."""
+  libc.mallinfo2.restype = _MallInfo2
+  return libc.mallinfo2().keepcost
 
-  A kept heap can fragment: when something lands in the hole a step's
-  buffer left, the next step's buffer goes to the top of the heap and the
-  hole stays resident beside it (+0.7 GB each time in the quick run).
-  Called after each step, `check` takes the first RSS it reads as the
-  baseline (the step's buffer is resident then); past baseline + `margin`
-  it returns the freed memory and takes the next RSS it reads as the new
-  baseline. `reset` at a change of phase does the same.
+
+def _largest_free_chunk(libc) -> int:
+  """The largest free chunk in the main arena's bins, from malloc_info's
+  report (the only interface that gives chunk sizes)."""
+  buffer, size = ctypes.c_void_p(), ctypes.c_size_t()
+  libc.open_memstream.restype = ctypes.c_void_p
+  libc.open_memstream.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+  stream = libc.open_memstream(ctypes.byref(buffer), ctypes.byref(size))
+  if not stream:
+    return 0
+  libc.malloc_info(0, ctypes.c_void_p(stream))
+  libc.fclose(ctypes.c_void_p(stream))
+  report = ctypes.string_at(buffer, size.value).decode()
+  libc.free(buffer)
+  main_arena = report.split('<heap nr="1">')[0]
+  return max(map(int, re.findall(r'to="(\d+)"', main_arena)), default=0)
+
+
+def make_room(nbytes: int) -> bool:
+  """Returns the kept memory to the system unless glibc's main arena holds
+  `nbytes` free in one piece; returns whether it did.
+
+  Called before each train step with the size of the step's buffer. A kept
+  heap fragments when something lands in the hole the last step's buffer
+  left: the next buffer no longer fits there, goes to fresh pages at the
+  top of the heap, and the hole stays resident beside it (+0.72 GB in the
+  quick run, benchmarks/README.md, log entry 28). Returned first, the
+  process holds what is in use plus one buffer, and the step faults its
+  buffer in once. A no-op unless `keep_freed_memory` is on.
   """
-
-  def __init__(self, margin: int, read_rss: Callable[[], int] = resident_bytes):
-    self.margin = margin
-    self._read_rss = read_rss
-    self._limit = None
-
-  def reset(self) -> None:
-    self._limit = None
-
-  def check(self) -> bool:
-    """Returns whether it released memory."""
-    if _glibc() is None:
-      return False
-    rss = self._read_rss()
-    if self._limit is None:
-      self._limit = rss + self.margin
-      return False
-    if rss <= self._limit:
-      return False
-    release_freed_memory()
-    self._limit = None
-    return True
+  libc = _glibc()
+  if not (_keeping and nbytes and hasattr(libc, "mallinfo2")):
+    return False
+  # A chunk serves a request a little smaller than itself (header, alignment).
+  needed = nbytes + (1 << 20)
+  if _top_chunk(libc) >= needed or _largest_free_chunk(libc) >= needed:
+    return False
+  release_freed_memory()
+  return True
 
 
 @contextlib.contextmanager
