@@ -163,6 +163,34 @@ def test_region_layer_command_times_each_form(capsys):
   assert all("ms forward+backward, batch 1" in line for line in lines)
 
 
+def test_floor_alternates_the_port_then_jax_and_prints_the_median(
+  monkeypatch, capsys
+):
+  from drml_jax.benchmark import floor  # pylint: disable=import-outside-toplevel
+
+  calls = []
+  rates = iter([10.0, 12.0, 12.0, 11.0, 8.0, 10.0])
+
+  def run_side(side, argv):
+    calls.append((side, argv))
+    return next(rates)
+
+  monkeypatch.setattr(floor, "_run_side", run_side)
+  assert floor.main(["--rounds", "3", "--batch", "2"]) == 0
+  assert calls == [(side, ["--batch", "2"]) for side in ("port", "jax")] * 3
+  out = capsys.readouterr().out
+  assert "| 2 | 12.00 | 11.00 | 0.92 |" in out
+  # The rounds' ratios are 1.20, 0.92 and 1.25.
+  assert out.rstrip().endswith("float32 train: 1.20")
+
+
+def test_torch_rows_of_one_form():
+  pytest.importorskip("torch")
+  args = cli.parse_args(["--smoke", "--steps", "1"])
+  (row,) = torch_rows.torch_rows(args, "train", forms=("ports",))
+  assert row.options["form"] == "ports" and row.images_per_s > 0
+
+
 @pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
 def test_grouped_torch_form_computes_the_reference_form(region_bn):
   torch = pytest.importorskip("torch")

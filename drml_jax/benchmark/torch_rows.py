@@ -57,13 +57,17 @@ def _torch_sync(torch, device):
     torch.cuda.synchronize()
 
 
-def torch_rows(args, kind: str) -> list[Row]:
-  """Every PyTorch form of `kind` train|eval, in each of `args.dtypes`
-  (bfloat16 as torch.autocast)."""
+def torch_rows(
+  args, kind: str, forms: tuple[str, ...] | None = None
+) -> list[Row]:
+  """Every PyTorch form of `kind` train|eval (or those of `forms`), in each
+  of `args.dtypes` (bfloat16 as torch.autocast)."""
   rows = []
   with torch_threads(args.torch_threads):
     for dtype in args.dtypes:
       for label, form, channels_last, compiled in FORMS:
+        if forms is not None and form not in forms:
+          continue
         row = Row(
           f"PyTorch {kind} {dtype} {label}",
           "torch",
