@@ -184,6 +184,19 @@ def test_floor_alternates_the_port_then_jax_and_prints_the_median(
   assert out.rstrip().endswith("float32 train: 1.20")
 
 
+def test_floor_names_a_failed_row_in_one_line(monkeypatch, capsys):
+  from drml_jax.benchmark import floor  # pylint: disable=import-outside-toplevel
+
+  failed = subprocess.CompletedProcess(
+    [], 1, stdout="", stderr="Traceback ...\nRuntimeError: out of memory\n"
+  )
+  monkeypatch.setattr(floor.subprocess, "run", lambda *a, **k: failed)
+  assert floor.main(["--rounds", "1"]) == 2
+  error = capsys.readouterr().err
+  assert error.count("\n") == 1
+  assert "the port row failed (RuntimeError: out of memory)" in error
+
+
 def test_torch_rows_of_one_form():
   pytest.importorskip("torch")
   args = cli.parse_args(["--smoke", "--steps", "1"])

@@ -59,7 +59,11 @@ def _run_side(side: str, argv: list[str]) -> float:
     check=False,
   )
   if done.returncode:
-    raise RuntimeError(f"the {side} row failed: {done.stderr.strip()[-500:]}")
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    raise ValueError(
+      f"the {side} row failed ({last}); `python -m drml_jax.benchmark.floor"
+      f" --side {side}` with the same options shows all it printed"
+    )
   return json.loads(done.stdout.splitlines()[-1])["images_per_s"]
 
 
@@ -76,6 +80,7 @@ def main(argv: list[str]) -> int:
   )
   args, rest = parser.parse_known_args(argv)
   rest = rest or ["--steps", "5", "--warmup", "1"]
+  parse_args(rest)  # a bad option is a one-line error here, not in a row
   if args.side:
     print(json.dumps({"images_per_s": time_side(args.side, rest)}))
     return 0
