@@ -41,8 +41,11 @@ import jax
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_MAX = -4
-# Freed memory up to this much stays mapped; the largest value mallopt takes.
-_KEEP_BYTES = 2**31 - 1
+# Never return freed memory on free (only `release_freed_memory` does).
+# The largest positive threshold, 2 GB, is smaller than the train step's
+# buffer at batch 64 (2.3 GB), which glibc then returned after every step
+# and faulted in again (benchmarks/README.md, log entry 30).
+_NEVER_TRIM = -1
 # Each heap extension asks the kernel for this much more than needed.
 _TOP_PAD_BYTES = 64 << 20
 
@@ -71,7 +74,7 @@ def keep_freed_memory(keep: bool = True) -> bool:
   if keep:
     settings = (
       (_M_MMAP_MAX, 0),
-      (_M_TRIM_THRESHOLD, _KEEP_BYTES),
+      (_M_TRIM_THRESHOLD, _NEVER_TRIM),
       (_M_TOP_PAD, _TOP_PAD_BYTES),
     )
   else:  # glibc's defaults (the mmap threshold stays fixed at its default)

@@ -74,6 +74,42 @@ def test_command_configures_the_process_only_as_a_program(
   assert bool(calls) == configured
 
 
+# A block larger than the largest positive trim threshold mallopt takes
+# (2 GB), as the train step's buffer is at batch 64 (2.3 GB), freed.
+FREED_OVER_2_GB = """
+import ctypes, ctypes.util, os
+from drml_jax import host_memory
+assert host_memory.keep_freed_memory()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+size = (2 << 30) + (256 << 20)
+block = libc.malloc(size)
+ctypes.memset(block, 1, size)
+libc.free(block)
+with open("/proc/self/statm") as statm:
+  print(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20)
+"""
+
+
+@pytest.mark.skipif(
+  host_memory._glibc() is None, reason="tunes glibc's malloc only"
+)
+def test_a_freed_block_over_2_gb_stays_mapped():
+  done = subprocess.run(
+    [sys.executable, "-c", FREED_OVER_2_GB],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
+  assert done.returncode == 0, done.stderr
+  # Kept: the process still holds the block's 2.25 GB of pages. Trimmed on
+  # free, as with a 2 GB threshold, it would hold what it imported.
+  assert int(done.stdout.split()[-1]) > 2048
+
+
 # A hole in the kept heap, then something small placed in it: the next
 # block of the hole's size no longer fits in what the heap holds.
 FRAGMENTED_HEAP = """
