@@ -27,16 +27,21 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
 """
 
 
-def _faults_per_call(mode: str) -> float:
+def _run(script: str, *args: str) -> list[str]:
+  """The words `script` prints, run in a fresh Python process."""
   done = subprocess.run(
-    [sys.executable, "-c", FAULTS_PER_CALL, mode],
+    [sys.executable, "-c", script, *args],
     capture_output=True,
     text=True,
     timeout=300,
     check=False,
   )
   assert done.returncode == 0, done.stderr
-  return float(done.stdout.split()[-1])
+  return done.stdout.split()
+
+
+def _faults_per_call(mode: str) -> float:
+  return float(_run(FAULTS_PER_CALL, mode)[-1])
 
 
 @pytest.mark.skipif(
@@ -97,17 +102,9 @@ with open("/proc/self/statm") as statm:
   host_memory._glibc() is None, reason="tunes glibc's malloc only"
 )
 def test_a_freed_block_over_2_gb_stays_mapped():
-  done = subprocess.run(
-    [sys.executable, "-c", FREED_OVER_2_GB],
-    capture_output=True,
-    text=True,
-    timeout=120,
-    check=False,
-  )
-  assert done.returncode == 0, done.stderr
   # Kept: the process still holds the block's 2.25 GB of pages. Trimmed on
   # free, as with a 2 GB threshold, it would hold what it imported.
-  assert int(done.stdout.split()[-1]) > 2048
+  assert int(_run(FREED_OVER_2_GB)[-1]) > 2048
 
 
 # A hole in the kept heap, then something small placed in it: the next
@@ -143,15 +140,7 @@ print(fits, released, (before - rss()) // MB)
   reason="reads glibc's malloc statistics",
 )
 def test_make_room_releases_a_fragmented_heap_only():
-  done = subprocess.run(
-    [sys.executable, "-c", FRAGMENTED_HEAP],
-    capture_output=True,
-    text=True,
-    timeout=120,
-    check=False,
-  )
-  assert done.returncode == 0, done.stderr
-  fits, released, freed_mb = done.stdout.split()
+  fits, released, freed_mb = _run(FRAGMENTED_HEAP)
   # The whole hole fits a 192 MB block: nothing released. Split, its 160 MB
   # remainder does not: the freed memory goes back (the remainder's pages).
   assert (fits, released) == ("False", "True")
