@@ -57,7 +57,13 @@ def _glibc() -> ctypes.CDLL | None:
   except OSError:
     return None
   # glibc's own symbol: other C libraries' mallopt, if any, differ.
-  return libc if hasattr(libc, "gnu_get_libc_version") else None
+  if not hasattr(libc, "gnu_get_libc_version"):
+    return None
+  if hasattr(libc, "mallinfo2"):  # glibc 2.33 and later
+    libc.mallinfo2.restype = _MallInfo2
+  libc.open_memstream.restype = ctypes.c_void_p
+  libc.open_memstream.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+  return libc
 
 
 _keeping = False
@@ -109,7 +115,6 @@ class _MallInfo2(ctypes.Structure):
 
 def _top_chunk(libc) -> int:
   """The free space at the top of the main arena's heap (mallinfo2's keepcost)."""
-  libc.mallinfo2.restype = _MallInfo2
   return libc.mallinfo2().keepcost
 
 
@@ -117,8 +122,6 @@ def _largest_free_chunk(libc) -> int:
   """The largest free chunk in the main arena's bins, from malloc_info's
   report (the only interface that gives chunk sizes)."""
   buffer, size = ctypes.c_void_p(), ctypes.c_size_t()
-  libc.open_memstream.restype = ctypes.c_void_p
-  libc.open_memstream.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
   stream = libc.open_memstream(ctypes.byref(buffer), ctypes.byref(size))
   if not stream:
     return 0
