@@ -10,9 +10,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from drml_jax.convs import Conv
-from drml_jax.region import RegionLayer
+from drml_jax.region import RegionLayer, merge_patches, per_patch, split_patches
 
 INIT_VARIANTS = ("pytorch", "caffe", "he")
+REGION_LAYOUTS = ("auto", "image", "patches")
 
 
 class Layer(NamedTuple):
@@ -87,6 +88,38 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
+def resolve_region_layout(
+  layout: str, region_layer: bool, patch_size: tuple[float, float]
+) -> str:
+  """The layout "auto" stands for: "patches" on CPU wherever it applies.
+
+  "patches" keeps the map cut into the region layer's patches from conv1 to
+  the max-pool: conv1 runs on each patch's input window, the pool on each
+  patch, and the pooled map, a quarter of the size, is the only one put
+  back together. "image" runs conv1 and the pool on the whole map and cuts
+  and joins it around the region layer; on XLA:CPU the backward pass of
+  those two transposes of the full-size map, fused with the elementwise
+  ops around them, costs more than the convolutions they sit between
+  (benchmarks/README.md). Pooling each patch is pooling the map only when
+  the patches' sides are even.
+  """
+  if layout not in REGION_LAYOUTS:
+    raise ValueError(
+      f"region_layout={layout!r}: expected one of {REGION_LAYOUTS}"
+    )
+  fits = region_layer and all(
+    side == int(side) and side % 2 == 0 for side in patch_size
+  )
+  if layout == "auto":
+    return "patches" if fits and jax.default_backend() == "cpu" else "image"
+  if layout == "patches" and not fits:
+    raise ValueError(
+      "region_layout='patches' needs the region layer and patches of even "
+      f"sides (here {patch_size[0]:g}x{patch_size[1]:g}): use 'image'"
+    )
+  return layout
+
+
 def feature_shape(input_size: int) -> tuple[int, int, int]:
   """(H, W, C) of the map fed to the first fc layer."""
   size = input_size - 10  # conv1 11x11
@@ -108,6 +141,8 @@ class DRML(nnx.Module):
     init: "pytorch" (torch defaults), "caffe" (the authors' gaussians,
       docs/model.md#caffe-initialisation-elsewhere) or "he".
     region_conv: "auto", "lax" or "unrolled" form of the region 3x3 convs.
+    region_layout: "auto", "image" or "patches": the layout of the map from
+      conv1 to the max-pool (`resolve_region_layout`); the same numbers.
     conv: "auto", "lax", "chunked", "fft" or "banded" form of the dense
       convs (drml_jax.convs); "auto" runs conv1 banded and conv2 as an FFT
       on CPU, the others "chunked", and everything as lax on accelerators.
@@ -126,6 +161,7 @@ class DRML(nnx.Module):
     region_bn: str = "affine",
     init: str = "pytorch",
     region_conv: str = "auto",
+    region_layout: str = "auto",
     conv: str = "auto",
     region_layer: bool = True,
     dropout: float = 0.5,
@@ -180,6 +216,12 @@ class DRML(nnx.Module):
       )
     else:
       self.region = None
+    conv1_size = input_size - 10
+    self.region_layout = resolve_region_layout(
+      region_layout,
+      region_layer,
+      (conv1_size / grid[0], conv1_size / grid[1]),
+    )
     self.conv2 = make_conv(32, 16, 8, "conv", cpu_impl="fft")
     self.conv3 = make_conv(16, 16, 8, "conv")
     self.conv4 = make_conv(16, 16, 6, "conv", stride=2)
@@ -203,15 +245,25 @@ class DRML(nnx.Module):
       lambda x: dropout(nnx.relu(layer(x)), rngs=rngs),
       layer,
     )
+    pool = lambda x: nnx.relu(max_pool_2x2(x))
     layers = [Layer("conv1 11x11", self.conv1, self.conv1)]
     if self.region is not None:
-      rows, cols = self.region.grid
-      layers.append(
-        Layer(f"region layer {rows}x{cols}", self.region, self.region)
-      )
+      rows, cols = grid = self.region.grid
+      region = Layer(f"region layer {rows}x{cols}", self.region, self.region)
+      if self.region_layout == "patches":
+        # The same layers, on (rows*cols, B, h, w, C) patches up to the pool.
+        overlap = self.conv1.kernel_size[0] - 1
+        layers[0] = layers[0]._replace(
+          apply=lambda x: per_patch(self.conv1, split_patches(x, grid, overlap))
+        )
+        region = region._replace(apply=self.region.apply_to_patches)
+        pool = lambda patches: nnx.relu(
+          merge_patches(per_patch(max_pool_2x2, patches), grid)
+        )
+      layers.append(region)
     return layers + [
       # relu(max_pool(x)) == max_pool(relu(x)), on a quarter of the values.
-      Layer("relu + max-pool 2x2", lambda x: nnx.relu(max_pool_2x2(x))),
+      Layer("relu + max-pool 2x2", pool),
       Layer("local response norm", local_response_norm),
       conv("conv2 8x8", self.conv2),
       conv("conv3 8x8", self.conv3),

@@ -12,6 +12,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from drml_jax.convs import conv_chunked
@@ -186,27 +187,50 @@ class RegionUnit(nnx.Module):
     return patch + conv3x3_unrolled(h, kernel) + bias
 
 
-def split_patches(x: jax.Array, grid: tuple[int, int]) -> jax.Array:
-  """(B,H,W,C) -> (rows*cols, B, H/rows, W/cols, C), regions row-major."""
+def split_patches(
+  x: jax.Array, grid: tuple[int, int], overlap: int = 0
+) -> jax.Array:
+  """(B,H,W,C) -> (rows*cols, B, ph + overlap, pw + overlap, C), row-major.
+
+  The map less `overlap` is cut into patches of ph x pw, and each patch is
+  taken with `overlap` more rows and columns after it. With an overlap of
+  kernel size - 1, the patches are the input windows of a VALID convolution
+  whose output is cut into the grid: the convolution of each window is that
+  output's patch.
+  """
   b, h, w, c = x.shape
   rows, cols = grid
-  if h % rows or w % cols:
+  if (h - overlap) % rows or (w - overlap) % cols:
     raise ValueError(
-      f"region grid {rows}x{cols} does not divide the {h}x{w} feature map: "
-      "choose a grid whose sizes divide the map (8x8 for 170x170 inputs)"
+      f"region grid {rows}x{cols} does not divide the {h - overlap}x"
+      f"{w - overlap} feature map: choose a grid whose sizes divide the map "
+      "(8x8 for 170x170 inputs)"
     )
-  x = x.reshape(b, rows, h // rows, cols, w // cols, c)
+  ph, pw = (h - overlap) // rows, (w - overlap) // cols
+  if overlap:
+    row_windows = (np.arange(rows) * ph)[:, None] + np.arange(ph + overlap)
+    col_windows = (np.arange(cols) * pw)[:, None] + np.arange(pw + overlap)
+    x = x[:, row_windows][:, :, :, col_windows]
+  else:
+    x = x.reshape(b, rows, ph, cols, pw, c)
   return x.transpose(1, 3, 0, 2, 4, 5).reshape(
-    rows * cols, b, h // rows, w // cols, c
+    rows * cols, b, ph + overlap, pw + overlap, c
   )
 
 
 def merge_patches(patches: jax.Array, grid: tuple[int, int]) -> jax.Array:
-  """Inverse of `split_patches`."""
+  """Inverse of `split_patches` without overlap."""
   rows, cols = grid
   _, b, ph, pw, c = patches.shape
   x = patches.reshape(rows, cols, b, ph, pw, c).transpose(2, 0, 3, 1, 4, 5)
   return x.reshape(b, rows * ph, cols * pw, c)
+
+
+def per_patch(fun: Callable, patches: jax.Array) -> jax.Array:
+  """`fun` of a (N,H,W,C) batch applied to (R,B,H,W,C) patches, as one batch."""
+  regions, b = patches.shape[:2]
+  y = fun(patches.reshape(regions * b, *patches.shape[2:]))
+  return y.reshape(regions, b, *y.shape[1:])
 
 
 class RegionLayer(nnx.Module):
@@ -248,11 +272,16 @@ class RegionLayer(nnx.Module):
 
     self.units = make_units(rngs)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def apply_to_patches(self, patches: jax.Array) -> jax.Array:
+    """(rows*cols, B, h, w, C) patches -> the units' outputs, same layout."""
+
     @nnx.vmap(in_axes=(0, 0), out_axes=0)
     def apply_units(unit, patch):
       return unit(patch)
 
+    return apply_units(self.units, patches)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
     return merge_patches(
-      apply_units(self.units, split_patches(x, self.grid)), self.grid
+      self.apply_to_patches(split_patches(x, self.grid)), self.grid
     )

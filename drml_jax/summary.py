@@ -17,7 +17,8 @@ from drml_jax.region import REGION_BN_VARIANTS
 
 
 def layer_table(model: DRML, input_size: int) -> list[tuple[str, tuple, int]]:
-  """(layer, output shape without batch, parameter count) for each layer."""
+  """(layer, output shape without batch, parameter count) for each layer,
+  of a model in the "image" region layout (patches would add a region axis)."""
   model.eval()
 
   def outputs(model, x):
@@ -53,6 +54,7 @@ def main(argv: list[str]) -> int:
     args.num_aus,
     region_bn=args.region_bn,
     region_layer=not args.no_region_layer,
+    region_layout="image",
     input_size=args.input_size,
     rngs=nnx.Rngs(0),
   )

@@ -90,6 +90,7 @@ def test_fields_resolve_by_name_or_dotted_path():
   )
   assert config.model.dropout == 0.25 and config.kernels.conv == "chunked"
   assert configs.resolve(config, "region-conv") == "kernels.region_conv"
+  assert configs.resolve(config, "region-layout") == "kernels.region_layout"
   assert configs.resolve(config, "nope") is None
 
 
@@ -97,7 +98,10 @@ def test_choices_come_from_the_modules_that_own_them():
   from data_pipeline import registry  # pylint: disable=import-outside-toplevel
   from drml_jax.convs import CONV_IMPLS  # pylint: disable=import-outside-toplevel
 
+  from drml_jax.model import REGION_LAYOUTS  # pylint: disable=import-outside-toplevel
+
   assert configs.CHOICES["kernels.conv"] is CONV_IMPLS
+  assert configs.CHOICES["kernels.region_layout"] is REGION_LAYOUTS
   assert configs.CHOICES["data.dataset"] == registry.names(trainable=True)
   assert "ck_plus" not in configs.CHOICES["data.dataset"]
 

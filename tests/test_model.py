@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -38,6 +39,54 @@ def test_unknown_options_are_clear_errors():
     DRML(3, init="xavier", input_size=82, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="region_conv='fft'"):
     DRML(3, region_conv="fft", input_size=82, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="region_layout='rows'"):
+    DRML(3, region_layout="rows", input_size=82, rngs=nnx.Rngs(0))
+  # 82 - 10 = 72 over 8 regions: patches of 9x9, which a 2x2 pool would cross.
+  with pytest.raises(ValueError, match="patches of even sides \\(here 9x9\\)"):
+    DRML(3, region_layout="patches", input_size=82, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="needs the region layer"):
+    DRML(3, region_layout="patches", region_layer=False, rngs=nnx.Rngs(0))
+
+
+def test_auto_region_layout_is_patches_on_cpu_where_it_applies():
+  on_cpu = jax.default_backend() == "cpu"
+  layout = lambda **kwargs: (
+    nnx.eval_shape(lambda: DRML(3, rngs=nnx.Rngs(0), **kwargs)).region_layout
+  )
+  assert layout() == ("patches" if on_cpu else "image")
+  assert layout(input_size=82) == "image"  # odd patches
+  assert layout(region_layer=False) == "image"
+
+
+def test_region_layouts_compute_the_same_network():
+  # 66x66: conv1 gives 56x56, 2x2 patches of 28x28.
+  images, labels = _random((3, 66, 66, 3), 1), _random((3, 2), 2)
+  results = []
+  for layout in ("image", "patches"):
+    model = DRML(
+      2, grid=(2, 2), input_size=66, region_layout=layout, rngs=nnx.Rngs(0)
+    )
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss(params):
+      logits = nnx.merge(graphdef, params, rest, copy=True)(
+        images, rngs=nnx.Rngs(dropout=5)
+      )
+      return jnp.sum(jnp.sin(logits) * labels), logits
+
+    (_, logits), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+    results.append((logits, grads))
+  (logits, grads), (patch_logits, patch_grads) = results
+  # The same float32 ops; only conv1's sums are tiled differently: rounding
+  # of a few ulps, grown through the layers to ~1e-5 of the largest value.
+  np.testing.assert_allclose(patch_logits, logits, rtol=1e-4, atol=1e-5)
+  for (path, grad), got in zip(
+    jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(patch_grads)
+  ):
+    scale = float(jnp.abs(grad).max())
+    np.testing.assert_allclose(
+      got, grad, rtol=1e-3, atol=1e-4 * scale, err_msg=str(path)
+    )
 
 
 def _initialized(init, role, shape):

@@ -11,7 +11,13 @@ import pytest
 from flax import nnx
 
 from drml_jax.convs import KERNEL_GRAD_CHUNK, conv_lax
-from drml_jax.region import RegionLayer, conv3x3_unrolled
+from drml_jax.region import (
+  RegionLayer,
+  conv3x3_unrolled,
+  merge_patches,
+  per_patch,
+  split_patches,
+)
 
 
 def test_region_parameters_are_stacked_and_distinct():
@@ -106,3 +112,22 @@ def test_grid_that_does_not_divide_the_map_is_a_clear_error():
     ValueError, match="4x4 does not divide the 18x18 feature map"
   ):
     layer(jnp.ones((1, 18, 18, 4)))
+
+
+def test_patches_with_overlap_are_the_input_windows_of_each_output_patch():
+  # A VALID 3x3 conv of a 10x14 map gives 8x12: 2x3 patches of 4x4, each the
+  # conv of its 6x6 input window.
+  x = _random((2, 10, 14, 3), 6)
+  kernel = _random((3, 3, 3, 5), 7)
+  conv = lambda x: conv_lax(x, kernel)
+  windows = split_patches(x, (2, 3), overlap=2)
+  assert windows.shape == (6, 2, 6, 6, 3)
+  np.testing.assert_allclose(
+    merge_patches(per_patch(conv, windows), (2, 3)),
+    conv(x),
+    rtol=1e-6,
+    atol=1e-6,
+  )
+  np.testing.assert_array_equal(
+    merge_patches(split_patches(x[:, :8, :12], (2, 3)), (2, 3)), x[:, :8, :12]
+  )

@@ -37,6 +37,7 @@ CHOICES = {
   "model.init": model.INIT_VARIANTS,
   "kernels.conv": CONV_IMPLS,
   "kernels.region_conv": region.REGION_CONV_IMPLS,
+  "kernels.region_layout": model.REGION_LAYOUTS,
   "optim.schedule": optim.SCHEDULES,
   "loss.pos_weight": losses.POS_WEIGHTS,
   "selection": SELECTIONS,

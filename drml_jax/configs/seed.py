@@ -67,6 +67,8 @@ def get_config():
   config.kernels = ml_collections.ConfigDict()
   config.kernels.conv = "auto"  # auto | lax | chunked | fft | banded
   config.kernels.region_conv = "auto"  # auto | lax | unrolled: region 3x3 convs
+  # auto | image | patches: the map's layout from conv1 to the max-pool
+  config.kernels.region_layout = "auto"
 
   # The training loss (drml_jax/losses.py); the evaluation loss is never
   # weighted.
