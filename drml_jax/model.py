@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, NamedTuple
 
@@ -78,7 +79,24 @@ def local_response_norm(
   band = ((offset >= -(size // 2)) & (offset <= (size - 1) // 2)).astype(
     x.dtype
   )
-  return x / (k + (alpha / size) * (jnp.square(x) @ band)) ** beta
+  return x * _inverse_power(k + (alpha / size) * (jnp.square(x) @ band), beta)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _inverse_power(t: jax.Array, beta: float) -> jax.Array:
+  """t ** -beta; for LRN's beta of 0.75 as rsqrt(t) ** 1.5, which XLA:CPU
+  computes, and differentiates, twice as fast as a power."""
+  if beta == 0.75:
+    root = jax.lax.rsqrt(t)
+    return root * jnp.sqrt(root)
+  return t**-beta
+
+
+@_inverse_power.defjvp
+def _inverse_power_jvp(beta, primals, tangents):
+  (t,), (t_dot,) = primals, tangents
+  y = _inverse_power(t, beta)
+  return y, -beta * y / t * t_dot
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
