@@ -17,6 +17,7 @@ from drml_jax.region import (
   merge_patches,
   per_patch,
   split_patches,
+  standardize,
 )
 
 
@@ -130,4 +131,22 @@ def test_patches_with_overlap_are_the_input_windows_of_each_output_patch():
   )
   np.testing.assert_array_equal(
     merge_patches(split_patches(x[:, :8, :12], (2, 3)), (2, 3)), x[:, :8, :12]
+  )
+
+
+def test_standardize_has_the_gradient_of_its_formula():
+  x = _random((3, 5, 4, 6), 8) * 3 + 1
+  cotangent = _random(x.shape, 9)
+
+  def formula(x):
+    mean = x.mean(axis=(0, 1, 2))
+    var = jnp.square(x - mean).mean(axis=(0, 1, 2))
+    return (x - mean) / jnp.sqrt(var + 1e-5)
+
+  got, vjp = jax.vjp(lambda x: standardize(x, 1e-5), x)
+  expected, expected_vjp = jax.vjp(formula, x)
+  # float32, the same sums in another order: a few ulps of values ~1-3.
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    vjp(cotangent)[0], expected_vjp(cotangent)[0], rtol=1e-4, atol=1e-5
   )
