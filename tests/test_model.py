@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from drml_jax.model import DRML, count_parameters, layer_initializers
+from drml_jax.model import (
+  DRML,
+  count_parameters,
+  layer_initializers,
+  max_pool_2x2,
+)
 
 
 def _random(shape, seed=0):
@@ -133,3 +138,25 @@ def test_dropout_only_in_train_mode_and_a_function_of_its_key():
   model.train()
   assert np.array_equal(forward(model, x, 0), forward(model, x, 0))
   assert not np.array_equal(forward(model, x, 0), forward(model, x, 1))
+
+
+def test_max_pool_sends_the_gradient_to_the_first_maximum():
+  # 5x6: the last row is outside every window. Window (0, 0) of channel 0
+  # holds its maximum twice: PyTorch sends the gradient to the first.
+  x = np.array(_random((1, 5, 6, 2), 3))
+  x[0, 0, 1, 0] = x[0, 1, 0, 0] = 9.0
+  cotangent = np.asarray(_random((1, 2, 3, 2), 4))
+  pooled, vjp = jax.vjp(max_pool_2x2, jnp.asarray(x))
+  expected_pooled = np.zeros((1, 2, 3, 2), np.float32)
+  expected_grad = np.zeros_like(x)
+  for i in range(2):
+    for j in range(3):
+      for c in range(2):
+        window = x[0, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2, c]
+        first = np.argmax(window)  # row-major, the first of equal values
+        expected_pooled[0, i, j, c] = window.max()
+        expected_grad[0, 2 * i + first // 2, 2 * j + first % 2, c] = cotangent[
+          0, i, j, c
+        ]
+  np.testing.assert_array_equal(pooled, expected_pooled)
+  np.testing.assert_array_equal(vjp(jnp.asarray(cotangent))[0], expected_grad)
