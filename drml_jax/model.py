@@ -99,6 +99,7 @@ def _inverse_power_jvp(beta, primals, tangents):
   return y, -beta * y / t * t_dot
 
 
+@jax.custom_vjp
 def max_pool_2x2(x: jax.Array) -> jax.Array:
   """2x2 max-pool, stride 2, VALID, as PyTorch's MaxPool2d(2).
 
@@ -106,7 +107,7 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   order, as PyTorch sends it (autodiff of a max splits it among ties).
   The forward pass keeps each window's argmax, a byte per output, where
   autodiff of a max keeps a float mask of the map's size (the batch-64
-  train step's temporaries: -237 MB).
+  train step's temporaries: -237 MB). A NaN in a window is its maximum.
   """
   return _max_pool_forward(x)[0]
 
@@ -128,8 +129,10 @@ def _max_pool_forward(x):
 
   def first_max(a, b):
     (a_value, a_position), (b_value, b_position) = a, b
-    take_b = (b_value > a_value) | (
-      (b_value == a_value) & (b_position < a_position)
+    take_b = (
+      (b_value > a_value)
+      | (jnp.isnan(b_value) & ~jnp.isnan(a_value))
+      | ((b_value == a_value) & (b_position < a_position))
     )
     return (
       jnp.where(take_b, b_value, a_value),
@@ -155,7 +158,6 @@ def _max_pool_backward(residuals, cotangent):
   return (jnp.pad(grad, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
 
 
-max_pool_2x2 = jax.custom_vjp(max_pool_2x2)
 max_pool_2x2.defvjp(_max_pool_forward, _max_pool_backward)
 
 

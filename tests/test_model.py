@@ -160,3 +160,5 @@ def test_max_pool_sends_the_gradient_to_the_first_maximum():
         ]
   np.testing.assert_array_equal(pooled, expected_pooled)
   np.testing.assert_array_equal(vjp(jnp.asarray(cotangent))[0], expected_grad)
+  x[0, 3, 5, 1] = np.nan  # a NaN is not hidden by a larger value
+  assert np.isnan(max_pool_2x2(jnp.asarray(x))[0, 1, 2, 1])
