@@ -173,6 +173,8 @@ class RegionBatchNorm(nnx.Module):
     else:
       y = standardize(x, self.epsilon)
       if self.track_running_stats:
+        # The same sums as standardize's: XLA computes them once (the
+        # compiled step holds two of these reductions, not four).
         mean, var = batch_statistics(x)
         n = x.shape[0] * x.shape[1] * x.shape[2]
         m = self.momentum
