@@ -16,7 +16,8 @@ from typing import Callable
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from drml_jax import errors, host_memory
+from drml_jax import errors
+from drml_jax.runtime import host_memory
 
 # Errors that a user's input or environment causes: reported in one line.
 USER_ERRORS = (ValueError, OSError)

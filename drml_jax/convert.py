@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-from drml_jax import checkpoint, cli, interchange
+from drml_jax import cli
+from drml_jax.store import checkpoint, interchange
 
 
 @cli.command

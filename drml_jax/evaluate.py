@@ -19,8 +19,10 @@ import sys
 import time
 
 from data_pipeline import pipeline, registry
-from drml_jax import checkpoint, cli, scores, workdir
-from drml_jax.evaluation import evaluate_model
+from drml_jax import cli
+from drml_jax.scoring import scores
+from drml_jax.store import checkpoint, workdir
+from drml_jax.train.evaluation import evaluate_model
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

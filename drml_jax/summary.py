@@ -12,8 +12,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from drml_jax import cli
-from drml_jax.model import DRML, count_parameters
-from drml_jax.region import REGION_BN_VARIANTS
+from drml_jax.model.network import DRML, count_parameters
+from drml_jax.model.region import REGION_BN_VARIANTS
 
 
 def layer_table(model: DRML, input_size: int) -> list[tuple[str, tuple, int]]:

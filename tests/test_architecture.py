@@ -38,6 +38,20 @@ def _imports(path: pathlib.Path) -> set[str]:
   return names
 
 
+def _internal_imports(name: str, modules: dict) -> set[str]:
+  """The project modules `name` imports. `from package import module` counts
+  as the module alone, as Python runs it: the package's __init__ is then
+  already loading or loaded."""
+  found = set()
+  for node in ast.walk(ast.parse(modules[name].read_text())):
+    if isinstance(node, ast.Import):
+      found.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      submodules = {f"{node.module}.{a.name}" for a in node.names}
+      found.update(submodules & modules.keys() or {node.module})
+  return {i for i in found if i in modules and i != name}
+
+
 def _is_command(name: str, path: pathlib.Path) -> bool:
   return (
     name.endswith("__main__") or '__name__ == "__main__"' in path.read_text()
@@ -47,7 +61,12 @@ def _is_command(name: str, path: pathlib.Path) -> bool:
 def test_library_modules_never_import_command_line_modules():
   modules = _modules()
   commands = {name for name, path in modules.items() if _is_command(name, path)}
-  assert {"drml_jax.train", "drml_jax.evaluate", "drml_jax.convert"} <= commands
+  assert {
+    "drml_jax.train.__main__",
+    "drml_jax.predict.__main__",
+    "drml_jax.evaluate",
+    "drml_jax.convert",
+  } <= commands
   for name, path in modules.items():
     if name not in commands:
       wrong = _imports(path) & commands
@@ -65,7 +84,7 @@ def test_data_pipeline_is_the_lower_layer():
 
 
 def test_only_interchange_and_the_benchmark_touch_pytorch():
-  allowed = ("drml_jax.interchange", "drml_jax.benchmark")
+  allowed = ("drml_jax.store.interchange", "drml_jax.benchmark")
   for name, path in _modules().items():
     if name.startswith("drml_jax") and not name.startswith(allowed):
       torch_imports = {
@@ -74,3 +93,25 @@ def test_only_interchange_and_the_benchmark_touch_pytorch():
         if i.split(".")[0] in ("torch", "reference_torch")
       }
       assert not torch_imports, f"{name} imports {torch_imports}"
+
+
+def test_no_import_circle():
+  """No module reaches itself through its imports (depth-first search)."""
+  modules = _modules()
+  graph = {name: _internal_imports(name, modules) for name in modules}
+  done, path = set(), []
+
+  def visit(name):
+    if name in path:
+      cycle = path[path.index(name) :] + [name]
+      raise AssertionError("import circle: " + " -> ".join(cycle))
+    if name in done:
+      return
+    path.append(name)
+    for imported in sorted(graph[name]):
+      visit(imported)
+    path.pop()
+    done.add(name)
+
+  for name in sorted(graph):
+    visit(name)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from drml_jax import configs, train
+from drml_jax import configs
+from drml_jax.train import __main__ as train
 
 
 def test_overrides_reach_every_kind_of_field():
@@ -96,9 +97,8 @@ def test_fields_resolve_by_name_or_dotted_path():
 
 def test_choices_come_from_the_modules_that_own_them():
   from data_pipeline import registry  # pylint: disable=import-outside-toplevel
-  from drml_jax.convs import CONV_IMPLS  # pylint: disable=import-outside-toplevel
-
-  from drml_jax.model import REGION_LAYOUTS  # pylint: disable=import-outside-toplevel
+  from drml_jax.model.convs import CONV_IMPLS  # pylint: disable=import-outside-toplevel
+  from drml_jax.model.network import REGION_LAYOUTS  # pylint: disable=import-outside-toplevel
 
   assert configs.CHOICES["kernels.conv"] is CONV_IMPLS
   assert configs.CHOICES["kernels.region_layout"] is REGION_LAYOUTS

@@ -3,8 +3,8 @@
 import torch
 
 from drml_jax import convert
-from drml_jax.checkpoint import restore_model
-from drml_jax.interchange import to_torch_state_dict
+from drml_jax.store.checkpoint import restore_model
+from drml_jax.store.interchange import to_torch_state_dict
 from tests.test_interchange import INPUT, assert_identical, random_torch_model
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from drml_jax.convs import (
+from drml_jax.model.convs import (
   BAND_TILE,
   KERNEL_GRAD_CHUNK,
   Conv,
@@ -19,7 +19,7 @@ from drml_jax.convs import (
   conv_fft,
   resolve_conv,
 )
-from drml_jax.convs import conv_lax as _lax_conv
+from drml_jax.model.convs import conv_lax as _lax_conv
 
 
 def _random(shape, seed):

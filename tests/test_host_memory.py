@@ -7,14 +7,15 @@ import sys
 
 import pytest
 
-from drml_jax import cli, host_memory
+from drml_jax import cli
+from drml_jax.runtime import host_memory
 
 # Page faults per call of a jitted function with a large temporary buffer
 # (a 2048x2048 product and what XLA:CPU packs for it), in a fresh process.
 FAULTS_PER_CALL = """
 import resource, sys
 import jax, jax.numpy as jnp
-from drml_jax import host_memory
+from drml_jax.runtime import host_memory
 if sys.argv[1] == "configure":
   assert host_memory.configure()
 step = jax.jit(lambda x: jnp.tanh(x @ x.T).sum())
@@ -83,7 +84,7 @@ def test_command_configures_the_process_only_as_a_program(
 # (2 GB), as the train step's buffer is at batch 64 (2.3 GB), freed.
 FREED_OVER_2_GB = """
 import ctypes, ctypes.util, os
-from drml_jax import host_memory
+from drml_jax.runtime import host_memory
 assert host_memory.keep_freed_memory()
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
@@ -111,7 +112,7 @@ def test_a_freed_block_over_2_gb_stays_mapped():
 # block of the hole's size no longer fits in what the heap holds.
 FRAGMENTED_HEAP = """
 import ctypes, os
-from drml_jax import host_memory
+from drml_jax.runtime import host_memory
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = (ctypes.c_size_t,)

@@ -9,14 +9,14 @@ import pytest
 import torch
 from flax import nnx
 
-from drml_jax.interchange import (
+from drml_jax.model.network import DRML
+from drml_jax.store.interchange import (
   InterchangeError,
   load_torch_state_dict,
   read_torch_checkpoint,
   to_torch_state_dict,
   write_torch_checkpoint,
 )
-from drml_jax.model import DRML
 from reference_torch.model import DRML as TorchDRML
 
 INPUT = 82  # a 5x5x16 final map keeps fc1's flatten permutation in play

@@ -7,7 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from drml_jax.losses import multilabel_sigmoid_cross_entropy, positive_weights
+from drml_jax.train.losses import (
+  multilabel_sigmoid_cross_entropy,
+  positive_weights,
+)
 from tests.au_arrays import LABELS, LOGITS
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from drml_jax.metrics import confusion_counts
+from drml_jax.scoring.metrics import confusion_counts
 from tests.au_arrays import LABELS, LOGITS
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from drml_jax.model import (
+from drml_jax.model.network import (
   DRML,
   count_parameters,
   layer_initializers,

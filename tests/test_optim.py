@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from drml_jax.optim import learning_rate_schedule, make_optimizer
+from drml_jax.train.optim import learning_rate_schedule, make_optimizer
 
 
 def _sgd_reference(

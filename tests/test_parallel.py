@@ -7,10 +7,9 @@ import socket
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 import pytest
 
-from drml_jax import parallel
+from drml_jax.runtime import parallel
 from tests import train_support as support
 
 # 8 devices reduce the batch in another order than 1: float32 rounding only.

@@ -29,12 +29,12 @@ import pytest
 import torch
 from flax import nnx
 
-from drml_jax.interchange import to_torch_state_dict
-from drml_jax.losses import multilabel_sigmoid_cross_entropy
-from drml_jax.model import DRML
-from drml_jax.optim import make_optimizer
-from drml_jax import train_state
-from drml_jax.steps import make_train_step
+from drml_jax.model import train_state
+from drml_jax.model.network import DRML
+from drml_jax.store.interchange import to_torch_state_dict
+from drml_jax.train.losses import multilabel_sigmoid_cross_entropy
+from drml_jax.train.optim import make_optimizer
+from drml_jax.train.steps import make_train_step
 from reference_torch.losses import (
   multilabel_sigmoid_cross_entropy as torch_loss,
 )

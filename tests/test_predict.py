@@ -14,19 +14,21 @@ from skimage import data as skimage_data
 
 from data_pipeline import pipeline, registry
 from data_pipeline.tf_cpu import tfds
-from drml_jax import (
-  checkpoint,
-  data,
-  evaluate,
-  faces,
-  inference,
-  media,
-  predict,
-  prediction,
-  train_state,
+from drml_jax import evaluate
+from drml_jax.model import factory, train_state
+from drml_jax.predict import (
+  __main__ as predict,
 )
-from drml_jax.metrics import confusion_counts
-from drml_jax.workdir import CHECKPOINT_DIR, CONFIG_FILE
+from drml_jax.predict import (
+  faces,
+  media,
+  predictor,
+  stream,
+)
+from drml_jax.scoring.metrics import confusion_counts
+from drml_jax.store import checkpoint
+from drml_jax.store.workdir import CHECKPOINT_DIR, CONFIG_FILE
+from drml_jax.train import batches
 from tests import train_support as support
 
 INPUT = 66  # a tiny DRML: the pipeline's 170x170 inputs are resized to it
@@ -56,7 +58,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model():
   """A random 12-AU DRML whose probabilities spread over (0, 1)."""
-  drml = checkpoint.build_model(MODEL_CONFIG, seed=3)
+  drml = factory.build_model(MODEL_CONFIG, seed=3)
   drml.fc3.kernel[...] = drml.fc3.kernel[...] * 30
   return drml
 
@@ -127,13 +129,13 @@ def test_preprocessing_is_evaluations_bit_for_bit(
 ):
   _, images, _ = test_split
   mean = pipeline.mean_image(tiny) if normalization == "bgr_mean" else None
-  ours = data.resize_inputs(
+  ours = batches.resize_inputs(
     pipeline.preprocess_eval(
       images, mode=mode, normalization=normalization, mean=mean
     ),
     INPUT,
   )
-  batches = data.Batches(
+  source = batches.Batches(
     tiny,
     data_shards=1,
     process_index=0,
@@ -143,7 +145,7 @@ def test_preprocessing_is_evaluations_bit_for_bit(
     input_size=INPUT,
   )
   evaluation = np.concatenate(
-    [b["image"][b["valid"]] for b in batches.evaluation("test", 8)]
+    [b["image"][b["valid"]] for b in source.evaluation("test", 8)]
   )
   np.testing.assert_array_equal(ours, evaluation)
 
@@ -152,16 +154,16 @@ def test_a_workdir_gives_its_preprocessing_and_its_datasets_aus(
   tiny, model, tmp_path
 ):
   run = _workdir(tmp_path, tiny, model, mode="crop", normalization="bgr_mean")
-  predictor = inference.load_predictor(workdir=str(run), batch_size=4)
-  assert (predictor.mode, predictor.normalization, predictor.input_size) == (
+  loaded = predictor.load_predictor(workdir=str(run), batch_size=4)
+  assert (loaded.mode, loaded.normalization, loaded.input_size) == (
     "crop",
     "bgr_mean",
     INPUT,
   )
-  np.testing.assert_array_equal(predictor.mean, pipeline.mean_image(tiny))
+  np.testing.assert_array_equal(loaded.mean, pipeline.mean_image(tiny))
   assert (
-    predictor.aus == registry.aus(tiny)
-    and predictor.thresholds.tolist() == [0.5] * 12
+    loaded.aus == registry.aus(tiny)
+    and loaded.thresholds.tolist() == [0.5] * 12
   )
 
 
@@ -199,7 +201,7 @@ def test_aligned_faces_get_evaluations_probabilities_and_counts(
   forward = jax.jit(
     lambda state, images: train_state.merge(graphdefs.eval, state)(images)
   )
-  batches = data.Batches(
+  source = batches.Batches(
     tiny,
     data_shards=1,
     process_index=0,
@@ -211,7 +213,7 @@ def test_aligned_faces_get_evaluations_probabilities_and_counts(
   logits = np.concatenate(
     [
       np.asarray(forward(state, b["image"]))[b["valid"]]
-      for b in batches.evaluation("test", 8)
+      for b in source.evaluation("test", 8)
     ]
   )
   np.testing.assert_allclose(
@@ -246,7 +248,7 @@ def test_video_rows_frames_timestamps_and_detected_faces(
   workdir, tmp_path, capsys
 ):
   fps = 10.0
-  video = prediction.write_synthetic_video(
+  video = stream.write_synthetic_video(
     str(tmp_path / "clip.mp4"), frames=9, fps=fps
   )
   out = tmp_path / "video.csv"
@@ -443,7 +445,7 @@ def test_bad_arguments_fail_in_one_line(capsys):
 
 
 def test_benchmark_predict_reports_its_parts(model):
-  result = prediction.benchmark_predict(
+  result = stream.benchmark_predict(
     model, frames=4, batch_size=2, input_size=INPUT
   )
   assert result["frames"] == 4

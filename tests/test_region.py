@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from drml_jax.convs import KERNEL_GRAD_CHUNK, conv_lax
-from drml_jax.region import (
+from drml_jax.model.convs import KERNEL_GRAD_CHUNK, conv_lax
+from drml_jax.model.region import (
   RegionLayer,
   conv3x3_unrolled,
   merge_patches,
@@ -52,7 +52,7 @@ def _random(shape, seed=0):
 )
 def test_conv3x3_unrolled_equals_lax_conv_forward_and_backward(in_axes):
   # Unbatched, and vmapped over regions with either operand shared; a batch
-  # past one chunk of the kernel gradient's (drml_jax.convs.conv_chunked).
+  # past one chunk of the kernel gradient's (drml_jax.model.convs.conv_chunked).
   x_shape, kernel_shape = (KERNEL_GRAD_CHUNK + 2, 5, 6, 3), (3, 3, 3, 4)
   if in_axes is not None:
     x_shape = (4, *x_shape) if in_axes[0] == 0 else x_shape

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drml_jax import scores
-from drml_jax.scores import au_scores, format_table, to_json
+from drml_jax.scoring import scores
+from drml_jax.scoring.scores import au_scores, format_table, to_json
 
 
 def test_scores_edge_cases():

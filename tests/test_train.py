@@ -11,7 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from drml_jax import checkpoint, train, training, workdir
+from drml_jax.store import checkpoint, workdir
+from drml_jax.train import __main__ as train
+from drml_jax.train import loop
+from drml_jax.train.run import Run
 from reference_torch.checkpoint import infer_model_config, load_state_dict
 from reference_torch.model import DRML as TorchDRML
 from tests import train_support as support
@@ -95,7 +98,7 @@ def test_sigint_then_sigkill_then_resume_matches_uninterrupted(
 
 def test_sigterm_is_recorded_not_fatal_and_the_handler_restored():
   previous = signal.getsignal(signal.SIGTERM)
-  with training._catch_signals() as signals:  # pylint: disable=protected-access
+  with loop._catch_signals() as signals:  # pylint: disable=protected-access
     os.kill(os.getpid(), signal.SIGTERM)
     assert signals.received == signal.SIGTERM
   assert signal.getsignal(signal.SIGTERM) is previous
@@ -169,10 +172,10 @@ def test_a_damaged_checkpoint_is_named_on_resume(
 
 
 def test_an_interruption_names_the_newest_complete_checkpoint(tmp_path):
-  assert "no checkpoint of" in training.interrupted_message(str(tmp_path))
+  assert "no checkpoint of" in loop.interrupted_message(str(tmp_path))
   for name in ("2", "5", "7.orbax-checkpoint-tmp-1"):  # 7 was being written
     (tmp_path / "checkpoints" / name).mkdir(parents=True)
-  message = training.interrupted_message(str(tmp_path))
+  message = loop.interrupted_message(str(tmp_path))
   assert message.startswith(
     "interrupted; step 5, the newest complete checkpoint"
   )
@@ -218,7 +221,7 @@ def test_a_save_is_written_when_it_returns(tmp_path_factory):
   base = support.base_dir(tmp_path_factory)
   base.mkdir(exist_ok=True)
   config = configs.from_args(support.tiny_args(base / "save", base / "tfds"))
-  run = training.Run(config)
+  run = Run(config)
   try:
     run.save()
     assert not run.checkpoints.manager.is_saving_in_progress()
@@ -232,10 +235,10 @@ def test_results_name_how_a_run_differs_from_the_published_protocol():
   from drml_jax import configs  # pylint: disable=import-outside-toplevel
 
   seed = configs.load("seed")
-  assert training._seed_differences(seed) == ["--selection"]  # pylint: disable=protected-access
+  assert loop._seed_differences(seed) == ["--selection"]  # pylint: disable=protected-access
   seed.selection = "test"
-  assert training._seed_differences(seed) == []  # pylint: disable=protected-access
-  quick = training._seed_differences(configs.load("quick"))  # pylint: disable=protected-access
+  assert loop._seed_differences(seed) == []  # pylint: disable=protected-access
+  quick = loop._seed_differences(configs.load("quick"))  # pylint: disable=protected-access
   assert "--learning-rate" in quick and "--num-epochs" in quick
 
 
@@ -326,9 +329,9 @@ def test_fold_all_reports_each_fold_their_mean_and_resumes_fold_by_fold(
     f"| {100 * np.mean(means):.2f} ± {100 * np.std(means, ddof=1):.2f} |"
   )
   # Thresholds tuned on the validation split travel with the checkpoint.
-  from drml_jax import inference  # pylint: disable=import-outside-toplevel
+  from drml_jax.predict.predictor import load_predictor  # pylint: disable=import-outside-toplevel
 
-  predictor = inference.load_predictor(workdir=str(work / "fold1"))
+  predictor = load_predictor(workdir=str(work / "fold1"))
   assert predictor.thresholds.tolist() == pytest.approx(
     list(reported[1]["tuned"]["thresholds"].values())
   )
@@ -362,7 +365,7 @@ def test_a_workdir_that_is_a_file_is_one_line(tmp_path, capsys):
 
 METRICS_LOG_IN_A_FRESH_PROCESS = """
 import json, sys
-from drml_jax import workdir
+from drml_jax.store import workdir
 log = workdir.MetricsLog(sys.argv[1])
 log.write({"kind": "train", "step": 10, "loss": 0.5, "images_per_s": 12.0})
 log.write({"kind": "eval", "step": 20, "mean_f1": 61.25, "split": "val"})

@@ -155,7 +155,8 @@ def train_losses(workdir: Path) -> dict[int, float]:
 def final_params(workdir: Path) -> dict[str, np.ndarray]:
   """The latest checkpoint's parameters and BatchNorm statistics, flat."""
   from flax import nnx  # pylint: disable=import-outside-toplevel
-  from drml_jax import checkpoint  # pylint: disable=import-outside-toplevel
+
+  from drml_jax.store import checkpoint  # pylint: disable=import-outside-toplevel
 
   model, _, _ = checkpoint.restore_model(workdir / "checkpoints")
   state = nnx.to_pure_dict(nnx.state(model))

@@ -25,10 +25,11 @@ import sys
 
 import jax
 
-from drml_jax import cli, host_memory
+from drml_jax import cli
 from drml_jax.benchmark import jax_rows, timing
 from drml_jax.benchmark.torch_rows import torch_rows
-from drml_jax.convs import CONV_IMPLS
+from drml_jax.model.convs import CONV_IMPLS
+from drml_jax.runtime import host_memory
 
 DTYPES = ("float32", "bfloat16")
 

@@ -21,8 +21,9 @@ import statistics
 import subprocess
 import sys
 
-from drml_jax import cli, host_memory
+from drml_jax import cli
 from drml_jax.benchmark.__main__ import parse_args
+from drml_jax.runtime import host_memory
 
 SIDES = ("port", "jax")
 

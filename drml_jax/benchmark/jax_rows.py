@@ -26,10 +26,10 @@ from drml_jax.benchmark.timing import (
   fill_rate,
   timed_steps,
 )
-from drml_jax import train_state
-from drml_jax.model import DRML
-from drml_jax.optim import make_optimizer
-from drml_jax.steps import make_eval_step, make_train_step
+from drml_jax.model import train_state
+from drml_jax.model.network import DRML
+from drml_jax.train.optim import make_optimizer
+from drml_jax.train.steps import make_eval_step, make_train_step
 
 
 @dataclasses.dataclass
@@ -51,7 +51,7 @@ class JaxSteps:
 def jax_steps(
   args, dtype: str, conv: str, region_conv: str, donate: bool = True
 ) -> JaxSteps:
-  """The one place the rows build a model and its steps (drml_jax.steps)."""
+  """The one place the rows build a model and its steps (drml_jax.train.steps)."""
   model = DRML(
     args.num_aus,
     input_size=args.input_size,
@@ -192,7 +192,7 @@ def pipeline_rows(args) -> list[Row]:
 def predict_row(args) -> Row:
   """Frames/s of `python -m drml_jax.predict` on a synthetic 640x480 video,
   with the seconds spent decoding, detecting faces and in the model."""
-  from drml_jax import prediction  # pylint: disable=import-outside-toplevel
+  from drml_jax.predict import stream  # pylint: disable=import-outside-toplevel
 
   row = Row(
     "Predict, synthetic video (decode + Haar detect + model)",
@@ -204,7 +204,7 @@ def predict_row(args) -> Row:
     args.num_aus, input_size=args.input_size, rngs=nnx.Rngs(args.seed)
   )
   try:
-    result = prediction.benchmark_predict(
+    result = stream.benchmark_predict(
       model,
       frames=args.predict_frames,
       batch_size=16,

@@ -20,7 +20,7 @@ import torch
 from flax import nnx
 
 from drml_jax.benchmark.timing import timed_steps
-from drml_jax.region import RegionLayer
+from drml_jax.model.region import RegionLayer
 from reference_torch.model import RegionLayer as TorchRegionLayer
 from reference_torch.port import PortRegionLayer
 

@@ -107,6 +107,7 @@ def torch_threads(threads: int | None):
 def _torch_measure(args, row: Row) -> Row:
   try:
     import torch  # pylint: disable=import-outside-toplevel
+
     from reference_torch.fast import FastDRML  # pylint: disable=import-outside-toplevel
     from reference_torch.losses import multilabel_sigmoid_cross_entropy  # pylint: disable=import-outside-toplevel
     from reference_torch.model import DRML as TorchDRML  # pylint: disable=import-outside-toplevel
@@ -189,6 +190,7 @@ def logits_error_vs_float32(args) -> float:
   """Max |bfloat16 autocast logits - float32 logits| / max |float32 logits|
   of the reference model on one random batch (eval mode)."""
   import torch  # pylint: disable=import-outside-toplevel
+
   from reference_torch.model import DRML as TorchDRML  # pylint: disable=import-outside-toplevel
 
   torch.manual_seed(args.seed)

@@ -21,9 +21,10 @@ import os
 import ml_collections
 
 from data_pipeline import pipeline, registry
-from drml_jax import losses, model, optim, region
 from drml_jax.configs import seed
-from drml_jax.convs import CONV_IMPLS
+from drml_jax.model import network, region
+from drml_jax.model.convs import CONV_IMPLS
+from drml_jax.train import losses, optim
 
 PRESETS = ("quick", "seed", "paper")
 FOLD_ALL = -1  # --fold all: every fold of the dataset (folds.train_folds)
@@ -34,10 +35,10 @@ CHOICES = {
   "data.mode": pipeline.MODES,
   "data.normalization": pipeline.NORMALIZATIONS,
   "model.region_bn": region.REGION_BN_VARIANTS,
-  "model.init": model.INIT_VARIANTS,
+  "model.init": network.INIT_VARIANTS,
   "kernels.conv": CONV_IMPLS,
   "kernels.region_conv": region.REGION_CONV_IMPLS,
-  "kernels.region_layout": model.REGION_LAYOUTS,
+  "kernels.region_layout": network.REGION_LAYOUTS,
   "optim.schedule": optim.SCHEDULES,
   "loss.pos_weight": losses.POS_WEIGHTS,
   "selection": SELECTIONS,
@@ -185,7 +186,7 @@ def _checks(config) -> list[tuple[str, bool, str]]:
   return [
     (
       "model.input_size",
-      model.feature_shape(m.input_size)[0] > 0,
+      network.feature_shape(m.input_size)[0] > 0,
       "at least 66: smaller inputs leave no map for the fc layers",
     ),
     ("model.grid", grid_ok, "two positive numbers, rows,cols"),

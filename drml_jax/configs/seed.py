@@ -63,14 +63,14 @@ def get_config():
   config.model.dropout = 0.5
 
   # How the convolutions run: same numbers, speed only (never stored with a
-  # checkpoint; see drml_jax/convs.py and drml_jax/region.py).
+  # checkpoint; see drml_jax/model/convs.py and drml_jax/model/region.py).
   config.kernels = ml_collections.ConfigDict()
   config.kernels.conv = "auto"  # auto | lax | chunked | fft | banded
   config.kernels.region_conv = "auto"  # auto | lax | unrolled: region 3x3 convs
   # auto | image | patches: the map's layout from conv1 to the max-pool
   config.kernels.region_layout = "auto"
 
-  # The training loss (drml_jax/losses.py); the evaluation loss is never
+  # The training loss (drml_jax/train/losses.py); the evaluation loss is never
   # weighted.
   config.loss = ml_collections.ConfigDict()
   # none | train_rates: weigh each AU's positives by its negatives /

@@ -14,8 +14,10 @@ import os
 import jax
 
 from data_pipeline import registry
-from drml_jax import errors, scores, workdir
-from drml_jax.training import Interrupted, train
+from drml_jax import errors
+from drml_jax.scoring import scores
+from drml_jax.store import workdir
+from drml_jax.train.loop import Interrupted, train
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ import torch
 from flax import nnx
 
 from drml_jax import errors
-from drml_jax.checkpoint import build_model
-from drml_jax.model import DRML
+from drml_jax.model.factory import build_model
+from drml_jax.model.network import DRML
 from reference_torch import checkpoint as torch_checkpoint
 from reference_torch.model import DRML as TorchDRML
 

@@ -4,7 +4,7 @@
   probabilities, occurrences = predictor(faces)  # (N, 200, 200, 3) uint8 RGB
 
 Faces go through evaluation's own preprocessing
-(`data_pipeline.pipeline.preprocess_eval`, then `data.resize_inputs` for a
+(`data_pipeline.pipeline.preprocess_eval`, then `batches.resize_inputs` for a
 model built for another input size), then a jitted forward pass in batches
 padded to `batch_size`, so it compiles once. An AU occurs when its
 probability exceeds its threshold (0.5, the protocol's, unless the
@@ -24,9 +24,11 @@ from flax import nnx
 
 from data_pipeline import pipeline, registry
 from data_pipeline.sources.base import DISFA_AUS, DISFA_PLUS_AUS, DataError
-from drml_jax import checkpoint as checkpoints
-from drml_jax import data, train_state, workdir as workdirs
-from drml_jax.train_state import ModelState
+from drml_jax.model import train_state
+from drml_jax.model.train_state import ModelState
+from drml_jax.store import checkpoint as checkpoints
+from drml_jax.store import workdir as workdirs
+from drml_jax.train import batches
 
 DEFAULT_AUS = {len(DISFA_PLUS_AUS): DISFA_PLUS_AUS, len(DISFA_AUS): DISFA_AUS}
 DEFAULT_BATCH_SIZE = 16
@@ -84,7 +86,7 @@ class Predictor:
 
   def __call__(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 200, 200, 3) uint8 faces -> float32 probabilities and bool occurrences, (N, C)."""
-    inputs = data.resize_inputs(
+    inputs = batches.resize_inputs(
       pipeline.preprocess_eval(
         faces, mode=self.mode, normalization=self.normalization, mean=self.mean
       ),

@@ -11,9 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from drml_jax import data, parallel, train_state
-from drml_jax.steps import make_eval_step
-from drml_jax.train_state import ModelState
+from drml_jax.model import train_state
+from drml_jax.model.train_state import ModelState
+from drml_jax.runtime import parallel
+from drml_jax.train import batches
+from drml_jax.train.steps import make_eval_step
 
 
 @dataclasses.dataclass
@@ -77,7 +79,7 @@ def evaluate_model(
   mesh = parallel.make_mesh()
   parallel.check_batch_size(batch_size, "--batch-size")
   graphdefs, state = train_state.split(model)
-  batches = data.Batches(
+  source = batches.Batches(
     builder,
     data_shards=1,
     process_index=0,
@@ -90,6 +92,6 @@ def evaluate_model(
   return evaluate_split(
     make_eval_step(graphdefs.eval),
     parallel.replicate(state, mesh),
-    batches.evaluation(split, batch_size),
+    source.evaluation(split, batch_size),
     mesh,
   )

@@ -14,7 +14,7 @@ def confusion_counts(
   An AU is predicted present when its probability exceeds 0.5 (logit > 0).
   Labels equal to 0 are ignored, and so are examples with `valid` False (the
   padding of a last evaluation batch). Sum the counts of all batches, then
-  turn them into scores with `drml_jax.scores.au_scores`.
+  turn them into scores with `drml_jax.scoring.scores.au_scores`.
   """
   predicted = logits > 0
   known = labels != 0

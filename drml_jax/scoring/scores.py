@@ -1,6 +1,6 @@
 """Host-side scores of an evaluation and their tables.
 
-From the per-AU confusion counts that `drml_jax.metrics` sums on device:
+From the per-AU confusion counts that `drml_jax.scoring.metrics` sums on device:
 F1 and accuracy per AU, the constant predictor's score, collapse detection,
 the Markdown tables of a run; from the per-example probabilities, the ROC
 AUC per AU. NumPy (and scikit-learn) only, so the JAX and PyTorch sides

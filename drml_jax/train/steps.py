@@ -13,9 +13,9 @@ import jax
 import optax
 from flax import nnx
 
-from drml_jax.losses import multilabel_sigmoid_cross_entropy
-from drml_jax.metrics import confusion_counts
-from drml_jax.train_state import ModelState, TrainState, merge
+from drml_jax.model.train_state import ModelState, TrainState, merge
+from drml_jax.scoring.metrics import confusion_counts
+from drml_jax.train.losses import multilabel_sigmoid_cross_entropy
 
 
 def dropout_rngs(seed: int, step: jax.Array) -> nnx.Rngs:

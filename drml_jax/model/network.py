@@ -10,8 +10,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from drml_jax.convs import Conv
-from drml_jax.region import RegionLayer, merge_patches, per_patch, split_patches
+from drml_jax.model.convs import Conv
+from drml_jax.model.region import (
+  RegionLayer,
+  merge_patches,
+  per_patch,
+  split_patches,
+)
 
 INIT_VARIANTS = ("pytorch", "caffe", "he")
 REGION_LAYOUTS = ("auto", "image", "patches")
@@ -217,7 +222,7 @@ class DRML(nnx.Module):
     region_layout: "auto", "image" or "patches": the layout of the map from
       conv1 to the max-pool (`resolve_region_layout`); the same numbers.
     conv: "auto", "lax", "chunked", "fft" or "banded" form of the dense
-      convs (drml_jax.convs); "auto" runs conv1 banded and conv2 as an FFT
+      convs (drml_jax.model.convs); "auto" runs conv1 banded and conv2 as an FFT
       on CPU, the others "chunked", and everything as lax on accelerators.
     region_layer: False removes the region layer (ablation).
     dropout: rate of the two hidden fc layers' dropout.

@@ -15,12 +15,13 @@ import os
 
 import jax
 import orbax.checkpoint as ocp
-from flax import nnx
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-from drml_jax import errors, train_state
-from drml_jax.model import DRML
-from drml_jax.train_state import ModelState, TrainState
+from drml_jax import errors
+from drml_jax.model import train_state
+from drml_jax.model.factory import build_model
+from drml_jax.model.network import DRML
+from drml_jax.model.train_state import ModelState, TrainState
 
 STATE_ITEM = "state"
 MODEL_CONFIG_ITEM = "model_config"
@@ -30,11 +31,6 @@ BEST_METRIC = "mean_f1"
 
 class CheckpointError(ValueError):
   """A checkpoint that cannot be read, with a one-line message."""
-
-
-def build_model(model_config: dict, seed: int = 0, **kernels) -> DRML:
-  """A DRML from its JSON config; `kernels` choose conv forms (speed only)."""
-  return DRML(**model_config, **kernels, rngs=nnx.Rngs(seed))
 
 
 def _save_args(state, **json_items) -> ocp.args.Composite:
@@ -149,7 +145,7 @@ def load_model(
 ) -> tuple[DRML, dict, str]:
   """(model, model_config, description) of an orbax directory or a PyTorch file."""
   if os.path.isfile(path):
-    from drml_jax import interchange  # pylint: disable=import-outside-toplevel
+    from drml_jax.store import interchange  # pylint: disable=import-outside-toplevel
 
     model, model_config = interchange.read_torch_checkpoint(path, **kernels)
     return model, model_config, f"PyTorch checkpoint {path}"

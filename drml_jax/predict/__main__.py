@@ -26,8 +26,16 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from drml_jax import cli, inference, media, plots, workdir
-from drml_jax.prediction import COLUMNS, Stream, au_columns, csv_rows
+from drml_jax import cli
+from drml_jax.predict import media
+from drml_jax.predict.predictor import (
+  DEFAULT_BATCH_SIZE,
+  Predictor,
+  load_predictor,
+)
+from drml_jax.predict.stream import COLUMNS, Stream, au_columns, csv_rows
+from drml_jax.reports import plots
+from drml_jax.store import workdir
 
 SHEET_FACES = 64  # faces shown on the images' contact sheet
 
@@ -74,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     "--every", type=cli.positive_int, default=1, help="every Nth video frame"
   )
   parser.add_argument(
-    "--batch-size", type=cli.positive_int, default=inference.DEFAULT_BATCH_SIZE
+    "--batch-size", type=cli.positive_int, default=DEFAULT_BATCH_SIZE
   )
   parser.add_argument(
     "--aus",
@@ -117,7 +125,7 @@ def plot_paths(out: str, paths: list[str]) -> dict[str | None, str]:
 class _Plots:
   """What the plots need, gathered while the rows are written."""
 
-  def __init__(self, predictor: inference.Predictor):
+  def __init__(self, predictor: Predictor):
     self.predictor = predictor
     self.videos: dict[str, tuple[list, list]] = {}
     self.crops, self.captions = [], []
@@ -186,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
   planned = plot_paths(args.out, paths) if args.plot else {}
   for path in planned.values():
     _check_free(path, args.overwrite)
-  predictor = inference.load_predictor(
+  predictor = load_predictor(
     workdir=args.workdir,
     checkpoint=args.checkpoint,
     aus=args.aus,

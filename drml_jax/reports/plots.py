@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 from matplotlib.ticker import MaxNLocator  # pylint: disable=wrong-import-position
 
-from drml_jax.workdir import write_atomic  # pylint: disable=wrong-import-position
+from drml_jax.store.workdir import write_atomic  # pylint: disable=wrong-import-position
 
 LOSS_PLOT = "loss.png"
 F1_PLOT = "f1_per_au.png"

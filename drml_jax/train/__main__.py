@@ -21,7 +21,10 @@ import sys
 
 import jax
 
-from drml_jax import cli, configs, errors, folds, parallel, training, workdir
+from drml_jax import cli, configs, errors
+from drml_jax.runtime import parallel
+from drml_jax.store import workdir
+from drml_jax.train import folds, loop
 
 
 @cli.command
@@ -43,23 +46,23 @@ def main(argv: list[str]) -> int:
   try:
     if config.data.fold == configs.FOLD_ALL:
       return 1 if folds.train_folds(config)["failed"] else 0
-    training.train(config)
+    loop.train(config)
   except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
-    cli.fail(training.interrupted_message(config.workdir))
+    cli.fail(loop.interrupted_message(config.workdir))
     # The checkpoints are closed; what is left is threads that were cut off
     # mid-step (tf.data's, XLA's), whose teardown can crash the interpreter
     # (exit 139 instead of 130): leave without it.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(128 + signal.SIGINT)
-  except training.Interrupted as stopped:
+  except loop.Interrupted as stopped:
     return cli.fail(
       f"stopped by {signal.Signals(stopped.signum).name} at step "
       f"{stopped.step}; the checkpoint is saved in {config.workdir}: rerun "
       "the same command to resume",
       128 + stopped.signum,
     )
-  except (training.TrainingError, workdir.LockedError) as error:
+  except (loop.TrainingError, workdir.LockedError) as error:
     return cli.fail(errors.first_line(error), 1)
   return 0
 

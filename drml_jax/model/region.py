@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from drml_jax.convs import conv_chunked
+from drml_jax.model.convs import conv_chunked
 
 REGION_BN_VARIANTS = ("affine", "batch_stats")
 REGION_CONV_IMPLS = ("auto", "lax", "unrolled")

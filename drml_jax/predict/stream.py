@@ -28,8 +28,8 @@ import numpy as np
 from data_pipeline import synthetic
 from data_pipeline.pipeline import INPUT_SIZE
 from data_pipeline.sources.base import IMAGE_SIZE, DataError
-from drml_jax import faces, media
-from drml_jax.inference import Predictor
+from drml_jax.predict import faces, media
+from drml_jax.predict.predictor import Predictor
 
 COLUMNS = (
   "file",

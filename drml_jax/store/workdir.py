@@ -6,7 +6,7 @@
   <workdir>/metrics.jsonl     one record per log interval and per evaluation
   <workdir>/tensorboard/      the same records as TensorBoard scalars
   <workdir>/results.md        the per-AU tables at the end
-  <workdir>/loss.png, f1_per_au.png   drml_jax.plots
+  <workdir>/loss.png, f1_per_au.png   drml_jax.reports.plots
   <workdir>/.lock             held by the one process writing the directory
 
 With --fold all, <workdir>/fold<k>/ holds each fold's run as above and

@@ -1,0 +1,1 @@
+"""What a person reads: Markdown tables, results pages and figures."""

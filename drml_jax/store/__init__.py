@@ -1,0 +1,1 @@
+"""What is kept on disk: work directories, orbax checkpoints, PyTorch checkpoints."""

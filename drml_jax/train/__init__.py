@@ -1,0 +1,1 @@
+"""Training DRML: `python -m drml_jax.train`, the loop, its steps, loss, optimizer, batches and folds."""
