@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from data_pipeline import synthetic
+from data_pipeline import errors, synthetic
 from data_pipeline.sources import disfa_plus
 from data_pipeline.sources.base import DataError, check_face
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
       )
       print(synthetic.source(root).describe())
   except (DataError, ValueError, OSError) as error:  # bad input: one line
-    print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+    print(f"error: {errors.first_line(error)}", file=sys.stderr)
     return 2
   return 0
 

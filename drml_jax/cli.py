@@ -16,7 +16,7 @@ from typing import Callable
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from drml_jax import errors
+from data_pipeline import errors
 from drml_jax.runtime import host_memory
 
 # Errors that a user's input or environment causes: reported in one line.

@@ -15,6 +15,8 @@ from typing import Iterator, Protocol
 import numpy as np
 from PIL import Image
 
+from data_pipeline import errors
+
 IMAGE_SIZE = 200  # Every source yields 200x200x3 uint8 RGB faces.
 
 DISFA_PLUS_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
@@ -57,7 +59,7 @@ def read_rgb(path: os.PathLike) -> np.ndarray:
       " step that extracts it"
     ) from None
   except (OSError, ValueError, Image.DecompressionBombError) as error:
-    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    reason = errors.first_line(error)
     raise DataError(
       f"{path}: cannot decode the image ({reason}); replace the"
       " file or extract it again"

@@ -18,6 +18,8 @@ from typing import Callable
 
 import jax
 
+from data_pipeline import errors
+
 PROTOCOL = {"epochs": 20, "train_images": 42_929, "test_images": 14_739}
 # The optimizer settings of every timed train step, JAX and PyTorch alike.
 LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.001, 0.9, 0.005
@@ -101,9 +103,7 @@ def fill_rate(row: Row, seconds: float, batch: int) -> Row:
 def failure(row: Row, error: Exception, status: str = "failed") -> Row:
   """Marks the row `status`, with the error's first line as the reason."""
   row.status = status
-  row.reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[
-    :300
-  ]
+  row.reason = f"{type(error).__name__}: {errors.first_line(error, limit=280)}"
   return row
 
 

@@ -26,6 +26,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from data_pipeline import errors
 from drml_jax import cli
 from drml_jax.predict import media
 from drml_jax.predict.predictor import (
@@ -101,7 +102,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _error(error: Exception) -> None:
-  tqdm.write(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+  tqdm.write(f"error: {errors.first_line(error)}", file=sys.stderr)
 
 
 def plot_paths(out: str, paths: list[str]) -> dict[str | None, str]:

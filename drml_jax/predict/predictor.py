@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from data_pipeline import pipeline, registry
+from data_pipeline import errors, pipeline, registry
 from data_pipeline.sources.base import DISFA_AUS, DISFA_PLUS_AUS, DataError
 from drml_jax.model import train_state
 from drml_jax.model.train_state import ModelState
@@ -146,7 +146,7 @@ def load_predictor(
   try:
     model, model_config, description = checkpoints.load_model(path)
   except ValueError as error:
-    message = str(error).strip().splitlines()[0]
+    message = errors.first_line(error)
     raise ValueError(
       message
       if path in message
@@ -172,7 +172,7 @@ def load_predictor(
         if normalization == "bgr_mean"
         else "; or name the AUs with --aus 1,2,..."
       )
-      raise ValueError(str(error).splitlines()[0] + hint) from None
+      raise ValueError(errors.first_line(error) + hint) from None
   if aus is None:
     aus = registry.aus(builder) if builder else DEFAULT_AUS.get(num_aus)
     if aus is None:

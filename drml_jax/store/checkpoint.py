@@ -17,7 +17,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-from drml_jax import errors
+from data_pipeline import errors
 from drml_jax.model import train_state
 from drml_jax.model.factory import build_model
 from drml_jax.model.network import DRML

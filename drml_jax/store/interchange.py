@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from flax import nnx
 
-from drml_jax import errors
+from data_pipeline import errors
 from drml_jax.model.factory import build_model
 from drml_jax.model.network import DRML
 from reference_torch import checkpoint as torch_checkpoint

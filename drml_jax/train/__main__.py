@@ -21,7 +21,8 @@ import sys
 
 import jax
 
-from drml_jax import cli, configs, errors
+from data_pipeline import errors
+from drml_jax import cli, configs
 from drml_jax.runtime import parallel
 from drml_jax.store import workdir
 from drml_jax.train import folds, loop

@@ -13,8 +13,7 @@ import os
 
 import jax
 
-from data_pipeline import registry
-from drml_jax import errors
+from data_pipeline import errors, registry
 from drml_jax.scoring import scores
 from drml_jax.store import workdir
 from drml_jax.train.loop import Interrupted, train

@@ -17,8 +17,8 @@ import os
 import jax
 import jax.numpy as jnp
 
-from data_pipeline import pipeline, registry
-from drml_jax import configs, errors
+from data_pipeline import errors, pipeline, registry
+from drml_jax import configs
 from drml_jax.model import factory, train_state
 from drml_jax.model.factory import build_model
 from drml_jax.model.train_state import TrainState

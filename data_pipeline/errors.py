@@ -1,4 +1,8 @@
-"""The one-line form of an error, as every message to a user quotes it."""
+"""The one-line form of an error, as every message to a user quotes it.
+
+It lives in the lowest layer (data_pipeline imports nothing of drml_jax), so
+every package and command shares this one helper.
+"""
 
 
 def first_line(error: BaseException, limit: int | None = None) -> str:
