@@ -49,6 +49,16 @@ def positive_int(text: str) -> int:
   return value
 
 
+def au_list(text: str) -> tuple[int, ...]:
+  """An argparse type: AU numbers, comma-separated (1,2,4)."""
+  try:
+    return tuple(int(au) for au in text.split(","))
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+      f"{text!r} is not a comma-separated list of AU numbers, e.g. 1,2,4"
+    ) from None
+
+
 def setup_logging(verbose: bool = True) -> None:
   """Status lines of the project's loggers go to stdout, message only."""
   handler = logging.StreamHandler(sys.stdout)

@@ -6,7 +6,9 @@
 PyTorch checkpoints of the public ports load as they are: a bare state_dict
 or `{'epoch', 'state_dict', 'optimizer'}`, with or without a `module.` prefix;
 the number of AUs, the region grid and variant and the input size are read
-off the checkpoint's shapes.
+off the checkpoint's shapes. An orbax checkpoint stores its AUs and
+preprocessing: a PyTorch file's are the protocol's (resize, RGB / 255), its
+AUs DISFA+'s 12 or DISFA's 8 unless `--aus` names them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import sys
 
 from drml_jax import cli
-from drml_jax.store import checkpoint, interchange
+from drml_jax.store import checkpoint, interchange, saved_run
 
 
 @cli.command
@@ -29,17 +31,33 @@ def main(argv: list[str]) -> int:
   parser.add_argument(
     "--step", type=int, default=None, help="orbax step (default: latest)"
   )
+  parser.add_argument(
+    "--aus",
+    type=cli.au_list,
+    default=None,
+    help="the PyTorch checkpoint's AUs, e.g. 1,2,4 (default: DISFA+'s 12 "
+    "or DISFA's 8)",
+  )
   args = parser.parse_args(argv)
   if not os.path.exists(args.src):
     raise FileNotFoundError(f"{args.src} does not exist")
   if os.path.exists(args.dst):
     raise FileExistsError(f"{args.dst} already exists; choose a new name")
+  if (args.direction == "torch-to-orbax") != os.path.isfile(args.src):
+    wanted = (
+      "a PyTorch .pth file"
+      if args.direction == "torch-to-orbax"
+      else "an orbax checkpoint directory"
+    )
+    raise ValueError(f"{args.direction} reads {wanted}; {args.src} is not one")
+  trained = saved_run.load(
+    checkpoint=args.src, which="latest", step=args.step, aus=args.aus
+  )
+  model_config = trained.model_config
   if args.direction == "torch-to-orbax":
-    model, model_config = interchange.read_torch_checkpoint(args.src)
-    checkpoint.save_model(args.dst, model, model_config)
+    checkpoint.save_model(args.dst, trained.model, model_config, trained.inputs)
   else:
-    model, model_config, _ = checkpoint.restore_model(args.src, step=args.step)
-    interchange.write_torch_checkpoint(model, model_config, args.dst)
+    interchange.write_torch_checkpoint(trained.model, model_config, args.dst)
   print(f"wrote {args.dst} ({model_config})")
   return 0
 

@@ -21,7 +21,7 @@ import time
 from data_pipeline import pipeline, registry
 from drml_jax import cli
 from drml_jax.scoring import scores
-from drml_jax.store import checkpoint, workdir
+from drml_jax.store import saved_run, workdir
 from drml_jax.train.evaluation import evaluate_model
 
 
@@ -39,7 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   )
   parser.add_argument(
     "--which",
-    choices=("best", "latest"),
+    choices=saved_run.WHICH,
     default="best",
     help="which step of a training run (default: the best by mean F1 on "
     "the run's selection split, validation unless --selection test)",
@@ -85,19 +85,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 @cli.command
 def main(argv: list[str]) -> int:
   args = parse_args(argv)
-  run = workdir.read_config(args.workdir) if args.workdir else {}
-  trained_on = run.get("data", {})
-  path = (
-    os.path.join(args.workdir, workdir.CHECKPOINT_DIR)
-    if args.workdir
-    else args.checkpoint
+  trained_on = (
+    saved_run.read_config(args.workdir).data if args.workdir else None
   )
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-      f"no checkpoint at {path}: pass an orbax checkpoint directory "
-      "or a PyTorch .pth file"
-    )
-  dataset = args.dataset or trained_on.get("dataset")
+  saved_run.checkpoint_path(args.workdir, args.checkpoint)
+  dataset = args.dataset or (trained_on.dataset if trained_on else None)
   if dataset is None:
     raise ValueError(
       "--dataset is required with --checkpoint: one of "
@@ -114,63 +106,52 @@ def main(argv: list[str]) -> int:
       f"{output_dir} is not a writable folder, so {os.path.basename(output)} cannot be "
       "written there: pass --output in a writable folder"
     )
-  same_data = dataset == trained_on.get("dataset")
+  same_data = trained_on is not None and dataset == trained_on.dataset
   pick = lambda value, key, default: (
-    value
-    if value is not None
-    else (trained_on.get(key, default) if same_data else default)
+    value if value is not None else (trained_on[key] if same_data else default)
   )
   fold = pick(args.fold, "fold", 0)
   registry.check(dataset, fold)
-  mode = args.mode or trained_on.get("mode", "resize")
-  normalization = args.normalization or trained_on.get("normalization", "rgb")
-  data_dir = (
-    args.data_dir
-    if args.data_dir is not None
-    else trained_on.get("data_dir", "")
+  trained = saved_run.load(
+    workdir=args.workdir,
+    checkpoint=args.checkpoint,
+    which=args.which,
+    step=args.step,
   )
-  model, model_config, description = checkpoint.load_model(
-    path, step=args.step, best=args.which == "best"
-  )
+  inputs = trained.inputs
   builder = registry.build(
     dataset,
     fold=fold,
     dataset_config=pick(args.dataset_config, "dataset_config", ""),
-    data_dir=data_dir,
+    data_dir=args.data_dir
+    if args.data_dir is not None
+    else (trained_on.data_dir if trained_on else ""),
     manual_dir=pick(args.manual_dir, "manual_dir", ""),
   )
   aus = registry.aus(builder)
-  if len(aus) != model_config["num_aus"]:
+  if len(aus) != len(inputs.aus):
     raise ValueError(
-      f"the checkpoint predicts {model_config['num_aus']} AUs but {dataset} "
+      f"the checkpoint predicts {len(inputs.aus)} AUs but {dataset} "
       f"labels {len(aus)} ({aus}): evaluate on a dataset with the model's AUs"
     )
-  mean = None
-  if normalization == "bgr_mean" and run and not same_data:
-    # The network was trained on inputs minus its training set's mean image.
-    mean = pipeline.mean_image(
-      registry.build(
-        trained_on["dataset"],
-        fold=trained_on["fold"],
-        dataset_config=trained_on["dataset_config"],
-        data_dir=data_dir,
-        manual_dir=trained_on["manual_dir"],
-      )
-    )
+  mode = args.mode or inputs.mode
+  normalization = args.normalization or inputs.normalization
   num_examples = builder.info.splits["test"].num_examples
   print(
-    f"evaluating {description} on {dataset} test ({num_examples} images, {mode}, "
-    f"{normalization})"
+    f"evaluating {trained.description} on {dataset} test ({num_examples} "
+    f"images, {mode}, {normalization})"
   )
   start = time.time()
   evaluation = evaluate_model(
-    model,
+    trained.model,
     builder=builder,
     batch_size=args.batch_size,
     mode=mode,
     normalization=normalization,
-    mean=mean,
-    input_size=model_config["input_size"],
+    # The training split's mean image, stored with the checkpoint; without
+    # one, the evaluated dataset's own (Batches computes it).
+    mean=inputs.mean if normalization == "bgr_mean" else None,
+    input_size=inputs.input_size,
   )
   result, text = scores.evaluation_report(
     evaluation.counts,
@@ -180,7 +161,7 @@ def main(argv: list[str]) -> int:
   result.update(
     dataset=dataset,
     fold=fold,
-    checkpoint=description,
+    checkpoint=trained.description,
     loss=evaluation.loss,
     num_examples=num_examples,
   )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -14,7 +15,7 @@ from skimage import data as skimage_data
 
 from data_pipeline import pipeline, registry
 from data_pipeline.tf_cpu import tfds
-from drml_jax import evaluate
+from drml_jax import convert, evaluate
 from drml_jax.model import factory, train_state
 from drml_jax.predict import (
   __main__ as predict,
@@ -64,8 +65,16 @@ def model():
 
 
 def _workdir(path, builder, drml, *, mode="resize", normalization="rgb"):
-  """A work directory as drml_jax.train leaves it: config.json and checkpoints/."""
-  checkpoint.save_model(path / CHECKPOINT_DIR, drml, MODEL_CONFIG)
+  """A work directory as drml_jax.train leaves it: config.json and
+  checkpoints/, whose step stores the inputs as training stores them."""
+  inputs = checkpoint.Inputs(
+    aus=registry.aus(builder),
+    mode=mode,
+    normalization=normalization,
+    input_size=INPUT,
+    mean=pipeline.mean_image(builder) if normalization == "bgr_mean" else None,
+  )
+  checkpoint.save_model(path / CHECKPOINT_DIR, drml, MODEL_CONFIG, inputs)
   (path / CONFIG_FILE).write_text(
     json.dumps(
       {
@@ -165,6 +174,68 @@ def test_a_workdir_gives_its_preprocessing_and_its_datasets_aus(
     loaded.aus == registry.aus(tiny)
     and loaded.thresholds.tolist() == [0.5] * 12
   )
+
+
+def _without_its_dataset(run):
+  """The work directory as if copied to a machine without its dataset: its
+  config names a data folder that does not exist."""
+  config = json.loads((run / CONFIG_FILE).read_text())
+  config["data"]["data_dir"] = str(run / "no_such_data_dir")
+  (run / CONFIG_FILE).write_text(json.dumps(config))
+  return run
+
+
+def test_a_workdir_without_its_dataset_predicts_evaluates_and_converts(
+  tiny, model, test_split, tmp_path, capsys
+):
+  run = _without_its_dataset(
+    _workdir(tmp_path / "run", tiny, model, normalization="bgr_mean")
+  )
+  loaded = predictor.load_predictor(workdir=str(run), batch_size=4)
+  np.testing.assert_array_equal(loaded.mean, pipeline.mean_image(tiny))
+  assert loaded.aus == registry.aus(tiny)
+
+  folder, _, _ = test_split
+  out = tmp_path / "predictions.csv"
+  status, _, err = _predict(
+    [str(folder), "--workdir", str(run), "--faces", "aligned"]
+    + ["--out", str(out)],
+    capsys,
+  )
+  assert status == 0, err
+  assert len(_read_csv(out)) == 8
+
+  # Another dataset's folder (the tiny dataset's, elsewhere than the run's).
+  status = evaluate.main(
+    ["--workdir", str(run), "--data-dir", str(tiny.data_dir_root)]
+    + ["--output", str(tmp_path / "eval.json")]
+  )
+  assert status == 0, capsys.readouterr().err
+  result = json.loads((tmp_path / "eval.json").read_text())
+  assert result["num_examples"] == 8
+
+  assert (
+    convert.main(
+      ["orbax-to-torch", str(run / CHECKPOINT_DIR), str(tmp_path / "m.pth")]
+    )
+    == 0
+  )
+  assert (tmp_path / "m.pth").is_file()
+
+
+def test_a_checkpoint_from_before_stored_inputs_reads_its_runs_dataset(
+  tiny, model, tmp_path
+):
+  run = _workdir(tmp_path, tiny, model, mode="crop", normalization="bgr_mean")
+  shutil.rmtree(run / CHECKPOINT_DIR / "0" / checkpoint.INPUTS_ITEM)
+  shutil.rmtree(run / CHECKPOINT_DIR / "0" / checkpoint.MEAN_ITEM)
+  loaded = predictor.load_predictor(workdir=str(run), batch_size=4)
+  assert (loaded.mode, loaded.normalization, loaded.aus) == (
+    "crop",
+    "bgr_mean",
+    registry.aus(tiny),
+  )
+  np.testing.assert_array_equal(loaded.mean, pipeline.mean_image(tiny))
 
 
 def test_aligned_faces_get_evaluations_probabilities_and_counts(

@@ -41,15 +41,6 @@ from drml_jax.store import workdir
 SHEET_FACES = 64  # faces shown on the images' contact sheet
 
 
-def _au_list(text: str) -> tuple[int, ...]:
-  try:
-    return tuple(int(au) for au in text.split(","))
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f"{text!r} is not a comma-separated list of AU numbers, e.g. 1,2,4"
-    ) from None
-
-
 def parse_args(argv=None) -> argparse.Namespace:
   parser = cli.Parser(
     prog="python -m drml_jax.predict",
@@ -87,7 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   )
   parser.add_argument(
     "--aus",
-    type=_au_list,
+    type=cli.au_list,
     default=None,
     help="the checkpoint's AUs, e.g. 1,2,4 (default: the run's dataset's, "
     "else DISFA+'s 12 or DISFA's 8)",

@@ -15,22 +15,18 @@ as logits, as evaluation's metrics do.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Callable
 
 import jax
 import numpy as np
 from flax import nnx
 
-from data_pipeline import errors, pipeline, registry
-from data_pipeline.sources.base import DISFA_AUS, DISFA_PLUS_AUS, DataError
+from data_pipeline import pipeline
 from drml_jax.model import train_state
 from drml_jax.model.train_state import ModelState
-from drml_jax.store import checkpoint as checkpoints
-from drml_jax.store import workdir as workdirs
+from drml_jax.store import saved_run
 from drml_jax.train import batches
 
-DEFAULT_AUS = {len(DISFA_PLUS_AUS): DISFA_PLUS_AUS, len(DISFA_AUS): DISFA_AUS}
 DEFAULT_BATCH_SIZE = 16
 
 
@@ -103,20 +99,6 @@ class Predictor:
     return np.concatenate(probabilities), np.concatenate(occurrences)
 
 
-def _checked_thresholds(
-  thresholds, num_aus: int, where: str
-) -> np.ndarray | None:
-  if thresholds is None:
-    return None
-  values = np.asarray(thresholds, np.float64)
-  if values.shape != (num_aus,) or not ((values > 0) & (values < 1)).all():
-    raise ValueError(
-      f"{where}: thresholds {list(thresholds)} are not {num_aus} "
-      "probabilities in (0, 1); fix or remove them"
-    )
-  return values
-
-
 def load_predictor(
   *,
   workdir: str | None = None,
@@ -124,79 +106,27 @@ def load_predictor(
   aus: tuple[int, ...] | None = None,
   batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Predictor:
-  """The predictor of a training work directory or of a checkpoint.
-
-  A work directory gives its best checkpoint, its preprocessing and its
-  dataset's AUs (and, for bgr_mean, its training split's mean image: the
-  dataset is built if needed). A bare checkpoint (orbax directory or a
-  PyTorch DRML file) is read with the protocol's preprocessing (resize,
-  RGB / 255); its AUs are `aus`, else DISFA+'s (12) or DISFA's (8).
-  Raises ValueError / FileNotFoundError with a one-line message.
+  """The predictor of a training work directory (its best checkpoint) or of
+  a checkpoint (`drml_jax.store.saved_run.load`): the preprocessing, AUs and
+  thresholds stored with it; a PyTorch file is read with the protocol's
+  preprocessing (resize, RGB / 255) and its AUs are `aus`, else DISFA+'s
+  (12) or DISFA's (8). Raises ValueError / FileNotFoundError in one line.
   """
-  run = workdirs.read_config(workdir) if workdir else {}
-  trained_on = run.get("data", {})
-  path = (
-    os.path.join(workdir, workdirs.CHECKPOINT_DIR) if workdir else checkpoint
-  )
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-      f"no checkpoint at {path}: pass a drml_jax.train work directory, "
-      "an orbax checkpoint directory or a PyTorch DRML .pth file"
-    )
-  try:
-    model, model_config, description = checkpoints.load_model(path)
-  except ValueError as error:
-    message = errors.first_line(error)
+  trained = saved_run.load(workdir=workdir, checkpoint=checkpoint, aus=aus)
+  inputs = trained.inputs
+  if not inputs.aus:
     raise ValueError(
-      message
-      if path in message
-      else f"{path}: {message}; pass a DRML checkpoint"
-    ) from None
-  num_aus = model_config["num_aus"]
-  normalization = trained_on.get("normalization", "rgb")
-  builder = None
-  if run and (aus is None or normalization == "bgr_mean"):
-    try:
-      builder = registry.build(
-        trained_on["dataset"],
-        fold=trained_on["fold"],
-        dataset_config=trained_on["dataset_config"],
-        data_dir=trained_on["data_dir"],
-        manual_dir=trained_on["manual_dir"],
-      )
-    except (
-      DataError
-    ) as error:  # the run's dataset is gone: --aus does without it (rgb)
-      hint = (
-        ""
-        if normalization == "bgr_mean"
-        else "; or name the AUs with --aus 1,2,..."
-      )
-      raise ValueError(errors.first_line(error) + hint) from None
-  if aus is None:
-    aus = registry.aus(builder) if builder else DEFAULT_AUS.get(num_aus)
-    if aus is None:
-      raise ValueError(
-        f"{path} predicts {num_aus} AUs: name them with --aus 1,2,..."
-      )
-  if len(aus) != num_aus:
-    raise ValueError(
-      f"{path} predicts {num_aus} AUs but --aus names {len(aus)}: "
-      f"name {num_aus}"
+      f"{trained.description} predicts {trained.model_config['num_aus']} "
+      "AUs: name them with --aus 1,2,..."
     )
-  thresholds = _checked_thresholds(
-    checkpoints.read_thresholds(path) if os.path.isdir(path) else None,
-    num_aus,
-    path,
-  )
   return Predictor.of(
-    model,
-    aus,
-    thresholds=thresholds,
-    mode=trained_on.get("mode", "resize"),
-    normalization=normalization,
-    mean=pipeline.mean_image(builder) if normalization == "bgr_mean" else None,
-    input_size=model_config["input_size"],
+    trained.model,
+    inputs.aus,
+    thresholds=trained.thresholds,
+    mode=inputs.mode,
+    normalization=inputs.normalization,
+    mean=inputs.mean,
+    input_size=inputs.input_size,
     batch_size=batch_size,
-    description=description,
+    description=trained.description,
   )

@@ -1,19 +1,25 @@
 """Orbax checkpoints of DRML: the state pytree and the config that builds it.
 
 Every checkpoint step holds an item `state` (a `ModelState` or a whole
-`TrainState`) and a JSON item `model_config` (the keyword arguments of
-`DRML`). Training adds a JSON item `run`: the step, the time spent, the
-evaluation metrics and the resolved config the run was trained with.
+`TrainState`), a JSON item `model_config` (the keyword arguments of `DRML`)
+and its `Inputs`: the AUs of its outputs and the preprocessing of its
+inputs (a JSON item `inputs`, and the mean image as the item `mean_image`
+when the inputs are normalised by it), so that a checkpoint is used without
+the dataset it was trained on. Training adds a JSON item `run`: the step,
+the time spent, the evaluation metrics, the per-AU thresholds tuned on the
+validation split and the resolved config the run was trained with.
 Readers of the network alone restore the model part of `state` (orbax's
 partial restore), whichever kind of step it is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
@@ -26,6 +32,9 @@ from drml_jax.model.train_state import ModelState, TrainState
 STATE_ITEM = "state"
 MODEL_CONFIG_ITEM = "model_config"
 RUN_ITEM = "run"
+INPUTS_ITEM = "inputs"
+MEAN_ITEM = "mean_image"
+ITEMS = (STATE_ITEM, MODEL_CONFIG_ITEM, RUN_ITEM, INPUTS_ITEM, MEAN_ITEM)
 BEST_METRIC = "mean_f1"
 
 
@@ -33,9 +42,40 @@ class CheckpointError(ValueError):
   """A checkpoint that cannot be read, with a one-line message."""
 
 
-def _save_args(state, **json_items) -> ocp.args.Composite:
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+  """What a checkpoint's network takes and gives: the AUs of its outputs, in
+  order, and how a 200x200 RGB face becomes its input (the arguments of
+  `data_pipeline.pipeline.preprocess_eval`, then a resize to `input_size`).
+  `mean` is the (200, 200, 3) float32 BGR mean image of the training split,
+  for normalization "bgr_mean"; None otherwise."""
+
+  aus: tuple[int, ...]
+  mode: str = "resize"
+  normalization: str = "rgb"
+  input_size: int = 170
+  mean: np.ndarray | None = None
+
+  def to_json(self) -> dict:
+    """The JSON item: every field but the mean image."""
+    return {
+      "aus": [int(a) for a in self.aus],
+      "mode": self.mode,
+      "normalization": self.normalization,
+      "input_size": int(self.input_size),
+    }
+
+
+def _save_args(state, inputs: Inputs, **json_items) -> ocp.args.Composite:
+  mean = (
+    {}
+    if inputs.mean is None
+    else {MEAN_ITEM: ocp.args.PyTreeSave({"bgr": np.asarray(inputs.mean)})}
+  )
   return ocp.args.Composite(
     **{STATE_ITEM: ocp.args.PyTreeSave(state)},
+    **{INPUTS_ITEM: ocp.args.JsonSave(inputs.to_json())},
+    **mean,
     **{k: ocp.args.JsonSave(v) for k, v in json_items.items()},
   )
 
@@ -52,20 +92,23 @@ def _restore_args(target, *, partial: bool = False) -> ocp.args.PyTreeRestore:
 def _manager(directory, **options) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
     os.path.abspath(directory),
-    item_names=(STATE_ITEM, MODEL_CONFIG_ITEM, RUN_ITEM),
+    item_names=ITEMS,
     **options,
   )
 
 
 def save_model(
-  directory, model: DRML, model_config: dict, *, step: int = 0
+  directory, model: DRML, model_config: dict, inputs: Inputs, *, step: int = 0
 ) -> None:
-  """Writes the model and its config as `step` of a checkpoint directory."""
+  """Writes the model, its config and its inputs as `step` of a checkpoint
+  directory."""
   with _manager(directory) as manager:
     manager.save(
       step,
       args=_save_args(
-        train_state.split(model)[1], **{MODEL_CONFIG_ITEM: model_config}
+        train_state.split(model)[1],
+        inputs,
+        **{MODEL_CONFIG_ITEM: model_config},
       ),
     )
     manager.wait_until_finished()
@@ -118,19 +161,40 @@ def restore_model(
   return model, model_config, step
 
 
-def read_thresholds(directory, *, best: bool = True) -> list | None:
-  """The per-AU thresholds tuned on the validation split that a training
-  run stored with its best (else latest) step; None when it has none."""
+def _has_item(directory, step: int, item: str) -> bool:
+  return os.path.isdir(os.path.join(directory, str(step), item))
+
+
+def read_run(directory, step: int) -> dict | None:
+  """The JSON `run` item that training stored with `step`; None for a step
+  written by anything else (drml_jax.convert, save_model)."""
+  if not _has_item(directory, step, RUN_ITEM):
+    return None
   with _manager(directory, options=_read_only_options()) as manager:
-    step = (manager.best_step() if best else None) or manager.latest_step()
-    if step is None or not os.path.isdir(
-      os.path.join(directory, str(step), RUN_ITEM)
-    ):
-      return None
-    run = manager.restore(
+    return manager.restore(
       step, args=ocp.args.Composite(**{RUN_ITEM: ocp.args.JsonRestore()})
     )[RUN_ITEM]
-  return run.get("thresholds")
+
+
+def read_inputs(directory, step: int) -> Inputs | None:
+  """The `Inputs` stored with `step`; None for a checkpoint written before
+  checkpoints stored them."""
+  if not _has_item(directory, step, INPUTS_ITEM):
+    return None
+  items = {INPUTS_ITEM: ocp.args.JsonRestore()}
+  if _has_item(directory, step, MEAN_ITEM):
+    items[MEAN_ITEM] = ocp.args.PyTreeRestore()
+  with _manager(directory, options=_read_only_options()) as manager:
+    restored = manager.restore(step, args=ocp.args.Composite(**items))
+  fields = restored[INPUTS_ITEM]
+  mean = restored.get(MEAN_ITEM)
+  return Inputs(
+    aus=tuple(fields["aus"]),
+    mode=fields["mode"],
+    normalization=fields["normalization"],
+    input_size=fields["input_size"],
+    mean=None if mean is None else np.asarray(mean["bgr"], np.float32),
+  )
 
 
 def _read_only_options() -> ocp.CheckpointManagerOptions:
@@ -138,21 +202,6 @@ def _read_only_options() -> ocp.CheckpointManagerOptions:
   return ocp.CheckpointManagerOptions(
     create=False, best_fn=_best_metric, best_mode="max"
   )
-
-
-def load_model(
-  path, *, step: int | None = None, best: bool = True, **kernels
-) -> tuple[DRML, dict, str]:
-  """(model, model_config, description) of an orbax directory or a PyTorch file."""
-  if os.path.isfile(path):
-    from drml_jax.store import interchange  # pylint: disable=import-outside-toplevel
-
-    model, model_config = interchange.read_torch_checkpoint(path, **kernels)
-    return model, model_config, f"PyTorch checkpoint {path}"
-  model, model_config, step = restore_model(
-    path, step=step, best=best, **kernels
-  )
-  return model, model_config, f"orbax checkpoint {path} (step {step})"
 
 
 # Orbax's log lines that this module turns into its own errors or that say
@@ -235,6 +284,7 @@ class TrainCheckpoints:
     state: TrainState,
     *,
     model_config: dict,
+    inputs: Inputs,
     run: dict,
     metrics: dict | None = None,
   ) -> None:
@@ -246,7 +296,7 @@ class TrainCheckpoints:
         int(jax.device_get(state.step)),
         metrics=metrics,
         args=_save_args(
-          state, **{MODEL_CONFIG_ITEM: model_config, RUN_ITEM: run}
+          state, inputs, **{MODEL_CONFIG_ITEM: model_config, RUN_ITEM: run}
         ),
       )
     except Exception as error:  # pylint: disable=broad-except

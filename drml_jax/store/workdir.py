@@ -97,18 +97,6 @@ def write_atomic(path: str, data: str | bytes) -> None:
   os.replace(partial, path)
 
 
-def read_config(workdir: str) -> dict:
-  """The resolved config a training run saved in its work directory."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-      f"{workdir} is not a training work directory (no {CONFIG_FILE}); "
-      "pass the folder given to drml_jax.train --workdir"
-    )
-  with open(path) as f:
-    return json.load(f)
-
-
 def read_records(workdir: str) -> list[dict]:
   """The records of a work directory's metrics file (none if it has none)."""
   path = os.path.join(workdir, METRICS_FILE)

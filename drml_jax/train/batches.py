@@ -55,9 +55,10 @@ class Batches:
       process_index * per_process, (process_index + 1) * per_process
     )
     self.input_size = input_size
-    self.options = dict(mode=mode, normalization=normalization, mean=mean)
     if normalization == "bgr_mean" and mean is None:
-      self.options["mean"] = pipeline.mean_image(builder)
+      mean = pipeline.mean_image(builder)
+    self.mean = mean  # the mean image of "bgr_mean", else None
+    self.options = dict(mode=mode, normalization=normalization, mean=mean)
 
   def _shard_batch_size(self, batch_size: int) -> int:
     if batch_size % self.data_shards:

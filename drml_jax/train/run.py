@@ -141,6 +141,13 @@ class Run:
     self.total_steps = self.steps_per_epoch * config.num_epochs
 
     self.model_config = factory.model_config(config, len(self.aus))
+    self.inputs = checkpoint.Inputs(
+      aus=self.aus,
+      mode=d.mode,
+      normalization=d.normalization,
+      input_size=config.model.input_size,
+      mean=self.batches.mean,
+    )
     model = build_model(self.model_config, config.seed, **config.kernels)
     tx = make_optimizer(**config.optim)
     self.graphdefs, state = train_state.create(model, tx)
@@ -223,6 +230,7 @@ class Run:
       self.checkpoints.save(
         self.state,
         model_config=self.model_config,
+        inputs=self.inputs,
         metrics=metrics,
         run={
           "step": self.step,
