@@ -83,6 +83,22 @@ def test_data_pipeline_is_the_lower_layer():
       )
 
 
+def test_the_configs_sit_below_the_network():
+  """The config system reads its fields, meanings and choices from
+  default.py's plain data; of the project it imports the dataset registry
+  alone (the dataset names and folds)."""
+  for name, path in _modules().items():
+    if name.startswith("drml_jax.configs"):
+      internal = {
+        i
+        for i in _imports(path)
+        if i.split(".")[0] in PACKAGES and not i.startswith("drml_jax.configs")
+      }
+      assert internal <= {"data_pipeline", "data_pipeline.registry"}, name
+  default = _imports(ROOT / "drml_jax" / "configs" / "default.py")
+  assert default == {"ml_collections"}
+
+
 def test_only_interchange_and_the_benchmark_touch_pytorch():
   allowed = ("drml_jax.store.interchange", "drml_jax.benchmark")
   for name, path in _modules().items():

@@ -3,12 +3,13 @@
   config = configs.from_args(["--config", "seed", "--batch-size", "32"])
 
 `--config` names a preset (quick, the default; seed; paper) or a Python file
-whose `get_config()` returns a ConfigDict like `seed.get_config()`'s. Every
-other `--field value` (or `--field=value`, `--field` / `--no-field` for
-booleans) overrides a field, named by its own name (`--dropout`) or its
+whose `get_config()` returns a ConfigDict like `default.get_config()`'s.
+Every other `--field value` (or `--field=value`, `--field` / `--no-field`
+for booleans) overrides a field, named by its own name (`--dropout`) or its
 dotted path (`--model.dropout`). `validate` checks every field against its
-meaning before anything is built; the choices come from the modules that
-own them.
+meaning before anything is built. The fields, their meanings and choices
+are default.py's plain data, so the configs sit below the network: only the
+data layer's registry (the dataset names, folds) is imported.
 """
 
 from __future__ import annotations
@@ -17,31 +18,21 @@ import importlib
 import importlib.util
 import math
 import os
+import textwrap
 
 import ml_collections
 
-from data_pipeline import pipeline, registry
-from drml_jax.configs import seed
-from drml_jax.model import network, region
-from drml_jax.model.convs import CONV_IMPLS
-from drml_jax.train import losses, optim
+from data_pipeline import registry
+from drml_jax.configs import default
 
 PRESETS = ("quick", "seed", "paper")
 FOLD_ALL = -1  # --fold all: every fold of the dataset (folds.train_folds)
-SELECTIONS = ("val", "test")  # config.selection (drml_jax/configs/seed.py)
 DEFAULT_PRESET = "quick"
+# The names a field takes, where it takes a fixed set: the trainable datasets
+# of data_pipeline.registry, and default.FIELDS' choices.
 CHOICES = {
   "data.dataset": registry.names(trainable=True),
-  "data.mode": pipeline.MODES,
-  "data.normalization": pipeline.NORMALIZATIONS,
-  "model.region_bn": region.REGION_BN_VARIANTS,
-  "model.init": network.INIT_VARIANTS,
-  "kernels.conv": CONV_IMPLS,
-  "kernels.region_conv": region.REGION_CONV_IMPLS,
-  "kernels.region_layout": network.REGION_LAYOUTS,
-  "optim.schedule": optim.SCHEDULES,
-  "loss.pos_weight": losses.POS_WEIGHTS,
-  "selection": SELECTIONS,
+  **{p: choices for p, (_, choices) in default.FIELDS.items() if choices},
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -178,6 +169,13 @@ def apply_overrides(config: ml_collections.ConfigDict, args: list[str]) -> None:
     i += 1
 
 
+def feature_size(input_size: int) -> int:
+  """The side of the map the conv stack leaves for the fc layers
+  (drml_jax.model.network.feature_shape's, checked equal in a test)."""
+  size = (input_size - 10) // 2 - 7 - 7  # conv1 11x11, max-pool, two 8x8
+  return (size - 6) // 2 + 1 - 4  # 6x6 stride 2, then 5x5
+
+
 def _checks(config) -> list[tuple[str, bool, str]]:
   """(field, holds, what it must be) for every constraint of a config."""
   m, o = config.model, config.optim
@@ -186,7 +184,7 @@ def _checks(config) -> list[tuple[str, bool, str]]:
   return [
     (
       "model.input_size",
-      network.feature_shape(m.input_size)[0] > 0,
+      feature_size(m.input_size) > 0,
       "at least 66: smaller inputs leave no map for the fc layers",
     ),
     ("model.grid", grid_ok, "two positive numbers, rows,cols"),
@@ -237,11 +235,11 @@ def _checks(config) -> list[tuple[str, bool, str]]:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first field whose value cannot work."""
-  missing = [p for p in paths(seed.get_config()) if resolve(config, p) != p]
+  missing = [p for p in default.FIELDS if resolve(config, p) != p]
   if missing:
     raise ConfigError(
       f"the config has no field {missing[0]}: start it from "
-      "drml_jax.configs.seed.get_config()"
+      "drml_jax.configs.default.get_config()"
     )
   for path, valid in CHOICES.items():
     if get(config, path) not in valid:
@@ -268,8 +266,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def resumable(path: str) -> bool:
-  """Whether a resumed run may change the field at `path` (seed.RESUMABLE)."""
-  return any(path == r or path.startswith(r + ".") for r in seed.RESUMABLE)
+  """Whether a resumed run may change the field at `path` (default.RESUMABLE)."""
+  return any(path == r or path.startswith(r + ".") for r in default.RESUMABLE)
 
 
 def split_config_arg(argv: list[str]) -> tuple[str, list[str]]:
@@ -297,12 +295,30 @@ def from_args(argv: list[str]) -> ml_collections.ConfigDict:
   return config
 
 
-def describe(config: ml_collections.ConfigDict) -> str:
-  """One `--field value  (path)` line per field, for --help."""
-  rows = [(flag(p), _format(get(config, p)), p) for p in paths(config)]
-  width = max(len(flag) for flag, _, _ in rows) + 2
-  value_width = max(len(value) for _, value, _ in rows) + 2
-  return "\n".join(
-    f"  {flag:<{width}}{value:<{value_width}}{path}"
-    for flag, value, path in rows
-  )
+def describe(config: ml_collections.ConfigDict, width: int = 88) -> str:
+  """--help's list of fields, in default.py's order: per field
+  `--flag value  path  {choices}`, then its meaning; groups apart."""
+  own = paths(config)
+  ordered = [p for p in default.FIELDS if p in own]
+  ordered += [p for p in own if p not in default.FIELDS]
+  shown = lambda path: _format(get(config, path)) or '""'  # "" when empty
+  rows = [(p, f"{flag(p)} {shown(p)}") for p in ordered]
+  flag_width = max(len(text) for _, text in rows) + 2
+  path_width = max(len(p) for p, _ in rows) + 2
+  lines, group = [], None
+  for path, text in rows:
+    if lines and path.rpartition(".")[0] != group:
+      lines.append("")
+    group = path.rpartition(".")[0]
+    head = f"  {text:<{flag_width}}{path:<{path_width}}"
+    choices = CHOICES.get(path)
+    choices = "{" + ",".join(choices) + "}" if choices else ""
+    if len(head + choices) <= width:
+      lines.append((head + choices).rstrip())
+    else:
+      lines += [head.rstrip(), " " * 6 + choices]
+    meaning = default.FIELDS.get(path, ("(not a field of default.py)", None))[0]
+    lines += textwrap.wrap(
+      meaning, width, initial_indent=" " * 6, subsequent_indent=" " * 8
+    )
+  return "\n".join(lines)

@@ -7,11 +7,11 @@ decay, gaussian init, region BatchNorm without affine parameters that
 normalises with batch statistics at test time too.
 """
 
-from drml_jax.configs import seed
+from drml_jax.configs import default
 
 
 def get_config():
-  config = seed.get_config()
+  config = default.get_config()
   config.data.mode = "crop"
   config.data.normalization = "bgr_mean"
   config.model.init = "caffe"

@@ -11,13 +11,13 @@ Those figures trained on all 12 training subjects; by default two of them
 (300 images) are now held out to choose the reported epoch on.
 """
 
-from drml_jax.configs import seed
+from drml_jax.configs import default
 
 
 def get_config():
-  config = seed.get_config()
+  config = default.get_config()
   config.data.dataset = "synthetic"
-  # data.cache stays off (the seed's default): a cache of decoded images
+  # data.cache stays off (the default): a cache of decoded images
   # held 2,400 of them, 200x200x3 bytes each (~290 MB), for the whole run;
   # decoding them again costs ~5 s of CPU an epoch, against a ~2 min epoch
   # (benchmarks/README.md, log entry 28).

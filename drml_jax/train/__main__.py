@@ -9,8 +9,9 @@ Examples:
   python -m drml_jax.train --config seed --dataset bp4d --fold 1 --manual-dir /data/bp4d_lists
   python -m drml_jax.train --config seed --dataset bp4d --fold all --manual-dir /data/bp4d_lists
 
-Rerunning a command resumes its work directory. --help lists the fields with
-the chosen config's values; drml_jax/configs/seed.py says what each means.
+Rerunning a command resumes its work directory. --help lists every field:
+its flag, the chosen config's value, its dotted path, its choices and what
+it means (declared in drml_jax/configs/default.py).
 """
 
 from __future__ import annotations
