@@ -1,4 +1,4 @@
-"""The layering the README's Architecture section promises, checked on the source.
+"""The layering docs/architecture.md describes, checked on the source.
 
 Command-line modules are those run with `python -m` (they hold a
 `__main__` guard, or are a package's `__main__.py`); library modules never
