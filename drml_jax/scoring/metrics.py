@@ -3,6 +3,8 @@
 import jax
 import jax.numpy as jnp
 
+from drml_jax.scoring import scores
+
 COUNT_COLUMNS = ("tp", "fp", "tn", "fn")
 
 
@@ -14,23 +16,13 @@ def confusion_counts(
   An AU is predicted present when its probability exceeds 0.5 (logit > 0).
   Labels equal to 0 are ignored, and so are examples with `valid` False (the
   padding of a last evaluation batch). Sum the counts of all batches, then
-  turn them into scores with `drml_jax.scoring.scores.au_scores`.
+  turn them into scores with `drml_jax.scoring.scores.au_scores`. The
+  counting is `drml_jax.scoring.scores.confusion`'s, as on the host.
   """
-  predicted = logits > 0
-  known = labels != 0
-  if valid is not None:
-    known = known & valid[:, None]
-  positive = labels > 0
-
-  def count(mask):
-    return jnp.sum(mask & known, axis=0, dtype=jnp.int32)
-
-  return jnp.stack(
-    [
-      count(predicted & positive),
-      count(predicted & ~positive),
-      count(~predicted & ~positive),
-      count(~predicted & positive),
-    ],
-    axis=-1,
+  return scores.confusion(
+    logits > 0,
+    labels,
+    None if valid is None else valid[:, None],
+    xp=jnp,
+    dtype=jnp.int32,
   )
