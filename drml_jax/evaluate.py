@@ -20,6 +20,7 @@ import time
 
 from data_pipeline import pipeline, registry
 from drml_jax import cli
+from drml_jax.reports import tables
 from drml_jax.scoring import scores
 from drml_jax.store import saved_run, workdir
 from drml_jax.train.evaluation import evaluate_model
@@ -153,11 +154,12 @@ def main(argv: list[str]) -> int:
     mean=inputs.mean if normalization == "bgr_mean" else None,
     input_size=inputs.input_size,
   )
-  result, text = scores.evaluation_report(
+  result = scores.evaluation_scores(
     evaluation.counts,
     aus,
     auc=scores.roc_auc(evaluation.probabilities, evaluation.labels),
   )
+  text = tables.evaluation_text(result)
   result.update(
     dataset=dataset,
     fold=fold,

@@ -1,12 +1,15 @@
-"""Host-side scores: F1/accuracy edge cases, the constant predictor, collapse."""
+"""Host-side scores: F1/accuracy edge cases, the constant predictor, collapse,
+AUC and tuned thresholds."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
 from drml_jax.scoring import scores
-from drml_jax.scoring.scores import au_scores, format_table, to_json
+from drml_jax.scoring.scores import au_scores, to_json
 
 
 def test_scores_edge_cases():
@@ -22,11 +25,6 @@ def test_scores_edge_cases():
   assert scores["mean_f1"] == pytest.approx(
     (6 / 9 + 0 + 0) / 3
   )  # the all-ignored AU is left out
-  table = format_table(scores)
-  assert (
-    "| DRML | 66.67/70.00 | n/a | 0.00/75.00 | 0.00/62.50 | 22.22/69.17 |"
-    in table
-  )
   assert '"f1": [\n    0.6666666666666666,\n    null' in to_json(scores)
 
 
@@ -40,10 +38,15 @@ def test_collapse_and_constant_predictor():
   np.testing.assert_array_equal(
     scores.constant_counts(counts), [[2, 6, 0, 0], [4, 4, 0, 0]]
   )
-  result, text = scores.evaluation_report(counts, (1, 2))
-  assert result["collapse"] and "COLLAPSED" in text
+  result = scores.evaluation_scores(counts, (1, 2))
+  assert result["collapse"] == scores.collapse(counts)
   assert result["constant_mean_f1"] == pytest.approx(
     np.mean([2 * 2 / 10, 2 * 4 / 12])
+  )
+  assert list(result)[-2:] == ["constant_mean_f1", "collapse"]
+  assert (
+    scores.evaluation_scores([[1, 0, 6, 1], [0, 0, 4, 4]], (1, 2))["collapse"]
+    is None
   )
 
 
@@ -70,37 +73,11 @@ def test_auc_against_mann_whitney_with_ties_ignored_and_constant_aus():
       abs=1e-12,
     )
   assert np.isnan(auc[2]) and np.isnan(auc[3])
-  result, text = scores.evaluation_report(
-    np.ones((4, 4), int), (1, 2, 4, 5), auc=auc
-  )
+  result = scores.evaluation_scores(np.ones((4, 4), int), (1, 2, 4, 5), auc=auc)
   assert result["mean_auc"] == pytest.approx(np.mean(auc[:2]))
-  assert "| DRML AUC | " in text and text.count("n/a") == 2
   record = scores.eval_record(result, (1, 2, 4, 5))
   assert record["auc"]["4"] is None and record["auc"]["5"] is None
-  assert scores.report_of_record(record, (1, 2, 4, 5))[1] == text
-
-
-DISFA_PLUS_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
-
-
-def test_results_show_the_published_disfa_plus_row_beside_the_run():
-  published = scores.published_row("disfa_plus", DISFA_PLUS_AUS)
-  assert published.endswith("| 62.42/93.79 |") and "68.92/90.36" in published
-  assert scores.published_row("synthetic", DISFA_PLUS_AUS) is None
-  assert scores.published_row("disfa_plus", DISFA_PLUS_AUS[:-1]) is None
-  counts = np.tile([3, 1, 4, 2], (12, 1))
-  result, _ = scores.evaluation_report(counts, DISFA_PLUS_AUS, auc=[0.5] * 12)
-  record = {
-    "epoch": 1,
-    "step": 5,
-    "loss": 0.1,
-    **scores.eval_record(result, DISFA_PLUS_AUS),
-  }
-  text = scores.results_markdown(
-    "t", [], [("Final", record)], [record], DISFA_PLUS_AUS, published=published
-  )
-  section = text.partition("## Published results beside this run")[2]
-  assert published in section and "| DRML | 66.67/70.00 |" in section
+  assert json.loads(json.dumps(record)) == record
 
 
 def test_tuned_thresholds_maximise_f1_and_keep_0_5_without_positives():
@@ -121,26 +98,4 @@ def test_tuned_thresholds_maximise_f1_and_keep_0_5_without_positives():
     assert f1(c, thresholds[c]) == pytest.approx(best)
   np.testing.assert_array_equal(
     scores.counts_at(probabilities, labels, [0.5] * 3).sum(axis=1), [80] * 3
-  )
-
-
-def test_fold_report_means_the_folds_and_names_a_failed_one():
-  aus = (1, 2)
-  folds = {}
-  for fold, f1 in ((1, [0.5, 0.25]), (3, [0.7, 0.35])):
-    tp = [int(100 * f) for f in f1]
-    counts = np.array([[t, 100 - t, 0, 100 - t] for t in tp])
-    result, _ = scores.evaluation_report(counts, aus, auc=[f1[0], None])
-    folds[fold] = ("final model", scores.eval_record(result, aus))
-  text, summary = scores.folds_markdown("t", [], folds, {2: "no data"}, aus)
-  assert "## Fold 1: final model" in text and "## Fold 3: final model" in text
-  assert "## Fold 2: failed\n\nno data" in text
-  means = [r["mean_f1"] for _, r in folds.values()]
-  f1_row = next(line for line in text.splitlines() if line.startswith("| F1 |"))
-  assert f1_row.endswith(
-    f"| {100 * np.mean(means):.2f} ± {100 * np.std(means, ddof=1):.2f} |"
-  )
-  assert "| AUC | 60.00 ± 14.14 | n/a |" in text
-  assert (
-    summary.startswith("t: mean F1 ") and "fold 2 failed (no data)" in summary
   )

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from drml_jax.reports.tables import seed_differences
 from drml_jax.store import checkpoint, workdir
 from drml_jax.train import __main__ as train
 from drml_jax.train import loop
@@ -235,10 +236,10 @@ def test_results_name_how_a_run_differs_from_the_published_protocol():
   from drml_jax import configs  # pylint: disable=import-outside-toplevel
 
   seed = configs.load("seed")
-  assert loop._seed_differences(seed) == ["--selection"]  # pylint: disable=protected-access
+  assert seed_differences(seed) == ["--selection"]
   seed.selection = "test"
-  assert loop._seed_differences(seed) == []  # pylint: disable=protected-access
-  quick = loop._seed_differences(configs.load("quick"))  # pylint: disable=protected-access
+  assert seed_differences(seed) == []
+  quick = seed_differences(configs.load("quick"))
   assert "--learning-rate" in quick and "--num-epochs" in quick
 
 

@@ -2,8 +2,38 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 COUNT_COLUMNS = ("tp", "fp", "tn", "fn")
+
+
+def confusion(predicted, labels, known=None, *, xp=np, dtype=None):
+  """(C, 4) confusion counts [tp, fp, tn, fn] per AU: the one implementation,
+  on device (`confusion_counts`, `xp=jax.numpy`) and on the host
+  (NumPy, `drml_jax.scoring.scores.counts_at`).
+
+  predicted: (N, C) bool, the AU predicted present; labels: (N, C) in
+  {-1, 0, +1}, 0 ignored; known: None or a bool mask broadcast against
+  labels, False also ignored (the padding of a last batch); xp: the array
+  module; dtype: of the counts, xp's default integer when None.
+  """
+  mask = labels != 0
+  if known is not None:
+    mask = mask & known
+  positive = labels > 0
+
+  def count(where):
+    return xp.sum(where & mask, axis=0, dtype=dtype)
+
+  return xp.stack(
+    [
+      count(predicted & positive),
+      count(predicted & ~positive),
+      count(~predicted & ~positive),
+      count(~predicted & positive),
+    ],
+    axis=-1,
+  )
 
 
 def confusion_counts(
@@ -16,21 +46,10 @@ def confusion_counts(
   padding of a last evaluation batch). Sum the counts of all batches, then
   turn them into scores with `drml_jax.scoring.scores.au_scores`.
   """
-  predicted = logits > 0
-  known = labels != 0
-  if valid is not None:
-    known = known & valid[:, None]
-  positive = labels > 0
-
-  def count(mask):
-    return jnp.sum(mask & known, axis=0, dtype=jnp.int32)
-
-  return jnp.stack(
-    [
-      count(predicted & positive),
-      count(predicted & ~positive),
-      count(~predicted & ~positive),
-      count(~predicted & positive),
-    ],
-    axis=-1,
+  return confusion(
+    logits > 0,
+    labels,
+    None if valid is None else valid[:, None],
+    xp=jnp,
+    dtype=jnp.int32,
   )

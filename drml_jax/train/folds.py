@@ -14,7 +14,7 @@ import os
 import jax
 
 from data_pipeline import errors, registry
-from drml_jax.scoring import scores
+from drml_jax.reports import tables
 from drml_jax.store import workdir
 from drml_jax.train.loop import Interrupted, train
 
@@ -83,7 +83,7 @@ def train_folds(config) -> dict:
     "split. F1/accuracy at threshold 0.5, AUC over every threshold.",
   ]
   aus = [int(a) for a in next(iter(folds.values()))[1]["f1"]] if folds else []
-  text, summary = scores.folds_markdown(title, notes, folds, failed, aus)
+  text, summary = tables.folds_markdown(title, notes, folds, failed, aus)
   if jax.process_index() == 0:
     workdir.write_atomic(os.path.join(config.workdir, workdir.FOLDS_FILE), text)
   logger.info("%s", summary)

@@ -24,8 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_pipeline import pipeline
-from drml_jax import configs
-from drml_jax.reports import plots
+from drml_jax.reports import plots, tables
 from drml_jax.runtime import host_memory, parallel
 from drml_jax.scoring import scores
 from drml_jax.store import checkpoint, workdir
@@ -262,12 +261,12 @@ def _loop(run: Run, signals: _Signals) -> dict:
 
 def _scored(run: Run, evaluation: SplitResult) -> tuple[dict, str]:
   """(record fields, report text) of an evaluation."""
-  result, text = scores.evaluation_report(
+  result = scores.evaluation_scores(
     evaluation.counts,
     run.aus,
     auc=scores.roc_auc(evaluation.probabilities, evaluation.labels),
   )
-  return scores.eval_record(result, run.aus), text
+  return scores.eval_record(result, run.aus), tables.evaluation_text(result)
 
 
 def _evaluate_epoch(
@@ -354,127 +353,34 @@ def _evaluate_test(run: Run, log: workdir.MetricsLog | None) -> dict:
   return tests
 
 
-_PROTOCOL = (
-  "data.mode",
-  "data.normalization",
-  "model",
-  "optim",
-  "batch_size",
-  "num_epochs",
-  "selection",
-)
-
-
-def _seed_differences(config) -> list[str]:
-  """The flags of protocol fields (`_PROTOCOL`) where `config` differs from
-  the reproduction report's: the seed preset, trained on every training
-  subject (--selection test)."""
-  seed_config = configs.load("seed")
-  seed_config.selection = "test"
-  return [
-    configs.flag(path)
-    for path in configs.paths(config)
-    if any(path == p or path.startswith(p + ".") for p in _PROTOCOL)
-    and configs.get(config, path) != configs.get(seed_config, path)
-  ]
-
-
-def _sections(run: Run, evals: list[dict], tests: dict) -> list[tuple]:
-  """results.md's (heading, record) tables, the reported model first."""
-  if not tests:
-    final, best = evals[-1], max(evals, key=lambda r: r["mean_f1"])
-    return [
-      (f"Final model (epoch {final['epoch']}, step {final['step']})", final),
-      (
-        f"Best on the test split (epoch {best['epoch']}, step {best['step']}): "
-        "the seed's practice, chosen on the data it is scored on",
-        best,
-      ),
-    ]
-  best, final = tests["best"], tests["final"]
-  return [
-    (
-      f"Validation-best model on the test split (epoch {best['epoch']}, step "
-      f"{best['step']}: the best validation mean F1)",
-      best,
-    ),
-    (
-      f"Final model on the test split (epoch {final['epoch']}, step "
-      f"{final['step']})",
-      final,
-    ),
-  ]
-
-
 def _finish(run: Run, records: list[dict], tests: dict) -> dict:
   """Writes results.md and the plots; returns the reported model's summary."""
   evals = [r for r in records if r["kind"] == "eval"]
   if not evals:
     return {}
   config = run.config
-  sections = _sections(run, evals, tests)
-  (reported_heading, reported), (_, other) = sections
+  (reported_heading, reported), (_, other) = tables.sections(evals, tests)
   results_path = os.path.join(config.workdir, workdir.RESULTS_FILE)
-  split = "validation" if tests else "test"
   if is_primary():
     plots.write_run_plots(records, config.workdir)
-    title = f"DRML on {config.data.dataset}" + (
-      f" fold {config.data.fold}" if config.data.fold else ""
-    )
-    notes = [
-      f"Test split: {run.num_test} images. F1/accuracy/AUC in %, F1 and "
-      "accuracy at the protocol's threshold 0.5, AUC over every threshold.",
-      (
-        f"Model selection: best validation mean F1 each epoch on "
-        f"{pipeline.num_examples(run.builder, run.val_split)} images of the "
-        f"held-out training subjects {', '.join(run.val_split.subjects)}; "
-        "the test split scores only the final and the validation-best models."
-        if tests
-        else "Model selection: --selection test, the seed's practice: the "
-        "test split is evaluated every epoch and its best epoch is shown, a "
-        "choice made on the data it is scored on."
-      ),
-      f"Config: {config.num_epochs} epochs x {run.steps_per_epoch} steps, batch "
-      f"{config.batch_size}, lr {config.optim.learning_rate}, init {config.model.init}, "
-      f"region layer {'on' if config.model.region_layer else 'off'} "
-      f"(full config in {workdir.CONFIG_FILE}).",
-      "Training loss: "
-      + (
-        "positives weighted per AU by negatives/positives of the training "
-        "split: "
-        + ", ".join(f"AU{a} {w:.2f}" for a, w in zip(run.aus, run.pos_weight))
-        if run.pos_weight is not None
-        else "unweighted (the protocol's)"
-      )
-      + ".",
-      f"Runtime: {run.elapsed / 60:.1f} min on {jax.device_count()} "
-      f"{jax.devices()[0].platform} device(s), evaluation included.",
-    ]
-    published = scores.published_row(config.data.dataset, run.aus)
-    if published:
-      differences = _seed_differences(config)
-      notes.append(
-        "Published results (below) come from the reproduction report: the "
-        "seed preset with --selection test; "
-        + (
-          f"this run differs in {', '.join(differences)}."
-          if differences
-          else "this run follows it."
-        )
-      )
     workdir.write_atomic(
       results_path,
-      scores.results_markdown(
-        title,
-        notes,
-        sections,
+      tables.results_page(
+        config,
         evals,
+        tests,
         run.aus,
-        split=split,
-        published=published,
-        extra=scores.tuned_thresholds_markdown(tests["best"], run.aus)
+        num_test=run.num_test,
+        validation=(
+          pipeline.num_examples(run.builder, run.val_split),
+          run.val_split.subjects,
+        )
         if tests
-        else [],
+        else None,
+        steps_per_epoch=run.steps_per_epoch,
+        pos_weight=run.pos_weight,
+        elapsed=run.elapsed,
+        devices=(jax.device_count(), jax.devices()[0].platform),
       ),
     )
   logger.info(
