@@ -146,3 +146,28 @@ def test_make_room_releases_a_fragmented_heap_only():
   # remainder does not: the freed memory goes back (the remainder's pages).
   assert (fits, released) == ("False", "True")
   assert int(freed_mb) > 128
+
+
+def test_kept_memory_step_makes_room_for_its_buffer_before_each_run(
+  monkeypatch,
+):
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+  calls = []
+  monkeypatch.setattr(host_memory, "make_room", calls.append)
+  monkeypatch.setattr(
+    host_memory, "release_freed_memory", lambda: calls.append("released")
+  )
+  compiled = (
+    jax.jit(lambda x: jnp.sin(x) * 2).lower(jnp.ones(1 << 16)).compile()
+  )
+  step = host_memory.KeptMemoryStep(compiled, one_cpu_device=True)
+  assert calls == ["released"]  # the compiler's memory, before the first run
+  assert step.buffer_bytes == compiled.memory_analysis().temp_size_in_bytes
+  out = step(jnp.ones(1 << 16))
+  step(out)
+  assert calls == ["released", step.buffer_bytes, step.buffer_bytes]
+  assert (
+    host_memory.KeptMemoryStep(compiled, one_cpu_device=False).buffer_bytes == 0
+  )

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from data_pipeline import pipeline
 from drml_jax.reports import plots, tables
-from drml_jax.runtime import host_memory, parallel
+from drml_jax.runtime import parallel
 from drml_jax.scoring import scores
 from drml_jax.store import checkpoint, workdir
 from drml_jax.train.evaluation import SplitResult
@@ -199,7 +199,6 @@ def _loop(run: Run, signals: _Signals) -> dict:
       )
       if run.step == first_step:
         run.compile_train_step(batch["image"], batch["labels"])
-      host_memory.make_room(run.step_buffer_bytes)
       run.state, loss = run.train_step(
         run.state, batch["image"], batch["labels"]
       )

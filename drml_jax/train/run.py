@@ -178,21 +178,16 @@ class Run:
       ),
     )
     self.eval_step = make_eval_step(self.graphdefs.eval)
-    self.step_buffer_bytes = 0  # see compile_train_step
 
   def compile_train_step(self, images, labels) -> None:
-    """Compiles the train step for batches like these and returns the
-    compiler's memory before the step first runs. Compiled on its first
-    call instead, the step's buffers were allocated while the compiler's
-    memory was still held (peak RSS +0.5 GB at batch 16).
-
-    On one CPU device, each run of the step takes one temporary buffer of
-    `step_buffer_bytes` from malloc, on this thread (host_memory)."""
+    """Compiles the train step for batches like these, to run in the memory
+    the process keeps (`host_memory.KeptMemoryStep`)."""
     compiled = self.train_step.lower(self.state, images, labels).compile()
-    self.train_step = compiled
-    if self.mesh.devices.size == 1 and jax.default_backend() == "cpu":
-      self.step_buffer_bytes = compiled.memory_analysis().temp_size_in_bytes
-    host_memory.release_freed_memory()
+    self.train_step = host_memory.KeptMemoryStep(
+      compiled,
+      one_cpu_device=self.mesh.devices.size == 1
+      and jax.default_backend() == "cpu",
+    )
 
   def _read(self, step: int, read):
     """`read(step)`, a damaged step reported in one line."""
@@ -246,15 +241,13 @@ class Run:
 
   def evaluate(self, split, state=None) -> SplitResult:
     """The evaluation of `state` (default: the current one) on `split`."""
-    host_memory.release_freed_memory()  # the train step's buffers
-    evaluation = evaluate_split(
-      self.eval_step,
-      train_state.model_state(self.state if state is None else state),
-      self.batches.evaluation(split, self.config.eval_batch_size),
-      self.mesh,
-    )
-    host_memory.release_freed_memory()  # the eval step's
-    return evaluation
+    with host_memory.other_phase():
+      return evaluate_split(
+        self.eval_step,
+        train_state.model_state(self.state if state is None else state),
+        self.batches.evaluation(split, self.config.eval_batch_size),
+        self.mesh,
+      )
 
   def best_state(self) -> tuple[int, TrainState]:
     """(step, state) of the best checkpoint by the selection split's mean F1."""
