@@ -3,8 +3,8 @@
 
 Each check asks the package index for a full resolution (`pip install
 --dry-run`, nothing installed); the CUDA one fetches ~3 GB of wheels when
-the index serves no separate metadata, so it is also marked slow. Skipped
-when the index does not answer.
+the index serves no separate metadata. Run them with `python -m pytest -m
+registry tests` (.ci/run does); skipped when the index does not answer.
 """
 
 import json
@@ -74,7 +74,7 @@ def _resolve(extra: str) -> dict[str, str]:
   "extra",
   [
     # ~1.5-2 min: the CUDA wheels are fetched to read their metadata.
-    pytest.param("cuda", marks=pytest.mark.slow),
+    "cuda",
     "tpu",  # ~40-50 s
   ],
 )
