@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_pipeline import pipeline
+from data_pipeline import pipeline, splits
 from data_pipeline.builders.base import SourceBuilder
 from data_pipeline.sources.base import Example
 from data_pipeline.tf_cpu import tfds
@@ -171,7 +171,7 @@ def test_evaluation_sees_every_example_once_with_padding_masked(builder):
   result = batches(builder, "test")
   assert (
     len(result)
-    == pipeline.num_batches(
+    == splits.num_batches(
       builder, "test", batch_size=4, train=False, process_count=1
     )
     == 2
@@ -197,7 +197,7 @@ def test_processes_get_disjoint_parts(builder, split):
       process_index=index,
       process_count=2,
     )
-    assert len(result) == pipeline.num_batches(
+    assert len(result) == splits.num_batches(
       builder, split, batch_size=2, train=split == "train", process_count=2
     )
     parts.append(set(sum((numbers(b) for b in result), [])))
@@ -209,7 +209,7 @@ def test_processes_get_disjoint_parts(builder, split):
 
 
 def test_mean_image_is_the_train_split_mean_in_bgr(builder):
-  mean = pipeline.mean_image(builder)
+  mean = splits.mean_image(builder)
   expected = np.mean([face(n) for n in range(NUM_TRAIN)], axis=0)[..., ::-1]
   np.testing.assert_allclose(mean, expected, atol=1e-4)
   assert mean.dtype == np.float32 and mean.shape == (200, 200, 3)
@@ -249,15 +249,15 @@ def test_unknown_split_lists_the_splits(builder):
 
 
 def test_label_counts_count_positives_and_labelled_examples(builder):
-  positives, labelled = pipeline.label_counts(builder, "train")
+  positives, labelled = splits.label_counts(builder, "train")
   np.testing.assert_array_equal(positives, [NUM_TRAIN, 0, 0])
   np.testing.assert_array_equal(labelled, [NUM_TRAIN, NUM_TRAIN, 0])
 
 
 def test_validation_subjects_never_reach_training_batches(builder):
-  train, val = pipeline.validation_split(builder)
+  train, val = splits.validation_split(builder)
   assert (train.subjects, val.subjects) == (("S0",), ("S1",))
-  assert pipeline.num_examples(builder, train) == NUM_TRAIN // 2
+  assert splits.num_examples(builder, train) == NUM_TRAIN // 2
   seen = []
   for index in range(2):
     for batch in batches(
@@ -278,7 +278,7 @@ def test_validation_subjects_never_reach_training_batches(builder):
     ):
       evaluated += numbers(batch)
   assert sorted(evaluated) == list(range(1, NUM_TRAIN, 2))
-  positives, labelled = pipeline.label_counts(builder, train)
+  positives, labelled = splits.label_counts(builder, train)
   np.testing.assert_array_equal(labelled, [6, 6, 0])
 
 
@@ -288,4 +288,4 @@ def test_validation_subjects_never_reach_training_batches(builder):
 )
 def test_bad_validation_subjects_fail_in_one_line(builder, names, message):
   with pytest.raises(ValueError, match=message):
-    pipeline.validation_split(builder, names)
+    splits.validation_split(builder, names)

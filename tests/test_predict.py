@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from skimage import data as skimage_data
 
-from data_pipeline import pipeline, registry
+from data_pipeline import pipeline, registry, splits
 from data_pipeline.tf_cpu import tfds
 from drml_jax import convert, evaluate
 from drml_jax.model import factory, train_state
@@ -72,7 +72,7 @@ def _workdir(path, builder, drml, *, mode="resize", normalization="rgb"):
     mode=mode,
     normalization=normalization,
     input_size=INPUT,
-    mean=pipeline.mean_image(builder) if normalization == "bgr_mean" else None,
+    mean=splits.mean_image(builder) if normalization == "bgr_mean" else None,
   )
   checkpoint.save_model(path / CHECKPOINT_DIR, drml, MODEL_CONFIG, inputs)
   (path / CONFIG_FILE).write_text(
@@ -137,7 +137,7 @@ def test_preprocessing_is_evaluations_bit_for_bit(
   tiny, test_split, mode, normalization
 ):
   _, images, _ = test_split
-  mean = pipeline.mean_image(tiny) if normalization == "bgr_mean" else None
+  mean = splits.mean_image(tiny) if normalization == "bgr_mean" else None
   ours = batches.resize_inputs(
     pipeline.preprocess_eval(
       images, mode=mode, normalization=normalization, mean=mean
@@ -169,7 +169,7 @@ def test_a_workdir_gives_its_preprocessing_and_its_datasets_aus(
     "bgr_mean",
     INPUT,
   )
-  np.testing.assert_array_equal(loaded.mean, pipeline.mean_image(tiny))
+  np.testing.assert_array_equal(loaded.mean, splits.mean_image(tiny))
   assert (
     loaded.aus == registry.aus(tiny)
     and loaded.thresholds.tolist() == [0.5] * 12
@@ -192,7 +192,7 @@ def test_a_workdir_without_its_dataset_predicts_evaluates_and_converts(
     _workdir(tmp_path / "run", tiny, model, normalization="bgr_mean")
   )
   loaded = predictor.load_predictor(workdir=str(run), batch_size=4)
-  np.testing.assert_array_equal(loaded.mean, pipeline.mean_image(tiny))
+  np.testing.assert_array_equal(loaded.mean, splits.mean_image(tiny))
   assert loaded.aus == registry.aus(tiny)
 
   folder, _, _ = test_split
@@ -235,7 +235,7 @@ def test_a_checkpoint_from_before_stored_inputs_reads_its_runs_dataset(
     "bgr_mean",
     registry.aus(tiny),
   )
-  np.testing.assert_array_equal(loaded.mean, pipeline.mean_image(tiny))
+  np.testing.assert_array_equal(loaded.mean, splits.mean_image(tiny))
 
 
 def test_aligned_faces_get_evaluations_probabilities_and_counts(

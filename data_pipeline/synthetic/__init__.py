@@ -12,8 +12,8 @@ subject-exclusive train/test split.
   image = render_face(sample_identity(rng), intensities, sample_nuisance(rng))
 
 Modules: `aus` (what each AU does, where), `pose` (nuisance, resampling,
-regions), `faces` (drawing), `sequences` (intensities over trials),
-`dataset` (files on disk).
+regions), `faces` (subjects and frames), `painting` (drawing the face's
+parts), `sequences` (intensities over trials), `dataset` (files on disk).
 """
 
 from data_pipeline.synthetic.dataset import (

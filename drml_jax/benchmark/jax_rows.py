@@ -158,7 +158,7 @@ def pipeline_rows(args) -> list[Row]:
     for source in ("files", "cache")
   ]
   try:
-    from data_pipeline import pipeline, registry  # pylint: disable=import-outside-toplevel
+    from data_pipeline import pipeline, registry, splits  # pylint: disable=import-outside-toplevel
 
     builder = registry.build(
       args.dataset,
@@ -172,7 +172,7 @@ def pipeline_rows(args) -> list[Row]:
     batches = pipeline.make_dataset(
       builder, "train", batch_size=args.batch, train=True, cache=cache
     )
-    per_epoch = pipeline.num_batches(
+    per_epoch = splits.num_batches(
       builder, "train", batch_size=args.batch, train=True
     )
     iterator = iter(batches)

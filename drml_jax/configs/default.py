@@ -193,7 +193,7 @@ def get_config():
   config.data.normalization = "rgb"
   config.data.cache = False
   config.data.data_shards = 0
-  # "": data_pipeline.pipeline.VAL_FRACTION of the training subjects.
+  # "": data_pipeline.splits.VAL_FRACTION of the training subjects.
   config.data.val_subjects = ""
 
   # The network: drml_jax.model.DRML's keyword arguments (num_aus comes from

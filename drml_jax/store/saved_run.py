@@ -160,7 +160,7 @@ def _inputs_of_older_run(config, model_config: dict) -> Inputs:
   if config is None:
     return Inputs(aus=DEFAULT_AUS.get(num_aus, ()), input_size=input_size)
   # The dataset's TFDS builder (and TensorFlow) only for such an old run.
-  from data_pipeline import pipeline, registry  # pylint: disable=import-outside-toplevel
+  from data_pipeline import registry, splits  # pylint: disable=import-outside-toplevel
 
   d = config.data
   builder = registry.build(
@@ -175,9 +175,7 @@ def _inputs_of_older_run(config, model_config: dict) -> Inputs:
     mode=d.mode,
     normalization=d.normalization,
     input_size=input_size,
-    mean=pipeline.mean_image(builder)
-    if d.normalization == "bgr_mean"
-    else None,
+    mean=splits.mean_image(builder) if d.normalization == "bgr_mean" else None,
   )
 
 

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from data_pipeline import pipeline
+from data_pipeline import pipeline, splits
 from data_pipeline.tf_cpu import tf
 
 
@@ -56,7 +56,7 @@ class Batches:
     )
     self.input_size = input_size
     if normalization == "bgr_mean" and mean is None:
-      mean = pipeline.mean_image(builder)
+      mean = splits.mean_image(builder)
     self.mean = mean  # the mean image of "bgr_mean", else None
     self.options = dict(mode=mode, normalization=normalization, mean=mean)
 
@@ -70,7 +70,7 @@ class Batches:
 
   def steps_per_epoch(self, split: str, batch_size: int) -> int:
     """Full global batches of `batch_size` per training epoch."""
-    return pipeline.num_batches(
+    return splits.num_batches(
       self.builder,
       split,
       train=True,

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from data_pipeline import pipeline
+from data_pipeline import splits
 from drml_jax.reports import plots, tables
 from drml_jax.runtime import parallel
 from drml_jax.scoring import scores
@@ -161,8 +161,8 @@ def _loop(run: Run, signals: _Signals) -> dict:
     "training DRML on %s (%d train / %s / %d test images, AUs %s): %d epochs "
     "of %d steps, batch %d, %d %s device(s), %d process(es)",
     config.data.dataset,
-    pipeline.num_examples(run.builder, run.train_split),
-    f"{pipeline.num_examples(run.builder, run.val_split)} validation"
+    splits.num_examples(run.builder, run.train_split),
+    f"{splits.num_examples(run.builder, run.val_split)} validation"
     if run.val_split
     else "no validation (best on test)",
     run.num_test,
@@ -371,7 +371,7 @@ def _finish(run: Run, records: list[dict], tests: dict) -> dict:
         run.aus,
         num_test=run.num_test,
         validation=(
-          pipeline.num_examples(run.builder, run.val_split),
+          splits.num_examples(run.builder, run.val_split),
           run.val_split.subjects,
         )
         if tests

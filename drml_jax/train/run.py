@@ -17,7 +17,7 @@ import os
 import jax
 import jax.numpy as jnp
 
-from data_pipeline import errors, pipeline, registry
+from data_pipeline import errors, registry, splits
 from drml_jax import configs
 from drml_jax.model import factory, train_state
 from drml_jax.model.factory import build_model
@@ -121,7 +121,7 @@ class Run:
     self.num_test = self.builder.info.splits["test"].num_examples
     # The split trained on, and the one "best" is chosen on every epoch.
     self.train_split, self.val_split = (
-      pipeline.validation_split(self.builder, d.val_subjects)
+      splits.validation_split(self.builder, d.val_subjects)
       if config.selection == "val"
       else ("train", None)
     )
@@ -164,7 +164,7 @@ class Run:
     self.pos_weight = None
     if config.loss.pos_weight == "train_rates":
       self.pos_weight = positive_weights(
-        *pipeline.label_counts(self.builder, self.train_split)
+        *splits.label_counts(self.builder, self.train_split)
       )
     self.train_step = make_train_step(
       self.graphdefs.train,
