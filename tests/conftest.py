@@ -1,6 +1,7 @@
 """Shared by the test modules: the markers and the tiny reference run.
 
-Tests marked `slow` train DRML in subprocesses (minutes on 2 cores);
+Tests marked `slow` take seconds to a minute each on 2 cores (subprocess
+trainings, whole networks compiled, the benchmark);
 `python -m pytest -m "not slow" tests` leaves them out while iterating.
 Tests marked `registry` ask the package index to resolve the install extras
 (minutes, and gigabytes of wheels read for CUDA's): they run only when
@@ -12,13 +13,50 @@ import pytest
 from tests import train_support
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """The in-process tests share XLA programs through the persistent
+  compilation cache, as the subprocess trainings do (train_support.env):
+  the same network compiled by several tests is compiled once."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  jax.config.update(
+    "jax_compilation_cache_dir",
+    str(train_support.base_dir(tmp_path_factory) / "jax_cache"),
+  )
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory):
   """The work directory of the uninterrupted tiny run, made once per session."""
   return train_support.reference(tmp_path_factory)
 
 
+def _shared_fixture_group(item) -> str | None:
+  """The group of a test that reads a fixture made once for several tests:
+  the session fixture's name (the reference run), else the module's name.
+  One pytest-xdist worker runs each group, so the fixture is made once (each
+  worker has its own temporary folder and would make it again)."""
+  scopes = {
+    name: defs[-1].scope
+    for name, defs in item._fixtureinfo.name2fixturedefs.items()  # pylint: disable=protected-access
+    if defs and not name.startswith("tmp_path") and name != "compilation_cache"
+  }
+  session = sorted(n for n, scope in scopes.items() if scope == "session")
+  if session:
+    return session[0]
+  if "module" in scopes.values():
+    return item.module.__name__
+  return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
+  for item in items:
+    group = _shared_fixture_group(item)
+    if group:
+      item.add_marker(pytest.mark.xdist_group(group))
   if "registry" in (config.getoption("markexpr") or ""):
     return
   skip = pytest.mark.skip(reason="asks the package index: run with -m registry")

@@ -37,6 +37,7 @@ def smoke(tmp_path_factory):
   return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_smoke_run_reports_device_versions_and_settings(smoke):
   assert smoke["device"]["backend"] and smoke["device"]["kind"]
   assert smoke["versions"]["jax"] and smoke["versions"]["torch"]
@@ -47,6 +48,7 @@ def test_smoke_run_reports_device_versions_and_settings(smoke):
   assert steal is None or 0 <= steal <= 1
 
 
+@pytest.mark.slow
 def test_smoke_run_measures_every_row(smoke):
   rows = {
     (
@@ -85,6 +87,7 @@ def test_smoke_run_measures_every_row(smoke):
       )
 
 
+@pytest.mark.slow
 def test_smoke_run_reports_flops_ratios_and_protocol_times(smoke):
   flops = smoke["flops_per_image"]
   assert flops["train"] > 2 * flops["eval"] > 0  # backward ~2x forward
@@ -147,6 +150,7 @@ def test_library_modules_import_no_command_line():
   )
 
 
+@pytest.mark.slow
 def test_region_layer_command_times_each_form(capsys):
   pytest.importorskip("torch")
   from drml_jax.benchmark import region_layer  # pylint: disable=import-outside-toplevel
@@ -254,6 +258,7 @@ def _check_grouped_form(torch, FastDRML, reference):  # pylint: disable=invalid-
   )
 
 
+@pytest.mark.slow
 def test_bfloat16_parity_cost_is_measured_for_both_frameworks():
   args = cli.parse_args(["--smoke", "--dtypes", "float32,bfloat16"])
   rows = [

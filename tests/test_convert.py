@@ -1,5 +1,6 @@
 """The convert command: a port's PyTorch checkpoint to orbax and back, bad inputs."""
 
+import pytest
 import torch
 
 from drml_jax import convert
@@ -8,6 +9,7 @@ from drml_jax.store.interchange import to_torch_state_dict
 from tests.test_interchange import INPUT, assert_identical, random_torch_model
 
 
+@pytest.mark.slow
 def test_convert_cli_both_ways(tmp_path, capsys):
   reference = random_torch_model(num_aus=3)
   wrapped = {

@@ -31,6 +31,7 @@ def _with_vjp(conv, x, kernel, stride, cotangent):
   return (y, *vjp(cotangent))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size,kernel_size,stride", [(17, 11, 1), (13, 6, 2)])
 def test_fft_conv_equals_lax_conv_forward_and_backward(
   size, kernel_size, stride
@@ -71,6 +72,7 @@ def test_chunked_conv_equals_lax_conv_forward_and_backward(stride, padding):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "width,kernel_size,stride",
   [(BAND_TILE * 2 + 10, 11, 1), (BAND_TILE * 2 + 13, 11, 1), (21, 6, 2)],

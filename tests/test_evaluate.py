@@ -94,6 +94,7 @@ def test_bad_inputs_fail_in_one_line(tmp_path_factory, tmp_path, capsys):
     assert message in err and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 def test_a_command_prints_only_what_is_about_the_run(tmp_path):
   # No TensorFlow start-up lines, no orbax warnings: one line for one error.
   result = subprocess.run(

@@ -45,6 +45,7 @@ def _faults_per_call(mode: str) -> float:
   return float(_run(FAULTS_PER_CALL, mode)[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
   host_memory._glibc() is None, reason="tunes glibc's malloc only"
 )

@@ -63,6 +63,7 @@ def test_auto_region_layout_is_patches_on_cpu_where_it_applies():
   assert layout(region_layer=False) == "image"
 
 
+@pytest.mark.slow
 def test_region_layouts_compute_the_same_network():
   # 66x66: conv1 gives 56x56, 2x2 patches of 28x28.
   images, labels = _random((3, 66, 66, 3), 1), _random((3, 2), 2)
@@ -127,6 +128,7 @@ def test_init_variants():
   )  # uniform's std
 
 
+@pytest.mark.slow
 def test_dropout_only_in_train_mode_and_a_function_of_its_key():
   model = DRML(3, grid=(2, 2), input_size=66, init="he", rngs=nnx.Rngs(0))
   x = _random((2, 66, 66, 3), 6)

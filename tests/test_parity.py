@@ -141,6 +141,7 @@ def dtype(request):
     yield request.param
 
 
+@pytest.mark.slow
 def test_eval_logits_agree(dtype):
   # The full 170x170 network in float32; float64 at the small input keeps the
   # suite fast (its rounding does not depend on the size).
@@ -158,6 +159,7 @@ def test_eval_logits_agree(dtype):
   )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
 def test_train_forward_and_running_statistics_agree(dtype, region_bn):
   model, reference = make_pair(
@@ -203,6 +205,7 @@ def _jax_gradients(model, images, labels):
   return float(loss), to_torch_state_dict(as_model)
 
 
+@pytest.mark.slow
 def test_loss_and_every_gradient_agree(dtype):
   model, reference = make_pair(dtype, input_size=SMALL_INPUT, grid=TRAIN_GRID)
   images, labels = inputs(dtype, 4, SMALL_INPUT, seed=2)
@@ -227,6 +230,7 @@ def test_loss_and_every_gradient_agree(dtype):
   )
 
 
+@pytest.mark.slow
 def test_three_sgd_steps_agree(dtype):
   model, reference = make_pair(dtype, input_size=SMALL_INPUT, grid=TRAIN_GRID)
   tx = make_optimizer(LEARNING_RATE, momentum=0.9, weight_decay=WEIGHT_DECAY)

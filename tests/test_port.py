@@ -52,6 +52,7 @@ def test_port_region_layer_computes_the_reference_layer(region_bn):
   _assert_same_step(reference, port, torch.randn(3, 32, 40, 40))
 
 
+@pytest.mark.slow
 def test_port_drml_holds_the_reference_state_dict_and_computes_the_same():
   torch.manual_seed(0)
   reference = DRML(3, input_size=74, dropout=0.0)

@@ -185,6 +185,7 @@ def _without_its_dataset(run):
   return run
 
 
+@pytest.mark.slow
 def test_a_workdir_without_its_dataset_predicts_evaluates_and_converts(
   tiny, model, test_split, tmp_path, capsys
 ):
@@ -238,6 +239,7 @@ def test_a_checkpoint_from_before_stored_inputs_reads_its_runs_dataset(
   np.testing.assert_array_equal(loaded.mean, splits.mean_image(tiny))
 
 
+@pytest.mark.slow
 def test_aligned_faces_get_evaluations_probabilities_and_counts(
   workdir, tiny, model, test_split, tmp_path, capsys
 ):
@@ -315,6 +317,7 @@ def test_haar_finds_the_astronaut_and_orders_two_left_to_right():
   )
 
 
+@pytest.mark.slow
 def test_video_rows_frames_timestamps_and_detected_faces(
   workdir, tmp_path, capsys
 ):

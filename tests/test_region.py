@@ -47,6 +47,7 @@ def _random(shape, seed=0):
   return jax.random.normal(jax.random.key(seed), shape)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "in_axes", [None, (0, 0), (0, None), (None, 0)], ids=str
 )
@@ -70,6 +71,7 @@ def test_conv3x3_unrolled_equals_lax_conv_forward_and_backward(in_axes):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("region_bn", ["affine", "batch_stats"])
 def test_region_conv_forms_agree_forward_and_backward(region_bn):
   x = _random((3, 16, 16, 4), 3)
@@ -94,6 +96,7 @@ def test_region_conv_forms_agree_forward_and_backward(region_bn):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conv", ["lax", "unrolled"])
 def test_region_layer_has_no_leakage_between_patches(conv):
   layer = _region_layer(conv)

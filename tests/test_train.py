@@ -153,6 +153,7 @@ def test_a_second_run_into_the_same_workdir_is_refused(tmp_path, capsys):
   )
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_named_on_resume(
   reference_run, tmp_path_factory, tmp_path, capsys
 ):

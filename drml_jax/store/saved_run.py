@@ -26,7 +26,12 @@ from data_pipeline.sources.base import DISFA_AUS, DISFA_PLUS_AUS
 from drml_jax.model.network import DRML
 from drml_jax.store import checkpoint
 from drml_jax.store.checkpoint import Inputs
-from drml_jax.store.workdir import CHECKPOINT_DIR, CONFIG_FILE
+from drml_jax.store.workdir import (
+  CHECKPOINT_DIR,
+  CONFIG_FILE,
+  RESULTS_FILE,
+  read_records,
+)
 
 # The AUs of a bare checkpoint, by its number of outputs, unless named.
 DEFAULT_AUS = {len(DISFA_PLUS_AUS): DISFA_PLUS_AUS, len(DISFA_AUS): DISFA_AUS}
@@ -61,6 +66,40 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
       f"{path} is not readable JSON ({errors.first_line(error)}): restore "
       "it from a copy of the work directory"
     ) from None
+
+
+def is_finished(run_dir: str) -> bool:
+  """Whether a training run ended and wrote its results."""
+  return os.path.exists(os.path.join(run_dir, RESULTS_FILE))
+
+
+def reported_result(run_dir: str) -> tuple[str, dict] | None:
+  """(what it is, record) of the model a finished run reports: the test
+  record of the validation-best model, else (--selection test) the final
+  evaluation; None for a run that has not finished."""
+  records = read_records(run_dir)
+  for record in records:
+    if record["kind"] == "test" and record["checkpoint"] == "best":
+      return (
+        f"validation-best model (epoch {record['epoch']}, step "
+        f"{record['step']})",
+        record,
+      )
+  evals = [
+    r for r in records if r["kind"] == "eval" and r.get("split") == "test"
+  ]
+  if not evals:
+    return None
+  final = evals[-1]
+  return f"final model (epoch {final['epoch']}, step {final['step']})", final
+
+
+def newest_step(run_dir: str) -> int | None:
+  """The newest complete checkpoint step of a work directory, if any."""
+  folder = os.path.join(run_dir, CHECKPOINT_DIR)
+  # Orbax names a step's folder by its number once the step is complete.
+  steps = [name for name in os.listdir(folder)] if os.path.isdir(folder) else []
+  return max((int(name) for name in steps if name.isdigit()), default=None)
 
 
 def checkpoint_path(workdir: str | None, checkpoint: str | None) -> str:

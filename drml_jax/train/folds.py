@@ -15,30 +15,10 @@ import jax
 
 from data_pipeline import errors, registry
 from drml_jax.reports import tables
-from drml_jax.store import workdir
+from drml_jax.store import saved_run, workdir
 from drml_jax.train.loop import Interrupted, train
 
 logger = logging.getLogger(__name__)
-
-
-def reported_record(records: list[dict]) -> tuple[str, dict] | None:
-  """(what it is, record) of the model a finished run reports: the test
-  record of the validation-best model, else (--selection test) the final
-  evaluation; None for a run that has not finished."""
-  for record in records:
-    if record["kind"] == "test" and record["checkpoint"] == "best":
-      return (
-        f"validation-best model (epoch {record['epoch']}, step "
-        f"{record['step']})",
-        record,
-      )
-  evals = [
-    r for r in records if r["kind"] == "eval" and r.get("split") == "test"
-  ]
-  if not evals:
-    return None
-  final = evals[-1]
-  return f"final model (epoch {final['epoch']}, step {final['step']})", final
 
 
 def train_folds(config) -> dict:
@@ -56,7 +36,7 @@ def train_folds(config) -> dict:
     fold_config = config.copy_and_resolve_references()
     fold_config.data.fold = fold
     fold_config.workdir = workdir.fold_dir(config.workdir, fold)
-    if os.path.exists(os.path.join(fold_config.workdir, workdir.RESULTS_FILE)):
+    if saved_run.is_finished(fold_config.workdir):
       logger.info("fold %d: finished in %s, kept", fold, fold_config.workdir)
     else:
       logger.info("fold %d: training in %s", fold, fold_config.workdir)
@@ -69,7 +49,7 @@ def train_folds(config) -> dict:
         logger.error("fold %d failed: %s", fold, reason)
         failed[fold] = reason
         continue
-    reported = reported_record(workdir.read_records(fold_config.workdir))
+    reported = saved_run.reported_result(fold_config.workdir)
     if reported is None:
       failed[fold] = f"{fold_config.workdir} holds no finished evaluation"
     else:

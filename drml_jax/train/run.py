@@ -23,7 +23,7 @@ from drml_jax.model import factory, train_state
 from drml_jax.model.factory import build_model
 from drml_jax.model.train_state import TrainState
 from drml_jax.runtime import host_memory, parallel
-from drml_jax.store import checkpoint, workdir
+from drml_jax.store import checkpoint, saved_run, workdir
 from drml_jax.train import batches
 from drml_jax.train.evaluation import SplitResult, evaluate_split
 from drml_jax.train.losses import (
@@ -40,17 +40,9 @@ class TrainingError(RuntimeError):
   """A run that cannot go on, with a one-line message saying what to do."""
 
 
-def newest_checkpoint(run_dir: str) -> int | None:
-  """The newest complete checkpoint step of a work directory, if any."""
-  folder = os.path.join(run_dir, workdir.CHECKPOINT_DIR)
-  # Orbax names a step's folder by its number once the step is complete.
-  steps = [name for name in os.listdir(folder)] if os.path.isdir(folder) else []
-  return max((int(name) for name in steps if name.isdigit()), default=None)
-
-
 def kept_message(run_dir: str, then: str) -> str:
   """What a stopped run left in `run_dir`, then what to do (`then`)."""
-  step = newest_checkpoint(run_dir)
+  step = saved_run.newest_step(run_dir)
   if step is None:
     return f"no checkpoint of {run_dir} was completed"
   return (
