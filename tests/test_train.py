@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from drml_jax.reports.tables import seed_differences
+from drml_jax.runtime import signals
 from drml_jax.store import checkpoint, workdir
 from drml_jax.train import __main__ as train
 from drml_jax.train import loop
@@ -99,9 +100,9 @@ def test_sigint_then_sigkill_then_resume_matches_uninterrupted(
 
 def test_sigterm_is_recorded_not_fatal_and_the_handler_restored():
   previous = signal.getsignal(signal.SIGTERM)
-  with loop._catch_signals() as signals:  # pylint: disable=protected-access
+  with signals.caught() as received:
     os.kill(os.getpid(), signal.SIGTERM)
-    assert signals.received == signal.SIGTERM
+    assert received.signum == signal.SIGTERM
   assert signal.getsignal(signal.SIGTERM) is previous
 
 
@@ -296,7 +297,7 @@ def test_fold_all_reports_each_fold_their_mean_and_resumes_fold_by_fold(
     "--input-size",
     "66",
     "--grid",
-    "4,4",
+    "2,2",
     "--init",
     "he",
     "--batch-size",

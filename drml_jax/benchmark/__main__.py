@@ -47,6 +47,16 @@ def _csv(choices: tuple[str, ...]):
   return parse
 
 
+def _grid(text: str) -> tuple[int, int]:
+  try:
+    rows, cols = (int(part) for part in text.split(","))
+  except ValueError:
+    rows = cols = 0
+  if min(rows, cols) < 1:
+    raise argparse.ArgumentTypeError(f"{text!r} is not rows,cols, e.g. 8,8")
+  return rows, cols
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   """Command-line options; per-backend defaults are filled in here."""
   parser = cli.Parser(
@@ -75,6 +85,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     type=cli.positive_int,
     default=None,
     help="image side for the models (170; smoke 74)",
+  )
+  parser.add_argument(
+    "--grid",
+    type=_grid,
+    default=None,
+    help="the region layer's grid, rows,cols (8,8; smoke 2,2: compiles in "
+    "a fraction of the time)",
   )
   parser.add_argument("--num-aus", type=cli.positive_int, default=12)
   parser.add_argument(
@@ -165,6 +182,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     steps=(2, 10),
     warmup=(1, 2),
     input_size=(74, 170),
+    grid=((2, 2), (8, 8)),
     pipeline_batches=(2, 20),
     predict_frames=(4, 100),
   )
@@ -242,6 +260,7 @@ def run(args: argparse.Namespace) -> dict:
     "versions": timing.versions(),
     "batch": args.batch,
     "input_size": args.input_size,
+    "grid": list(args.grid),
     "steps": args.steps,
     "warmup": args.warmup,
     "dtypes": args.dtypes,

@@ -55,6 +55,7 @@ def jax_steps(
   model = DRML(
     args.num_aus,
     input_size=args.input_size,
+    grid=args.grid,
     conv=conv,
     region_conv=region_conv,
     dtype=jnp.dtype(dtype),
@@ -201,7 +202,10 @@ def predict_row(args) -> Row:
     options={"frames": args.predict_frames, "batch_size": 16},
   )
   model = DRML(
-    args.num_aus, input_size=args.input_size, rngs=nnx.Rngs(args.seed)
+    args.num_aus,
+    input_size=args.input_size,
+    grid=args.grid,
+    rngs=nnx.Rngs(args.seed),
   )
   try:
     result = stream.benchmark_predict(
@@ -232,6 +236,7 @@ def logits_error_vs_float32(args) -> float:
     model = DRML(
       args.num_aus,
       input_size=args.input_size,
+      grid=args.grid,
       dtype=jnp.dtype(dtype),
       rngs=nnx.Rngs(args.seed),
     )

@@ -123,7 +123,9 @@ def _torch_measure(args, row: Row) -> Row:
     return row
   row.options["threads"] = torch.get_num_threads()
   torch.manual_seed(args.seed)
-  reference = TorchDRML(args.num_aus, input_size=args.input_size)
+  reference = TorchDRML(
+    args.num_aus, grid=args.grid, input_size=args.input_size
+  )
   make_model, loss_fn = {
     "ports": (port_drml, port_loss),
     "reference": (lambda model: model, multilabel_sigmoid_cross_entropy),
@@ -194,7 +196,9 @@ def logits_error_vs_float32(args) -> float:
   from reference_torch.model import DRML as TorchDRML  # pylint: disable=import-outside-toplevel
 
   torch.manual_seed(args.seed)
-  model = TorchDRML(args.num_aus, input_size=args.input_size).eval()
+  model = TorchDRML(
+    args.num_aus, grid=args.grid, input_size=args.input_size
+  ).eval()
   rng = np.random.default_rng(0)
   images = torch.from_numpy(
     rng.random((args.batch, 3, args.input_size, args.input_size), np.float32)

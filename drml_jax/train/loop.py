@@ -12,7 +12,6 @@ parameter stops the run without saving.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import os
@@ -25,7 +24,7 @@ from tqdm import tqdm
 
 from data_pipeline import splits
 from drml_jax.reports import plots, tables
-from drml_jax.runtime import parallel
+from drml_jax.runtime import parallel, signals
 from drml_jax.scoring import scores
 from drml_jax.store import checkpoint, workdir
 from drml_jax.train.evaluation import SplitResult
@@ -48,35 +47,6 @@ def interrupted_message(run_dir: str) -> str:
   return "interrupted; " + kept_message(
     run_dir, "rerun the same command to resume"
   )
-
-
-@dataclasses.dataclass
-class _Signals:
-  """Records SIGINT / SIGTERM instead of dying; a second one acts as usual."""
-
-  received: int | None = None
-
-  def handle(self, signum, frame):  # pylint: disable=unused-argument
-    self.received = signum
-    signal.signal(
-      signum,
-      signal.SIG_DFL
-      if signum == signal.SIGTERM
-      else signal.default_int_handler,
-    )
-
-
-@contextlib.contextmanager
-def _catch_signals():
-  signals = _Signals()
-  previous = {
-    s: signal.signal(s, signals.handle) for s in (signal.SIGINT, signal.SIGTERM)
-  }
-  try:
-    yield signals
-  finally:
-    for s, handler in previous.items():
-      signal.signal(s, handler)
 
 
 def _check_finite(run: Run, pending: list) -> list[float]:
@@ -119,8 +89,8 @@ def train(config) -> dict:
 def _train(config) -> dict:
   run = Run(config)
   try:
-    with _catch_signals() as signals:
-      summary = _loop(run, signals)
+    with signals.caught() as received:
+      summary = _loop(run, received)
     if config.export_torch and is_primary():
       from drml_jax.store import interchange  # pylint: disable=import-outside-toplevel
 
@@ -142,7 +112,7 @@ def _train(config) -> dict:
     run.checkpoints.close()
 
 
-def _loop(run: Run, signals: _Signals) -> dict:
+def _loop(run: Run, received: signals.Received) -> dict:
   config = run.config
   primary = is_primary()
   log = (
@@ -210,7 +180,7 @@ def _loop(run: Run, signals: _Signals) -> dict:
         config.checkpoint_every_steps
         and run.step % config.checkpoint_every_steps == 0
       )
-      stop = signals.received
+      stop = received.signum
       if not (
         epoch_end
         or checkpoint_due
@@ -240,7 +210,7 @@ def _loop(run: Run, signals: _Signals) -> dict:
       metrics = thresholds = None
       if epoch_end:
         metrics, thresholds = _evaluate_epoch(run, log)
-        stop = signals.received
+        stop = received.signum
       run.elapsed = time.time() - session_start
       if epoch_end or checkpoint_due or stop:
         run.save(metrics, thresholds)
