@@ -98,8 +98,8 @@ def newest_step(run_dir: str) -> int | None:
   """The newest complete checkpoint step of a work directory, if any."""
   folder = os.path.join(run_dir, CHECKPOINT_DIR)
   # Orbax names a step's folder by its number once the step is complete.
-  steps = [name for name in os.listdir(folder)] if os.path.isdir(folder) else []
-  return max((int(name) for name in steps if name.isdigit()), default=None)
+  names = os.listdir(folder) if os.path.isdir(folder) else []
+  return max((int(name) for name in names if name.isdigit()), default=None)
 
 
 def checkpoint_path(workdir: str | None, checkpoint: str | None) -> str:
@@ -127,8 +127,9 @@ def load(
   checkpoint (orbax directory: its best evaluated step, else its latest;
   PyTorch file). `aus` names the outputs where the checkpoint does not (a
   PyTorch file, read with the protocol's preprocessing: resize, RGB / 255),
-  or renames them (`inputs.aus` stays empty for a checkpoint of another
-  number of AUs that names none). Raises ValueError / FileNotFoundError in one line."""
+  or renames them; `inputs.aus` stays empty for a checkpoint of another
+  number of AUs that names none. Raises ValueError or FileNotFoundError,
+  in one line."""
   config = read_config(workdir) if workdir else None
   path = checkpoint_path(workdir, checkpoint)
   try:
