@@ -61,6 +61,7 @@ def test_torch_flax_torch_round_trip_is_bit_exact(jax_model):
   assert_identical(to_torch_state_dict(jax_model), original)
 
 
+@pytest.mark.slow
 def test_round_trip_without_bn_state():
   original = random_torch_model(region_bn="batch_stats").state_dict()
   model = _jax_model(region_bn="batch_stats")

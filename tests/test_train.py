@@ -216,6 +216,7 @@ def test_a_full_disk_is_one_line_naming_what_is_kept(
   assert "no checkpoint of" in err and "was completed" in err
 
 
+@pytest.mark.slow
 def test_a_save_is_written_when_it_returns(tmp_path_factory):
   """No write is left running beside the next train steps: its buffers
   would grow the heap they keep (benchmarks/README.md, log entry 22)."""
@@ -377,6 +378,7 @@ print(json.dumps("torch" in sys.modules))
 """
 
 
+@pytest.mark.slow
 def test_metrics_log_writes_tensorboard_scalars_without_torch(tmp_path):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
