@@ -53,13 +53,11 @@ def _shared_fixture_group(item) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
+  registry_selected = "registry" in (config.getoption("markexpr") or "")
+  skip = pytest.mark.skip(reason="asks the package index: run with -m registry")
   for item in items:
     group = _shared_fixture_group(item)
     if group:
       item.add_marker(pytest.mark.xdist_group(group))
-  if "registry" in (config.getoption("markexpr") or ""):
-    return
-  skip = pytest.mark.skip(reason="asks the package index: run with -m registry")
-  for item in items:
-    if "registry" in item.keywords:
+    if "registry" in item.keywords and not registry_selected:
       item.add_marker(skip)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from drml_jax import convert
-from drml_jax.store.checkpoint import restore_model
+from drml_jax.store import checkpoint
 from drml_jax.store.interchange import to_torch_state_dict
 from tests.test_interchange import INPUT, assert_identical, random_torch_model
 
@@ -25,7 +25,8 @@ def test_convert_cli_both_ways(tmp_path, capsys):
     )
     == 0
   )
-  model, config, _ = restore_model(tmp_path / "ckpt")
+  restored = checkpoint.restore(tmp_path / "ckpt")
+  model, config = restored.model, restored.model_config
   assert config == {
     "num_aus": 3,
     "grid": [8, 8],

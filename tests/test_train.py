@@ -51,8 +51,7 @@ def test_reference_run_writes_every_output(reference_run, tmp_path_factory):
   best = max(evals, key=lambda r: r["mean_f1"])["step"]
   assert set(support.checkpoint_steps(reference_run)) == {best, 6}
   assert (
-    checkpoint.restore_model(reference_run / "checkpoints", best=True)[2]
-    == best
+    checkpoint.restore(reference_run / "checkpoints", best=True).step == best
   )
   # --export-torch wrote what the reference model (at the run's input size) loads strictly.
   state_dict = load_state_dict(reference_run / "model.pth")

@@ -158,7 +158,7 @@ def final_params(workdir: Path) -> dict[str, np.ndarray]:
 
   from drml_jax.store import checkpoint  # pylint: disable=import-outside-toplevel
 
-  model, _, _ = checkpoint.restore_model(workdir / "checkpoints")
+  model = checkpoint.restore(workdir / "checkpoints").model
   state = nnx.to_pure_dict(nnx.state(model))
   flat = {}
 

@@ -114,10 +114,24 @@ def save_model(
     manager.wait_until_finished()
 
 
-def restore_model(
+@dataclasses.dataclass
+class Restored:
+  """A checkpoint step as a usable network: the model (eval mode), its
+  config, the step, its `Inputs` (None for a step written before steps
+  stored them) and training's `run` item (None for a step written by
+  anything else: drml_jax.convert, save_model)."""
+
+  model: DRML
+  model_config: dict
+  step: int
+  inputs: Inputs | None
+  run: dict | None
+
+
+def restore(
   directory, *, step: int | None = None, best: bool = False, **kernels
-) -> tuple[DRML, dict, int]:
-  """(model, model_config, step) of a checkpoint directory.
+) -> Restored:
+  """The network of a checkpoint directory, read through one manager.
 
   The step is `step`, else the best evaluated one when `best` (a training
   run's), else the latest.
@@ -132,11 +146,17 @@ def restore_model(
       raise CheckpointError(
         f"{directory} is not a readable orbax DRML checkpoint (no step in it)"
       )
+    stored = set(os.listdir(os.path.join(directory, str(step))))
+    items = {
+      item: ocp.args.JsonRestore()
+      for item in (MODEL_CONFIG_ITEM, INPUTS_ITEM, RUN_ITEM)
+      if item in stored or item == MODEL_CONFIG_ITEM
+    }
+    if MEAN_ITEM in stored:
+      items[MEAN_ITEM] = ocp.args.PyTreeRestore()
     try:
-      model_config = manager.restore(
-        step,
-        args=ocp.args.Composite(**{MODEL_CONFIG_ITEM: ocp.args.JsonRestore()}),
-      )[MODEL_CONFIG_ITEM]
+      json_items = manager.restore(step, args=ocp.args.Composite(**items))
+      model_config = json_items[MODEL_CONFIG_ITEM]
       model = build_model(model_config, **kernels)
       graphdefs, target = train_state.split(model)
       restored = manager.restore(
@@ -158,36 +178,18 @@ def restore_model(
   model = train_state.merge(
     graphdefs.eval, ModelState(restored["params"], restored["batch_stats"])
   )
-  return model, model_config, step
+  return Restored(
+    model,
+    model_config,
+    step,
+    _inputs(json_items.get(INPUTS_ITEM), json_items.get(MEAN_ITEM)),
+    json_items.get(RUN_ITEM),
+  )
 
 
-def _has_item(directory, step: int, item: str) -> bool:
-  return os.path.isdir(os.path.join(directory, str(step), item))
-
-
-def read_run(directory, step: int) -> dict | None:
-  """The JSON `run` item that training stored with `step`; None for a step
-  written by anything else (drml_jax.convert, save_model)."""
-  if not _has_item(directory, step, RUN_ITEM):
+def _inputs(fields: dict | None, mean: dict | None) -> Inputs | None:
+  if fields is None:
     return None
-  with _manager(directory, options=_read_only_options()) as manager:
-    return manager.restore(
-      step, args=ocp.args.Composite(**{RUN_ITEM: ocp.args.JsonRestore()})
-    )[RUN_ITEM]
-
-
-def read_inputs(directory, step: int) -> Inputs | None:
-  """The `Inputs` stored with `step`; None for a checkpoint written before
-  checkpoints stored them."""
-  if not _has_item(directory, step, INPUTS_ITEM):
-    return None
-  items = {INPUTS_ITEM: ocp.args.JsonRestore()}
-  if _has_item(directory, step, MEAN_ITEM):
-    items[MEAN_ITEM] = ocp.args.PyTreeRestore()
-  with _manager(directory, options=_read_only_options()) as manager:
-    restored = manager.restore(step, args=ocp.args.Composite(**items))
-  fields = restored[INPUTS_ITEM]
-  mean = restored.get(MEAN_ITEM)
   return Inputs(
     aus=tuple(fields["aus"]),
     mode=fields["mode"],

@@ -174,21 +174,17 @@ def _load_torch(path: str, **kernels) -> TrainedModel:
 
 
 def _load_orbax(path, config, step, best, **kernels) -> TrainedModel:
-  model, model_config, step = checkpoint.restore_model(
-    path, step=step, best=best, **kernels
+  restored = checkpoint.restore(path, step=step, best=best, **kernels)
+  num_aus = restored.model_config["num_aus"]
+  thresholds = _checked_thresholds(
+    (restored.run or {}).get("thresholds"), num_aus, path
   )
-  num_aus = model_config["num_aus"]
-  inputs = checkpoint.read_inputs(path, step) or _inputs_of_older_run(
-    config, model_config
-  )
-  run = checkpoint.read_run(path, step) or {}
-  thresholds = _checked_thresholds(run.get("thresholds"), num_aus, path)
   return TrainedModel(
-    model,
-    model_config,
-    inputs,
+    restored.model,
+    restored.model_config,
+    restored.inputs or _inputs_of_older_run(config, restored.model_config),
     np.full(num_aus, 0.5) if thresholds is None else thresholds,
-    f"orbax checkpoint {path} (step {step})",
+    f"orbax checkpoint {path} (step {restored.step})",
   )
 
 
