@@ -33,12 +33,10 @@ import numpy as np
 
 from data_pipeline import splits
 from data_pipeline.builders import check_name
+from data_pipeline.inputs import INPUT_SIZE, MODES, NORMALIZATIONS
 from data_pipeline.sources.base import IMAGE_SIZE
 from data_pipeline.tf_cpu import tf, tfds
 
-INPUT_SIZE = 170
-MODES = ("resize", "crop")
-NORMALIZATIONS = ("rgb", "bgr_mean")
 SHUFFLE_BUFFER = 10_000
 
 
@@ -166,40 +164,6 @@ def make_dataset(
       num_aus=len(builder.info.metadata["aus"]),
     )
   return tfds.as_numpy(batches.prefetch(tf.data.AUTOTUNE))
-
-
-def preprocess_eval(
-  images: np.ndarray,
-  *,
-  mode: str,
-  normalization: str,
-  mean: np.ndarray | None = None,
-) -> np.ndarray:
-  """Evaluation's preprocessing of faces from elsewhere: float32 (B,170,170,3).
-
-  `images` are (B, 200, 200, 3) uint8 RGB faces; each goes through the very
-  `_Preprocess` steps that `make_dataset(..., train=False)` maps over a
-  split's records (resize or centre crop, then normalisation). `mean` is the
-  training split's `splits.mean_image`, required for bgr_mean.
-  """
-  check_name("mode", mode, MODES)
-  check_name("normalization", normalization, NORMALIZATIONS)
-  if normalization == "bgr_mean" and mean is None:
-    raise ValueError(
-      "bgr_mean normalization needs the training split's mean"
-      " image (mean_image)"
-    )
-  if images.ndim != 4 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
-    raise ValueError(
-      f"expected (B, {IMAGE_SIZE}, {IMAGE_SIZE}, 3) faces, got {images.shape}"
-    )
-  preprocess = _Preprocess(mode, normalization, mean, decode=None)
-  return np.stack(
-    [
-      preprocess.model_input(preprocess.fixed_image(image)).numpy()
-      for image in tf.constant(images, tf.uint8)
-    ]
-  )
 
 
 class _Preprocess:

@@ -27,6 +27,17 @@ def compilation_cache(tmp_path_factory):
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+  """What the commands keep between runs (exported predictors) goes to the
+  session's temporary folder, not the user's cache."""
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv(
+      "DRML_CACHE", str(train_support.base_dir(tmp_path_factory) / "cache")
+    )
+    yield
+
+
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory):
   """The work directory of the uninterrupted tiny run, made once per session."""
@@ -41,7 +52,9 @@ def _shared_fixture_group(item) -> str | None:
   scopes = {
     name: defs[-1].scope
     for name, defs in item._fixtureinfo.name2fixturedefs.items()  # pylint: disable=protected-access
-    if defs and not name.startswith("tmp_path") and name != "compilation_cache"
+    if defs
+    and not name.startswith("tmp_path")
+    and name not in ("compilation_cache", "private_cache")
   }
   session = sorted(n for n, scope in scopes.items() if scope == "session")
   if session:

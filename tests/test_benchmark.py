@@ -71,7 +71,6 @@ def test_smoke_run_measures_every_row(smoke):
     ("torch", "eval", "grouped", None),
     ("pipeline", "input", None, False),
     ("pipeline", "input", None, True),
-    ("jax", "predict", None, None),
   ]:
     assert key in rows, key
   for row in smoke["rows"]:
@@ -81,10 +80,6 @@ def test_smoke_run_measures_every_row(smoke):
     assert row["images_per_s"] > 0 and row["step_ms"] > 0
     if row["kind"] in ("train", "eval"):
       assert row["flops_per_image"] > 0 and row["achieved_tflops"] > 0
-    if row["kind"] == "predict":  # where a frame's time goes
-      assert all(
-        row["options"][k] >= 0 for k in ("decode_s", "detect_s", "model_s")
-      )
 
 
 @pytest.mark.slow

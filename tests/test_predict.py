@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from skimage import data as skimage_data
 
-from data_pipeline import pipeline, registry, splits
+from data_pipeline import registry, splits
 from data_pipeline.tf_cpu import tfds
 from drml_jax import convert, evaluate
 from drml_jax.model import factory, train_state
@@ -21,10 +20,10 @@ from drml_jax.predict import (
   __main__ as predict,
 )
 from drml_jax.predict import (
-  faces,
-  media,
-  predictor,
-  stream,
+  export,
+  preprocessing,
+  sample_media,
+  saved_predictor,
 )
 from drml_jax.scoring.metrics import confusion_counts
 from drml_jax.store import checkpoint
@@ -39,11 +38,14 @@ MODEL_CONFIG = {
   "init": "he",
   "dropout": 0.0,
 }
-# Both sides feed the model bit-identical inputs (see the first test); the
-# forward passes differ in batch size and jit boundaries, so XLA's float32
-# sums differ in order (observed up to 1.4e-6 on these spread probabilities),
-# and the CSV rounds to 6 decimals (5e-7).
+# Two predictions of the same crops: the forward passes differ in batch size,
+# so XLA's float32 sums differ in order (observed up to 1.4e-6 on these
+# spread probabilities), and the CSV rounds to 6 decimals (5e-7).
 PROBABILITY_ATOL = 1e-5
+# Predict against evaluation: their inputs differ by float32 rounding, a few
+# pixels by one level (the first test), which this tiny random model, its
+# last layer scaled 30x to spread its outputs, amplifies to 4.5e-4 (measured).
+EVALUATION_ATOL = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -131,18 +133,26 @@ def _predict(argv, capsys):
 
 
 @pytest.mark.parametrize(
-  "mode,normalization", [("resize", "rgb"), ("crop", "bgr_mean")]
+  "mode,normalization,level",
+  [("resize", "rgb", 1 / 255), ("crop", "bgr_mean", 1.0)],
 )
-def test_preprocessing_is_evaluations_bit_for_bit(
-  tiny, test_split, mode, normalization
+def test_preprocessing_is_evaluations_up_to_float_rounding(
+  tiny, test_split, mode, normalization, level
 ):
+  """Predict's JAX preprocessing against the TensorFlow pipeline's.
+
+  The resize sums run in another order than TensorFlow's (float32 rounding,
+  6e-5 of 255 at most), so a pixel on a rounding boundary can land one
+  level off: `level` in each normalization's units, then resized to the tiny
+  model's input (which averages it down). Crop mode has no rounding: only
+  the mean image's float32 resize differs.
+  """
   _, images, _ = test_split
   mean = splits.mean_image(tiny) if normalization == "bgr_mean" else None
-  ours = batches.resize_inputs(
-    pipeline.preprocess_eval(
-      images, mode=mode, normalization=normalization, mean=mean
-    ),
-    INPUT,
+  ours = np.asarray(
+    preprocessing.Preprocessing(
+      mode, normalization, mean=mean, input_size=INPUT
+    )(images)
   )
   source = batches.Batches(
     tiny,
@@ -156,20 +166,35 @@ def test_preprocessing_is_evaluations_bit_for_bit(
   evaluation = np.concatenate(
     [b["image"][b["valid"]] for b in source.evaluation("test", 8)]
   )
-  np.testing.assert_array_equal(ours, evaluation)
+  difference = np.abs(ours - evaluation)
+  assert difference.max() <= level, difference.max()
+  assert difference.mean() < 1e-3 * level, "rounding flips are rare"
+
+
+def _assert_uses_the_mean_image(loaded, model, tiny, faces):
+  """`loaded` predicts as the model does with the training split's mean."""
+  expected = export.predictor_of(
+    model,
+    loaded.aus,
+    mode=loaded.mode,
+    normalization=loaded.normalization,
+    mean=splits.mean_image(tiny),
+    input_size=INPUT,
+  )(faces)[0]
+  np.testing.assert_allclose(loaded(faces)[0], expected, atol=PROBABILITY_ATOL)
 
 
 def test_a_workdir_gives_its_preprocessing_and_its_datasets_aus(
-  tiny, model, tmp_path
+  tiny, model, test_split, tmp_path
 ):
   run = _workdir(tmp_path, tiny, model, mode="crop", normalization="bgr_mean")
-  loaded = predictor.load_predictor(workdir=str(run), batch_size=4)
+  loaded = saved_predictor.load_predictor(workdir=str(run), batch_size=4)
   assert (loaded.mode, loaded.normalization, loaded.input_size) == (
     "crop",
     "bgr_mean",
     INPUT,
   )
-  np.testing.assert_array_equal(loaded.mean, splits.mean_image(tiny))
+  _assert_uses_the_mean_image(loaded, model, tiny, test_split[1][:3])
   assert (
     loaded.aus == registry.aus(tiny)
     and loaded.thresholds.tolist() == [0.5] * 12
@@ -192,8 +217,8 @@ def test_a_workdir_without_its_dataset_predicts_evaluates_and_converts(
   run = _without_its_dataset(
     _workdir(tmp_path / "run", tiny, model, normalization="bgr_mean")
   )
-  loaded = predictor.load_predictor(workdir=str(run), batch_size=4)
-  np.testing.assert_array_equal(loaded.mean, splits.mean_image(tiny))
+  loaded = saved_predictor.load_predictor(workdir=str(run), batch_size=4)
+  _assert_uses_the_mean_image(loaded, model, tiny, test_split[1][:3])
   assert loaded.aus == registry.aus(tiny)
 
   folder, _, _ = test_split
@@ -225,18 +250,18 @@ def test_a_workdir_without_its_dataset_predicts_evaluates_and_converts(
 
 
 def test_a_checkpoint_from_before_stored_inputs_reads_its_runs_dataset(
-  tiny, model, tmp_path
+  tiny, model, test_split, tmp_path
 ):
   run = _workdir(tmp_path, tiny, model, mode="crop", normalization="bgr_mean")
   shutil.rmtree(run / CHECKPOINT_DIR / "0" / checkpoint.INPUTS_ITEM)
   shutil.rmtree(run / CHECKPOINT_DIR / "0" / checkpoint.MEAN_ITEM)
-  loaded = predictor.load_predictor(workdir=str(run), batch_size=4)
+  loaded = saved_predictor.load_predictor(workdir=str(run), batch_size=4)
   assert (loaded.mode, loaded.normalization, loaded.aus) == (
     "crop",
     "bgr_mean",
     registry.aus(tiny),
   )
-  np.testing.assert_array_equal(loaded.mean, splits.mean_image(tiny))
+  _assert_uses_the_mean_image(loaded, model, tiny, test_split[1][:3])
 
 
 @pytest.mark.slow
@@ -290,9 +315,11 @@ def test_aligned_faces_get_evaluations_probabilities_and_counts(
     ]
   )
   np.testing.assert_allclose(
-    probabilities, 1 / (1 + np.exp(-logits)), atol=PROBABILITY_ATOL
+    probabilities, 1 / (1 + np.exp(-logits)), atol=EVALUATION_ATOL
   )
   assert 0.05 < probabilities.mean() < 0.95 and probabilities.std() > 0.1
+  # No probability this close to 0.5, so the occurrences must agree exactly.
+  assert np.abs(probabilities - 0.5).min() > EVALUATION_ATOL
   np.testing.assert_array_equal(occurrences, logits > 0)
 
   report = tmp_path / "eval.json"
@@ -303,74 +330,38 @@ def test_aligned_faces_get_evaluations_probabilities_and_counts(
   assert json.loads(report.read_text())["counts"] == np.asarray(counts).tolist()
 
 
-def test_haar_finds_the_astronaut_and_orders_two_left_to_right():
-  photo = skimage_data.astronaut()
-  detector = faces.Detector()
-  [face] = detector(photo)
-  assert (
-    abs(face.x - 177) <= 8 and abs(face.y - 66) <= 8 and 80 <= face.w <= 110
-  )
-  assert faces.crop(photo, face).shape == (200, 200, 3)
-  left, right = detector(np.concatenate([photo, photo], axis=1))
-  assert (
-    abs(left.x - face.x) <= 8 and abs(right.x - (face.x + photo.shape[1])) <= 8
-  )
-
-
 @pytest.mark.slow
 def test_video_rows_frames_timestamps_and_detected_faces(
   workdir, tmp_path, capsys
 ):
   fps = 10.0
-  video = stream.write_synthetic_video(
-    str(tmp_path / "clip.mp4"), frames=9, fps=fps
-  )
+  video = str(tmp_path / "clip.mp4")
+  truth = sample_media.write_clip(video, "two", frames=9, fps=fps)
   out = tmp_path / "video.csv"
   status, _, err = _predict(
     [video, "--workdir", str(workdir), "--out", str(out), "--plot"], capsys
   )
   assert status == 0, err
   rows = _read_csv(out)
-  assert [int(row["frame"]) for row in rows] == list(range(9))
-  assert [float(row["timestamp_s"]) for row in rows] == [
+  frames = sorted({int(row["frame"]) for row in rows})
+  assert frames == list(range(9))
+  assert sorted({float(row["timestamp_s"]) for row in rows}) == [
     round(i / fps, 3) for i in range(9)
   ]
   assert (tmp_path / "video_clip.png").stat().st_size > 0
   detected = [row for row in rows if row["success"] == "1"]
-  assert len(detected) >= 5, (
-    "the Haar cascade finds this subject in most frames"
-  )
+  assert len(detected) >= 0.9 * sum(map(len, truth)), "both, most frames"
   assert all(row["AU01"] == "" for row in rows if row["success"] == "0")
-
-  crops = tmp_path / "crops"
-  crops.mkdir()
-  frames = {frame.index: frame.image for frame in media.frames(video)}
+  # One id a person: 0 the astronaut on the left, 1 Grace Hopper.
   for row in detected:
-    box = faces.Face(
-      *(int(row[k]) for k in ("face_x", "face_y", "face_w", "face_h"))
-    )
-    Image.fromarray(faces.crop(frames[int(row["frame"])], box)).save(
-      crops / f"{int(row['frame']):03d}.png"
-    )
-  aligned_out = tmp_path / "aligned.csv"
-  status, _, err = _predict(
-    [
-      str(crops),
-      "--workdir",
-      str(workdir),
-      "--faces",
-      "aligned",
-      "--out",
-      str(aligned_out),
-    ],
-    capsys,
-  )
-  assert status == 0, err
-  np.testing.assert_allclose(
-    _au_values(detected),
-    _au_values(_read_csv(aligned_out)),
-    atol=PROBABILITY_ATOL,
-  )
+    [(person, box)] = [
+      (person, box)
+      for person, box in truth[int(row["frame"])]
+      if abs(box.cx - int(row["face_x"]) - int(row["face_w"]) / 2) < box.side
+    ]
+    assert int(row["face_id"]) == person
+    assert row["face_view"] == "frontal" and abs(float(row["face_roll"])) < 20
+    assert 0 <= float(row["AU01"]) <= 1 and row["AU01_c"] in ("0", "1")
 
   every = tmp_path / "every.csv"  # a bare checkpoint, its AUs named: BP4D's
   assert (
@@ -391,13 +382,13 @@ def test_video_rows_frames_timestamps_and_detected_faces(
     == 0
   )
   rows = _read_csv(every)
-  assert [(row["frame"], row["timestamp_s"]) for row in rows] == [
+  assert sorted({(row["frame"], row["timestamp_s"]) for row in rows}) == [
     ("0", "0.000"),
     ("4", "0.400"),
     ("8", "0.800"),
   ]
   assert (
-    list(rows[0])[10:13] == ["AU01", "AU02", "AU04"] and "AU23_c" in rows[0]
+    list(rows[0])[12:15] == ["AU01", "AU02", "AU04"] and "AU23_c" in rows[0]
   )
 
 
@@ -516,12 +507,3 @@ def test_bad_arguments_fail_in_one_line(capsys):
     assert predict.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
-
-
-def test_benchmark_predict_reports_its_parts(model):
-  result = stream.benchmark_predict(
-    model, frames=4, batch_size=2, input_size=INPUT
-  )
-  assert result["frames"] == 4
-  for key in ("frames_per_s", "wall_s", "decode_s", "detect_s", "model_s"):
-    assert result[key] > 0, key

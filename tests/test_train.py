@@ -332,7 +332,7 @@ def test_fold_all_reports_each_fold_their_mean_and_resumes_fold_by_fold(
     f"| {100 * np.mean(means):.2f} ± {100 * np.std(means, ddof=1):.2f} |"
   )
   # Thresholds tuned on the validation split travel with the checkpoint.
-  from drml_jax.predict.predictor import load_predictor  # pylint: disable=import-outside-toplevel
+  from drml_jax.predict.saved_predictor import load_predictor  # pylint: disable=import-outside-toplevel
 
   predictor = load_predictor(workdir=str(work / "fold1"))
   assert predictor.thresholds.tolist() == pytest.approx(

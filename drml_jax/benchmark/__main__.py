@@ -3,6 +3,9 @@
   python -m drml_jax.benchmark                      # batch 64, 170x170
   python -m drml_jax.benchmark --smoke --out /tmp/b.json   # seconds, for tests
 
+(Prediction's stages, from start-up to a video's frames/s, have their own
+command: `python -m drml_jax.benchmark.predict`.)
+
 Every timed figure is the median over `--steps` steps after `--warmup`
 steps, each step synchronised; compile time (JAX: lowering + XLA compile;
 torch.compile: its first step) is reported apart. Inputs live on the device:
@@ -147,18 +150,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     help="timed pipeline batches (20; smoke 2)",
   )
   parser.add_argument(
-    "--no-predict",
-    dest="predict",
-    action="store_false",
-    help="skip the predict row (a synthetic video)",
-  )
-  parser.add_argument(
-    "--predict-frames",
-    type=cli.positive_int,
-    default=None,
-    help="frames of the predict row's video (100; smoke 4)",
-  )
-  parser.add_argument(
     "--peak-tflops",
     type=float,
     default=None,
@@ -184,7 +175,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     input_size=(74, 170),
     grid=((2, 2), (8, 8)),
     pipeline_batches=(2, 20),
-    predict_frames=(4, 100),
   )
   for name, (smoke, full) in defaults.items():
     if getattr(args, name) is None:
@@ -244,8 +234,6 @@ def run(args: argparse.Namespace) -> dict:
   rows += torch_results
   if args.pipeline:
     rows += jax_rows.pipeline_rows(args)
-  if args.predict:
-    rows.append(jax_rows.predict_row(args))
   if "bfloat16" in args.dtypes:
     jax_rows.add_parity_cost(rows, args)
   flops = jax_rows.jax_flops_per_image(args)
@@ -281,7 +269,7 @@ def run(args: argparse.Namespace) -> dict:
   }
 
 
-@cli.command(keep_memory=False)
+@cli.command(keep_memory=False, cache_compiles=False)
 def main(argv: list[str]) -> int:
   """Runs the benchmark, prints the table and writes the JSON; returns the exit status."""
   host_memory.run_steps_on_calling_thread()

@@ -190,43 +190,6 @@ def pipeline_rows(args) -> list[Row]:
   return rows
 
 
-def predict_row(args) -> Row:
-  """Frames/s of `python -m drml_jax.predict` on a synthetic 640x480 video,
-  with the seconds spent decoding, detecting faces and in the model."""
-  from drml_jax.predict import stream  # pylint: disable=import-outside-toplevel
-
-  row = Row(
-    "Predict, synthetic video (decode + Haar detect + model)",
-    "jax",
-    "predict",
-    options={"frames": args.predict_frames, "batch_size": 16},
-  )
-  model = DRML(
-    args.num_aus,
-    input_size=args.input_size,
-    grid=args.grid,
-    rngs=nnx.Rngs(args.seed),
-  )
-  try:
-    result = stream.benchmark_predict(
-      model,
-      frames=args.predict_frames,
-      batch_size=16,
-      input_size=args.input_size,
-    )
-  except Exception as error:  # pylint: disable=broad-except
-    return failure(row, error)
-  row.options.update(
-    {
-      k: result[k]
-      for k in ("faces", "wall_s", "decode_s", "detect_s", "model_s")
-    }
-  )
-  row.images_per_s = result["frames_per_s"]
-  row.step_ms = 1000 / result["frames_per_s"]  # per frame
-  return row
-
-
 def logits_error_vs_float32(args) -> float:
   """Max |bfloat16 logits - float32 logits| / max |float32 logits| of the
   JAX DRML (same float32 parameters, bfloat16 compute) on one random batch."""

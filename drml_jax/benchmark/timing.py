@@ -68,7 +68,7 @@ class Row:
 
   name: str
   framework: str  # jax | torch | pipeline
-  kind: str  # train | eval | input | predict
+  kind: str  # train | eval | input
   dtype: str = "float32"
   options: dict = dataclasses.field(default_factory=dict)
   status: str = "ok"  # ok | skipped | failed | unavailable

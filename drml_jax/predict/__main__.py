@@ -29,13 +29,9 @@ from tqdm import tqdm
 from data_pipeline import errors
 from drml_jax import cli
 from drml_jax.predict import media
-from drml_jax.predict.predictor import (
-  DEFAULT_BATCH_SIZE,
-  Predictor,
-  load_predictor,
-)
+from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, Predictor
+from drml_jax.predict.saved_predictor import load_predictor
 from drml_jax.predict.stream import COLUMNS, Stream, au_columns, csv_rows
-from drml_jax.reports import plots
 from drml_jax.store import workdir
 
 SHEET_FACES = 64  # faces shown on the images' contact sheet
@@ -126,30 +122,33 @@ class _Plots:
     if media.is_video(frame.file):
       times, probabilities = self.videos.setdefault(frame.file, ([], []))
       times.append(frame.timestamp_s)
-      probabilities.append([item.probabilities for item in frame.faces])
+      probabilities.append(
+        {item.face_id: item.probabilities for item in frame.faces}
+      )
       return
-    for face_id, item in enumerate(frame.faces):
+    for item in frame.faces:
       if len(self.crops) < SHEET_FACES:
         active = [
           str(au) for au, on in zip(self.predictor.aus, item.occurrences) if on
         ]
         self.crops.append(item.crop)
         self.captions.append(
-          f"{os.path.basename(frame.file)} #{face_id}\n"
+          f"{os.path.basename(frame.file)} #{item.face_id}\n"
           f"AU {' '.join(active) or 'none'}"
         )
 
   def write(self, planned: dict[str | None, str]) -> list[str]:
+    # Imported here: matplotlib costs a second of start-up that only --plot needs.
+    from drml_jax.reports import plots  # pylint: disable=import-outside-toplevel
+
     written = []
     aus = self.predictor.aus
     for path, (times, per_frame) in self.videos.items():
-      faces = max(map(len, per_frame), default=0)
-      values = np.full(
-        (len(times), max(faces, 1), len(aus)), np.nan, np.float32
-      )
+      ids = 1 + max((max(p, default=0) for p in per_frame), default=0)
+      values = np.full((len(times), ids, len(aus)), np.nan, np.float32)
       for t, frame_probabilities in enumerate(per_frame):
-        for face, p in enumerate(frame_probabilities):
-          values[t, face] = p
+        for face_id, p in frame_probabilities.items():
+          values[t, face_id] = p
       times = np.array([np.nan if t is None else t for t in times])
       plots.au_timeline_plot(
         times,
@@ -186,16 +185,20 @@ def run(args: argparse.Namespace) -> int:
   planned = plot_paths(args.out, paths) if args.plot else {}
   for path in planned.values():
     _check_free(path, args.overwrite)
-  predictor = load_predictor(
-    workdir=args.workdir,
-    checkpoint=args.checkpoint,
-    aus=args.aus,
-    batch_size=args.batch_size,
-  )
-  print(
-    f"predicting with {predictor.description} ({predictor.mode}, "
-    f"{predictor.normalization}; AUs {' '.join(map(str, predictor.aus))})"
-  )
+
+  def load() -> Predictor:  # while the first frames are decoded and searched
+    predictor = load_predictor(
+      workdir=args.workdir,
+      checkpoint=args.checkpoint,
+      aus=args.aus,
+      batch_size=args.batch_size,
+    )
+    tqdm.write(
+      f"predicting with {predictor.description} ({predictor.mode}, "
+      f"{predictor.normalization}; AUs {' '.join(map(str, predictor.aus))})"
+    )
+    return predictor
+
   failed = len(errors)
 
   def on_error(error):
@@ -206,26 +209,28 @@ def run(args: argparse.Namespace) -> int:
   total = (
     sum(media.frame_count(path, args.every) or 0 for path in paths) or None
   )
-  text = io.StringIO()
-  writer = csv.writer(text, lineterminator="\n")
-  writer.writerow(list(COLUMNS) + au_columns(predictor.aus))
-  gathered = _Plots(predictor) if args.plot else None
-  stream = Stream(predictor, detect=args.faces == "detect", every=args.every)
+  rows, gathered = [], None
+  stream = Stream(load, detect=args.faces == "detect", every=args.every)
   faces = 0
   start = time.perf_counter()
   with tqdm(
     total=total, unit="frame", disable=not args.progress, file=sys.stderr
   ) as bar:
     for frame in stream(paths, on_error):
-      writer.writerows(csv_rows(frame, len(predictor.aus)))
+      rows += csv_rows(frame, len(stream.predictor.aus))
       faces += len(frame.faces)
-      if gathered:
+      if args.plot:
+        gathered = gathered or _Plots(stream.predictor)
         gathered.add(frame)
       bar.update()
   seconds = time.perf_counter() - start
   frames = stream.timings.frames
   if frames == 0:
     return 2  # every input failed, each said why; nothing to write
+  text = io.StringIO()
+  writer = csv.writer(text, lineterminator="\n")
+  writer.writerow(list(COLUMNS) + au_columns(stream.predictor.aus))
+  writer.writerows(rows)
   workdir.write_atomic(args.out, text.getvalue())
   written = gathered.write(planned) if gathered else []
   print(

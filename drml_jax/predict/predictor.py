@@ -1,132 +1,77 @@
 """A trained DRML as a function of face crops: AU probabilities and occurrences.
 
-  predictor = load_predictor(workdir="workdirs/quick")
+  predictor = saved_predictor.load_predictor(workdir="workdirs/quick")
   probabilities, occurrences = predictor(faces)  # (N, 200, 200, 3) uint8 RGB
 
-Faces go through evaluation's own preprocessing
-(`data_pipeline.pipeline.preprocess_eval`, then `batches.resize_inputs` for a
-model built for another input size), then a jitted forward pass in batches
-padded to `batch_size`, so it compiles once. An AU occurs when its
-probability exceeds its threshold (0.5, the protocol's, unless the
-checkpoint holds per-AU thresholds tuned on a validation split), compared
-as logits, as evaluation's metrics do.
+A Predictor is an exported forward pass (`jax.export`, made by
+`drml_jax.predict.export`) and its weights: evaluation's preprocessing and
+the network in one program, faces in as uint8, whatever their number. It
+needs neither Flax nor the checkpoint, so a saved one starts in a moment
+(`saved_predictor`). A call's faces run in batches of `batch_size`; a
+smaller remainder is padded to the next power of two, so a photo's one face
+compiles a batch of 1 and a video a few sizes at most, each kept across runs
+by the persistent compilation cache. An AU occurs when its probability
+exceeds its threshold (0.5, the protocol's, unless the checkpoint holds
+per-AU thresholds tuned on a validation split), compared as logits, as
+evaluation's metrics do.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
-from flax import nnx
 
-from data_pipeline import pipeline
-from drml_jax.model import train_state
-from drml_jax.model.train_state import ModelState
-from drml_jax.store import saved_run
-from drml_jax.train import batches
+from data_pipeline.inputs import INPUT_SIZE
+from data_pipeline.sources.base import IMAGE_SIZE
 
 DEFAULT_BATCH_SIZE = 16
 
 
-def _forward(graphdef: nnx.GraphDef) -> Callable:
-  """forward(state, images, logit_thresholds) -> (probabilities, occurrences)."""
-
-  def forward(state: ModelState, images, logit_thresholds):
-    logits = train_state.merge(graphdef, state)(images)
-    return jax.nn.sigmoid(logits), logits > logit_thresholds
-
-  return jax.jit(forward)
-
-
 @dataclasses.dataclass
 class Predictor:
-  """A DRML with its preprocessing, AU names and thresholds."""
+  """An exported DRML with its weights, AU names, thresholds and inputs."""
 
-  graphdef: nnx.GraphDef  # eval mode
-  state: ModelState
+  exported: jax.export.Exported  # (weights, faces, logit thresholds) -> (p, o)
+  weights: list  # the exported function's first argument: arrays
   aus: tuple[int, ...]
   thresholds: np.ndarray  # (C,) probabilities
   mode: str = "resize"
   normalization: str = "rgb"
-  mean: np.ndarray | None = None
-  input_size: int = pipeline.INPUT_SIZE
+  input_size: int = INPUT_SIZE
   batch_size: int = DEFAULT_BATCH_SIZE
   description: str = ""
   forward: Callable = dataclasses.field(init=False, repr=False)
   logit_thresholds: np.ndarray = dataclasses.field(init=False, repr=False)
 
   def __post_init__(self):
-    self.forward = _forward(self.graphdef)
+    self.forward = jax.jit(self.exported.call)
+    self.weights = [jax.device_put(w) for w in self.weights]
+    self.thresholds = np.asarray(self.thresholds, np.float64)
     self.logit_thresholds = np.log(
       self.thresholds / (1 - self.thresholds)
     ).astype(np.float32)
 
-  @classmethod
-  def of(
-    cls, model: nnx.Module, aus, *, thresholds=None, **options
-  ) -> "Predictor":
-    """A predictor of an NNX DRML; `options` are the dataclass fields."""
-    thresholds = (
-      np.full(len(aus), 0.5) if thresholds is None else np.asarray(thresholds)
-    )
-    graphdefs, state = train_state.split(model)
-    return cls(
-      graphdefs.eval,
-      state,
-      tuple(aus),
-      thresholds.astype(np.float64),
-      **options,
-    )
+  def padded_size(self, count: int) -> int:
+    """The batch `count` faces run in: the next power of two, at most batch_size."""
+    return min(self.batch_size, 1 << max(count - 1, 0).bit_length())
 
   def __call__(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 200, 200, 3) uint8 faces -> float32 probabilities and bool occurrences, (N, C)."""
-    inputs = batches.resize_inputs(
-      pipeline.preprocess_eval(
-        faces, mode=self.mode, normalization=self.normalization, mean=self.mean
-      ),
-      self.input_size,
-    )
+    if faces.ndim != 4 or faces.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
+      raise ValueError(
+        f"expected (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3) faces, got {faces.shape}"
+      )
     probabilities, occurrences = [], []
-    for start in range(0, len(inputs), self.batch_size):
-      batch = inputs[start : start + self.batch_size]
-      padded = np.zeros((self.batch_size, *batch.shape[1:]), np.float32)
+    for start in range(0, len(faces), self.batch_size):
+      batch = faces[start : start + self.batch_size]
+      padded = np.zeros(
+        (self.padded_size(len(batch)), *batch.shape[1:]), np.uint8
+      )
       padded[: len(batch)] = batch
-      p, o = self.forward(self.state, padded, self.logit_thresholds)
+      p, o = self.forward(self.weights, padded, self.logit_thresholds)
       probabilities.append(np.asarray(p)[: len(batch)])
       occurrences.append(np.asarray(o)[: len(batch)])
     return np.concatenate(probabilities), np.concatenate(occurrences)
-
-
-def load_predictor(
-  *,
-  workdir: str | None = None,
-  checkpoint: str | None = None,
-  aus: tuple[int, ...] | None = None,
-  batch_size: int = DEFAULT_BATCH_SIZE,
-) -> Predictor:
-  """The predictor of a training work directory (its best checkpoint) or of
-  a checkpoint (`drml_jax.store.saved_run.load`): the preprocessing, AUs and
-  thresholds stored with it; a PyTorch file is read with the protocol's
-  preprocessing (resize, RGB / 255) and its AUs are `aus`, else DISFA+'s
-  (12) or DISFA's (8). Raises ValueError / FileNotFoundError in one line.
-  """
-  trained = saved_run.load(workdir=workdir, checkpoint=checkpoint, aus=aus)
-  inputs = trained.inputs
-  if not inputs.aus:
-    raise ValueError(
-      f"{trained.description} predicts {trained.model_config['num_aus']} "
-      "AUs: name them with --aus 1,2,..."
-    )
-  return Predictor.of(
-    trained.model,
-    inputs.aus,
-    thresholds=trained.thresholds,
-    mode=inputs.mode,
-    normalization=inputs.normalization,
-    mean=inputs.mean,
-    input_size=inputs.input_size,
-    batch_size=batch_size,
-    description=trained.description,
-  )

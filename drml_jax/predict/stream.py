@@ -1,34 +1,34 @@
 """Files -> frames -> faces -> AU predictions, decoding overlapped with the model.
 
-  stream = Stream(predictor, detect=True, every=1)
+  stream = Stream(lambda: load_predictor(...), detect=True, every=1)
   for frame in stream(paths, on_error=report):  # FrameAUs, in input order
     rows = csv_rows(frame, len(predictor.aus))
   stream.timings                                # seconds in decode, detect, model
 
-A background thread decodes each file's frames and finds and crops their
-faces, into a bounded queue; the caller's thread runs the model on full
-batches of crops and yields each frame once all its faces are predicted.
-Both sides release the GIL in their heavy parts (FFmpeg, OpenCV, XLA).
+`load` runs in the caller's thread while the first frames are decoded and
+their faces found: start-up and detection overlap. A background thread
+decodes each file's frames, finds their faces (a
+photo: every pass of `faces.Detector`; a video: `tracking.Tracker`, which
+follows each person with one face_id), levels and crops them
+(`alignment`), into a bounded queue; the caller's thread runs the model on
+full batches of crops and yields each frame once all its faces are
+predicted. Both sides release the GIL in their heavy parts (FFmpeg, OpenCV,
+XLA).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 import queue
-import tempfile
 import threading
 import time
 from typing import Callable, Iterable, Iterator
 
-import cv2
 import numpy as np
 
-from data_pipeline import synthetic
-from data_pipeline.pipeline import INPUT_SIZE
-from data_pipeline.sources.base import IMAGE_SIZE, DataError
-from drml_jax.predict import faces, media
+from data_pipeline.sources.base import DataError
+from drml_jax.predict import alignment, faces, media, tracking
 from drml_jax.predict.predictor import Predictor
 
 COLUMNS = (
@@ -40,17 +40,22 @@ COLUMNS = (
   "face_y",
   "face_w",
   "face_h",
+  "face_roll",
+  "face_view",
   "face_score",
   "success",
 )
 QUEUE_FRAMES = 64  # decoded frames waiting for the model
 MAX_PENDING = 256  # frames held back for a batch before a partial one is run
+FALLBACK_FPS = 25.0  # the tracker's clock for a video that gives no time
 
 
 @dataclasses.dataclass
 class FaceAUs:
-  """A face, its 200x200 crop and, once predicted, its AUs."""
+  """A face (in its file's pixels), its id, its 200x200 crop and, once
+  predicted, its AUs."""
 
+  face_id: int
   face: faces.Face
   crop: np.ndarray
   probabilities: np.ndarray | None = None
@@ -91,21 +96,14 @@ def csv_rows(frame: FrameAUs, num_aus: int) -> list[list]:
     "" if frame.timestamp_s is None else f"{frame.timestamp_s:.3f}",
   ]
   if not frame.faces:
-    return [where + [""] * 6 + [0] + [""] * (2 * num_aus)]
+    return [where + [""] * 8 + [0] + [""] * (2 * num_aus)]
   return [
     where
-    + [
-      face_id,
-      item.face.x,
-      item.face.y,
-      item.face.w,
-      item.face.h,
-      "" if item.face.score is None else item.face.score,
-      1,
-    ]
+    + [item.face_id, *item.face.box, f"{item.face.roll:.1f}", item.face.view]
+    + ["" if item.face.score is None else item.face.score, 1]
     + [f"{p:.6f}" for p in item.probabilities]
     + [int(o) for o in item.occurrences]
-    for face_id, item in enumerate(frame.faces)
+    for item in frame.faces
   ]
 
 
@@ -123,24 +121,47 @@ class Stream:
   """Predicts the AUs of every face in a sequence of media files."""
 
   def __init__(
-    self, predictor: Predictor, *, detect: bool = True, every: int = 1
+    self,
+    load: Callable[[], Predictor],
+    *,
+    detect: bool = True,
+    every: int = 1,
   ):
-    self.predictor = predictor
+    self.load = load
+    self.predictor: Predictor | None = None  # loaded once frames flow
     self.detector = faces.Detector() if detect else None
+    self.aligner = alignment.Aligner() if detect else None
     self.every = every
     self.timings = Timings()
 
-  def _faces(self, image: np.ndarray) -> list[FaceAUs]:
+  def _faces(
+    self, frame: media.Frame, tracker: tracking.Tracker | None
+  ) -> list[FaceAUs]:
+    """A frame's faces: found (a video's tracked), levelled and cropped."""
+    image = frame.image
     if self.detector is None:
-      return [FaceAUs(*faces.aligned(image))]
-    return [
-      FaceAUs(face, faces.crop(image, face)) for face in self.detector(image)
-    ]
+      return [FaceAUs(0, *alignment.given(image))]
+    if tracker is None:
+      found = enumerate(self.detector(image))
+    else:
+      seconds = frame.timestamp_s
+      if seconds is None:
+        seconds = frame.index / FALLBACK_FPS
+      found = tracker(image, seconds)
+    items = []
+    for face_id, face in found:
+      face = self.aligner(image, face)
+      crop = alignment.crop(image, face)
+      items.append(FaceAUs(face_id, face.scaled(frame.scale), crop))
+    return items
 
   def _frames(self, paths: list[str]) -> Iterator[FrameAUs | DataError]:
     """Each file's frames with their cropped faces, or the file's error."""
     for path in paths:
       frames = media.frames(path, self.every)
+      tracker = None
+      if self.detector is not None and media.is_video(path):
+        tracker = tracking.Tracker(self.detector)
       try:
         while True:
           start = time.perf_counter()
@@ -149,7 +170,7 @@ class Stream:
           if frame is None:
             break
           start = time.perf_counter()
-          found = self._faces(frame.image)
+          found = self._faces(frame, tracker)
           self.timings.detect_s += time.perf_counter() - start
           yield FrameAUs(frame.file, frame.index, frame.timestamp_s, found)
       except DataError as error:
@@ -202,8 +223,10 @@ class Stream:
     )
     thread.start()
     pending, waiting = collections.deque(), []
-    batch_size = self.predictor.batch_size
     try:
+      if self.predictor is None:
+        self.predictor = self.load()
+      batch_size = self.predictor.batch_size
       while (item := out.get()) is not _END:
         if isinstance(item, DataError):
           on_error(item)
@@ -225,76 +248,3 @@ class Stream:
     finally:
       stop.set()
       thread.join()
-
-
-def write_synthetic_video(
-  path: str,
-  *,
-  frames: int,
-  size: tuple[int, int] = (640, 480),
-  fps: float = 25.0,
-  face_side: int = 240,
-  seed: int = 1,
-) -> str:
-  """An mp4 of one synthetic subject, its AUs moving, pasted on a grey background.
-
-  The subject of seed 1 is one that the Haar cascade finds in every frame
-  (the synthetic faces are stylised: it misses many others). Returns `path`.
-  """
-  rng = np.random.default_rng(seed)
-  identity = synthetic.sample_identity(rng)
-  width, height = size
-  left, top = (width - face_side) // 2, (height - face_side) // 2
-  writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-  if not writer.isOpened():
-    raise RuntimeError(f"{path}: OpenCV cannot write mp4 here")
-  phases = rng.uniform(0, 2 * np.pi, 12)
-  for index in range(frames):
-    intensities = np.clip(5 * np.sin(index / 4 + phases), 0, 5)
-    face = synthetic.render_face(identity, intensities, synthetic.Nuisance())
-    frame = np.full((height, width, 3), 90, np.uint8)
-    frame[top : top + face_side, left : left + face_side] = cv2.resize(
-      face, (face_side, face_side), interpolation=cv2.INTER_LINEAR
-    )
-    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-  writer.release()
-  return path
-
-
-def benchmark_predict(
-  model, *, frames: int, batch_size: int, input_size: int = INPUT_SIZE
-) -> dict:
-  """Frames/s of `--faces detect` on a synthetic 640x480 video, and where the time goes.
-
-  Writes the video to a temporary folder, compiles first (not timed), then
-  predicts every frame. decode_s and detect_s run in the background thread,
-  overlapped with model_s (preprocessing and the forward pass).
-  """
-  aus = range(1, model.fc3.out_features + 1)  # names only
-  predictor = Predictor.of(
-    model, aus, batch_size=batch_size, input_size=input_size
-  )
-  predictor(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8))  # compiles
-  with tempfile.TemporaryDirectory() as folder:
-    path = write_synthetic_video(
-      os.path.join(folder, "synthetic.mp4"), frames=frames
-    )
-    stream = Stream(predictor)
-    start = time.perf_counter()
-    found = sum(len(frame.faces) for frame in stream([path], on_error=_raise))
-    wall = time.perf_counter() - start
-  timings = stream.timings
-  return {
-    "frames": timings.frames,
-    "faces": found,
-    "batch_size": batch_size,
-    "frames_per_s": timings.frames / wall,
-    "wall_s": wall,
-    "decode_s": timings.decode_s,
-    "detect_s": timings.detect_s,
-    "model_s": timings.model_s,
-  }
-
-
-def _raise(error: DataError) -> None:
-  raise error

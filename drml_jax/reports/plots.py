@@ -97,8 +97,8 @@ def au_timeline_plot(
 ) -> None:
   """Each AU's probability over a video: (T,) times, (T, faces, AUs) with NaN gaps.
 
-  One panel per AU, one line per face_id (faces numbered left to right in
-  each frame), the AU's threshold dashed.
+  One panel per AU, one line per face_id (a person followed through the
+  video), the AU's threshold dashed.
   """
   columns = 3
   rows = math.ceil(len(aus) / columns)

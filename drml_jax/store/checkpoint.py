@@ -21,6 +21,7 @@ import os
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import nnx
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from data_pipeline import errors
@@ -45,8 +46,9 @@ class CheckpointError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Inputs:
   """What a checkpoint's network takes and gives: the AUs of its outputs, in
-  order, and how a 200x200 RGB face becomes its input (the arguments of
-  `data_pipeline.pipeline.preprocess_eval`, then a resize to `input_size`).
+  order, and how a 200x200 RGB face becomes its input (evaluation's `mode`
+  and `normalization`, then a resize to `input_size`:
+  `drml_jax.predict.preprocessing`).
   `mean` is the (200, 200, 3) float32 BGR mean image of the training split,
   for normalization "bgr_mean"; None otherwise."""
 
@@ -157,7 +159,9 @@ def restore(
     try:
       json_items = manager.restore(step, args=ocp.args.Composite(**items))
       model_config = json_items[MODEL_CONFIG_ITEM]
-      model = build_model(model_config, **kernels)
+      # Shapes only: initialising the weights would compile and run the
+      # initialisers just to overwrite them.
+      model = nnx.eval_shape(lambda: build_model(model_config, **kernels))
       graphdefs, target = train_state.split(model)
       restored = manager.restore(
         step,

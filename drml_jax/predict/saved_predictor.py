@@ -1,0 +1,216 @@
+"""The predictor of a work directory or checkpoint, kept exported between runs.
+
+  predictor = load_predictor(workdir="workdirs/quick")
+
+The first run reads the checkpoint (orbax and Flax, or PyTorch for a .pth),
+exports its forward pass (`export.predictor_of`) and saves it in the cache
+(`drml_jax.runtime.cache`, folder predictors/): the serialized program, its
+weights as .npy files, and what the CSV needs (AUs, thresholds, inputs).
+Later runs read that back, with neither Flax, orbax nor torch imported: a
+second or more of start-up saved, the rest being the compiled program that
+JAX's own cache holds.
+
+An entry's key hashes the checkpoint's files (paths, sizes, modification
+times), the run's config.json, the options that choose the model (`aus`),
+the code of the model and of this export, and the JAX version: a changed
+checkpoint or code makes a new entry, never a stale prediction. The
+MAX_ENTRIES most recently used are kept (each holds the model's weights,
+~230 MB for the full DRML).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+
+import jax
+import numpy as np
+
+from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, Predictor
+from drml_jax.runtime import cache
+
+MAX_ENTRIES = 3
+PROGRAM = "forward.bin"
+FIELDS = "predictor.json"
+# The code whose change changes what a saved predictor computes.
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODE = (
+  "model/network.py",
+  "model/region.py",
+  "model/convs.py",
+  "model/train_state.py",
+  "predict/preprocessing.py",
+  "predict/export.py",
+)
+
+
+def _signature(path: str) -> list:
+  """(relative path, size, mtime) of every file under `path`, or of `path`."""
+  if not os.path.isdir(path):
+    stat = os.stat(path)
+    return [[os.path.basename(path), stat.st_size, stat.st_mtime_ns]]
+  files = []
+  for root, dirs, names in os.walk(path):
+    dirs.sort()
+    for name in sorted(names):
+      full = os.path.join(root, name)
+      stat = os.stat(full)
+      files.append(
+        [os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns]
+      )
+  return files
+
+
+def entry_key(
+  workdir: str | None, checkpoint: str | None, aus: tuple[int, ...] | None
+) -> str:
+  """The cache key of the predictor these arguments load."""
+  digest = hashlib.sha256()
+  if workdir is not None:
+    sources = [
+      os.path.join(workdir, "checkpoints"),
+      os.path.join(workdir, "config.json"),
+    ]
+  else:
+    sources = [checkpoint]
+  for source in sources:
+    if os.path.exists(source):
+      digest.update(os.path.realpath(source).encode())
+      digest.update(json.dumps(_signature(source)).encode())
+  digest.update(repr(aus).encode())
+  for name in CODE:
+    with open(os.path.join(_PACKAGE, name), "rb") as f:
+      digest.update(f.read())
+  digest.update(jax.__version__.encode())
+  return digest.hexdigest()[:32]
+
+
+def save(predictor: Predictor, folder: str) -> None:
+  """Writes `predictor` to `folder` (atomically: a temporary folder renamed)."""
+  parent = os.path.dirname(folder)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(dir=parent, prefix=".partial-")
+  try:
+    with open(os.path.join(staging, PROGRAM), "wb") as f:
+      f.write(predictor.exported.serialize())
+    for index, weight in enumerate(predictor.weights):
+      np.save(os.path.join(staging, f"{index}.npy"), np.asarray(weight))
+    fields = {
+      "aus": list(predictor.aus),
+      "thresholds": predictor.thresholds.tolist(),
+      "mode": predictor.mode,
+      "normalization": predictor.normalization,
+      "input_size": predictor.input_size,
+      "description": predictor.description,
+      "weights": len(predictor.weights),
+    }
+    with open(os.path.join(staging, FIELDS), "w") as f:
+      json.dump(fields, f)
+    os.replace(staging, folder)
+  except OSError:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+
+
+def read(folder: str, batch_size: int = DEFAULT_BATCH_SIZE) -> Predictor:
+  """The predictor `save` wrote to `folder`."""
+  with open(os.path.join(folder, FIELDS)) as f:
+    fields = json.load(f)
+  with open(os.path.join(folder, PROGRAM), "rb") as f:
+    exported = jax.export.deserialize(bytearray(f.read()))
+  # Mapped, not read: the weights come from the page cache as they are used,
+  # with no copy of their 230 MB made first.
+  weights = [
+    np.load(os.path.join(folder, f"{index}.npy"), mmap_mode="r")
+    for index in range(fields.pop("weights"))
+  ]
+  return Predictor(
+    exported,
+    weights,
+    tuple(fields.pop("aus")),
+    np.asarray(fields.pop("thresholds")),
+    batch_size=batch_size,
+    **fields,
+  )
+
+
+def _evict(entries: str) -> None:
+  """Removes all but the MAX_ENTRIES most recently used entries."""
+  names = [n for n in os.listdir(entries) if not n.startswith(".")]
+  names.sort(key=lambda n: os.stat(os.path.join(entries, n)).st_mtime_ns)
+  for name in names[:-MAX_ENTRIES]:
+    shutil.rmtree(os.path.join(entries, name), ignore_errors=True)
+
+
+def _load_checkpoint(
+  workdir: str | None, checkpoint: str | None, aus, batch_size: int
+) -> Predictor:
+  """The predictor exported from the checkpoint itself."""
+  # Imported here: Flax, orbax (and torch for a .pth) cost seconds of
+  # start-up that a saved predictor does without.
+  from drml_jax.predict.export import predictor_of  # pylint: disable=import-outside-toplevel
+  from drml_jax.store import saved_run  # pylint: disable=import-outside-toplevel
+
+  trained = saved_run.load(workdir=workdir, checkpoint=checkpoint, aus=aus)
+  inputs = trained.inputs
+  if not inputs.aus:
+    raise ValueError(
+      f"{trained.description} predicts {trained.model_config['num_aus']} "
+      "AUs: name them with --aus 1,2,..."
+    )
+  return predictor_of(
+    trained.model,
+    inputs.aus,
+    thresholds=trained.thresholds,
+    mode=inputs.mode,
+    normalization=inputs.normalization,
+    mean=inputs.mean,
+    input_size=inputs.input_size,
+    batch_size=batch_size,
+    description=trained.description,
+  )
+
+
+def load_predictor(
+  *,
+  workdir: str | None = None,
+  checkpoint: str | None = None,
+  aus: tuple[int, ...] | None = None,
+  batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Predictor:
+  """The predictor of a training work directory (its best checkpoint) or of
+  a checkpoint (`drml_jax.store.saved_run.load`): the preprocessing, AUs and
+  thresholds stored with it; a PyTorch file is read with the protocol's
+  preprocessing (resize, RGB / 255) and its AUs are `aus`, else DISFA+'s
+  (12) or DISFA's (8). Read from the cache when it holds it, else saved
+  there. Raises ValueError / FileNotFoundError in one line.
+  """
+  entries = cache.folder("predictors")
+  source = workdir if workdir is not None else checkpoint
+  if entries is None or source is None or not os.path.exists(source):
+    return _load_checkpoint(workdir, checkpoint, aus, batch_size)
+  folder = os.path.join(entries, entry_key(workdir, checkpoint, aus))
+  if os.path.isfile(os.path.join(folder, FIELDS)):
+    try:
+      predictor = read(folder, batch_size)
+      os.utime(folder)  # most recently used
+      return predictor
+    except (OSError, ValueError):  # a damaged entry: made again below
+      shutil.rmtree(folder, ignore_errors=True)
+  predictor = _load_checkpoint(workdir, checkpoint, aus, batch_size)
+  # Saved while this run compiles and predicts; the process waits for it
+  # at exit (not a daemon).
+  threading.Thread(target=_keep, args=(predictor, folder, entries)).start()
+  return predictor
+
+
+def _keep(predictor: Predictor, folder: str, entries: str) -> None:
+  try:
+    save(predictor, folder)
+    _evict(entries)
+  except OSError:
+    pass  # a read-only or full cache: this run predicts all the same
