@@ -7,8 +7,10 @@
 Start-up rows each run a fresh process, timed from its start to its exit,
 with its peak RSS:
   import          `import drml_jax.predict.__main__`
-  photo, cold     one photo predicted with an empty compilation cache
-  photo, warm     the same command again: the compiled program is read back
+  photo, cold     one photo predicted with an empty cache (DRML_CACHE): the
+                  checkpoint read, the model exported and compiled
+  photo, warm     the same command again: the exported model and its
+                  compiled program read back
 The clip is `sample_media.write_clip("one")`: a 640x360 mp4 of one face
 moving, zooming and rolling. Its stages run in this process, after a
 warm-up, each alone, on the same frames:
@@ -17,8 +19,14 @@ warm-up, each alone, on the same frames:
   model           the crops through the jitted model at --batch-size
   stream          all of it as predict runs it: decoding and detection in a
                   background thread, overlapped with the model
-and in a fresh process, warm cache: the clip end to end, process start to
-CSV written. Peak RSS of the in-process rows is this process's peak so far.
+and in a fresh process, twice: the clip end to end, process start to CSV
+written, first compiling the batch's program, then with it cached. Peak RSS
+of the in-process rows is this process's peak so far.
+
+Then two tables: the face detector's precision and recall on
+`sample_media.labelled_set()`, by kind of image, and how far the AU
+probabilities of a face rolled by +-10 and +-20 degrees are from the upright
+face's, levelled by the eyes and not (meaningful with a trained --workdir).
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from drml_jax.store.workdir import CHECKPOINT_DIR
 
 FULL_MODEL = {"num_aus": len(DISFA_PLUS_AUS), "input_size": 170}
 CLIP_FPS = 25.0
+GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
 
 
 @dataclasses.dataclass
@@ -66,19 +75,31 @@ def _peak_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _process(argv: list[str], environment: dict) -> tuple[float, float]:
-  """Wall seconds and peak RSS (MB) of a command run to its end."""
+def _process(argv: list[str], environment: dict) -> tuple[float, float | None]:
+  """Wall seconds and peak RSS (MB) of a command run to its end.
+
+  The peak comes from GNU time (`time -f %M`), where installed: a child's
+  own rusage would start from this process's memory, copied at the fork.
+  """
+  report = tempfile.NamedTemporaryFile(suffix=".rss", delete=False)
+  report.close()
+  prefix = [GNU_TIME, "-f", "%M", "-o", report.name] if GNU_TIME else []
   start = time.perf_counter()
-  child = subprocess.Popen(
-    argv, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+  done = subprocess.run(
+    prefix + argv,
+    env=environment,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+    check=False,
   )
-  _, status, usage = os.wait4(child.pid, 0)
   seconds = time.perf_counter() - start
-  error = child.stderr.read().decode()
-  child.stderr.close()
-  if status:
-    raise RuntimeError(f"{' '.join(argv)} failed: {error.strip()[-500:]}")
-  return seconds, usage.ru_maxrss / 1024
+  with open(report.name) as f:
+    kilobytes = f.read().strip().splitlines()
+  os.unlink(report.name)
+  if done.returncode:
+    raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()[-500:]}")
+  return seconds, int(kilobytes[-1]) / 1024 if kilobytes else None
 
 
 def _environment(folder: str) -> dict:
@@ -183,24 +204,74 @@ def clip_rows(
       _peak_mb(),
     )
   )
-  seconds, peak = _process(
-    [
-      sys.executable,
-      "-m",
-      "drml_jax.predict",
-      clip,
-      "--workdir",
-      workdir,
-      "--out",
-      os.path.join(folder, "clip.csv"),
-      "--batch-size",
-      str(batch_size),
-      "--no-progress",
-    ],
-    _environment(folder),
+  command = [
+    sys.executable,
+    "-m",
+    "drml_jax.predict",
+    clip,
+    "--workdir",
+    workdir,
+    "--out",
+    os.path.join(folder, "clip.csv"),
+    "--overwrite",
+    "--batch-size",
+    str(batch_size),
+    "--no-progress",
+  ]
+  seconds, peak = _process(command, _environment(folder))
+  rows.append(
+    Row(f"clip end to end, batch {batch_size} compiled", seconds, frames, peak)
   )
+  seconds, peak = _process(command, _environment(folder))
   rows.append(Row("clip end to end, warm cache", seconds, frames, peak))
   return rows
+
+
+def detector_table() -> str:
+  """Precision and recall of the face detector on the labelled set, by kind."""
+  items = sample_media.labelled_set()
+  detector = Detector()
+  kinds = sorted({item.kind for item in items})
+  lines = [
+    "| images | count | faces | found | false alarms | precision | recall | ms/image |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ]
+  for kind in [*kinds, "all"]:
+    chosen = [i for i in items if kind in ("all", i.kind)]
+    result = sample_media.score(detector, chosen)
+    lines.append(
+      f"| {kind} | {len(chosen)} | {result['tp'] + result['fn']} |"
+      f" {result['tp']} | {result['fp']} | {result['precision']:.3f} |"
+      f" {result['recall']:.3f} | {result['ms_per_image']:.0f} |"
+    )
+  return "\n".join(lines)
+
+
+def alignment_table(predictor) -> str:
+  """How far a rolled face's AU probabilities are from the upright face's,
+  levelled by the eyes and not (the detector's box, upright)."""
+  detector, aligner = Detector(), alignment.Aligner()
+  lines = [
+    "| photo | roll | levelled: mean / max abs difference | not levelled |",
+    "| --- | --- | --- | --- |",
+  ]
+  for name in ("astronaut", "grace_hopper"):
+    image, box = sample_media.face_photos()[name]
+    upright = predictor(
+      alignment.crop(image, aligner(image, detector(image)[0]))[None]
+    )[0][0]
+    for degrees in (-20, -10, 10, 20):
+      rolled, _ = sample_media.roll(image, [box], degrees)
+      found = detector(rolled)[0]
+      plain = dataclasses.replace(found, roll=0.0)
+      cells = []
+      for face in (aligner(rolled, found), plain):
+        difference = np.abs(
+          predictor(alignment.crop(rolled, face)[None])[0][0] - upright
+        )
+        cells.append(f"{difference.mean():.3f} / {difference.max():.3f}")
+      lines.append(f"| {name} | {degrees} | {cells[0]} | {cells[1]} |")
+  return "\n".join(lines)
 
 
 def _raise(error: Exception) -> None:
@@ -255,7 +326,11 @@ def main(argv: list[str]) -> int:
     workdir = args.workdir or _random_workdir(folder)
     rows = startup_rows(workdir, folder, args.photo_runs)
     rows += clip_rows(workdir, folder, args.frames, args.batch_size)
-  print(table(rows))
+    print(table(rows))
+    print("\nfaces found in sample_media.labelled_set():")
+    print(detector_table())
+    print("\nAU probabilities of a rolled face against the upright one's:")
+    print(alignment_table(load_predictor(workdir=workdir)))
   return 0
 
 

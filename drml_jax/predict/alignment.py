@@ -8,7 +8,7 @@ DISFA+'s crops are aligned: the eyes level, at a fixed place and distance.
 A detected face's roll is known to the detector's rotation step
 (`faces.ROLL_STEP`), its box to the cascade's scale step (10%). The
 `Aligner` measures both from the eyes: OpenCV's eye cascade
-(`haarcascade_eye.xml`, in the same wheel) on the upper part of the face,
+(`haarcascade_eye_tree_eyeglasses.xml`, in the same wheel, which finds eyes behind glasses too) on the upper part of the face,
 turned by the detector's roll. The line between the two eyes gives the
 roll; their distance and midpoint place the face's square where a frontal
 box around these eyes lies (EYE_SPACING, EYE_HEIGHT). Profiles and faces
@@ -27,9 +27,9 @@ import numpy as np
 from data_pipeline.sources.base import IMAGE_SIZE
 from drml_jax.predict.faces import Face, cut_square
 
-EYES = "haarcascade_eye.xml"
+EYES = "haarcascade_eye_tree_eyeglasses.xml"  # finds eyes behind glasses too
 CROP_MARGIN = 0.325  # of the face's side, on every side (faces.py says why)
-EYE_SIDE = 96  # pixels a face is scaled to to find its eyes
+EYE_SIDE = 128  # pixels a face is scaled to to find its eyes
 # Where two eyes of a frontal box lie, as fractions of its side: measured on
 # the astronaut (faces.py); the search allows room around them.
 EYE_SPACING = 0.48

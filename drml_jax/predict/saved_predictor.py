@@ -199,13 +199,26 @@ def load_predictor(
       predictor = read(folder, batch_size)
       os.utime(folder)  # most recently used
       return predictor
-    except (OSError, ValueError):  # a damaged entry: made again below
+    except Exception:  # pylint: disable=broad-except
+      # A damaged entry (the deserializer raises what its bytes lead to):
+      # made again below.
       shutil.rmtree(folder, ignore_errors=True)
   predictor = _load_checkpoint(workdir, checkpoint, aus, batch_size)
   # Saved while this run compiles and predicts; the process waits for it
   # at exit (not a daemon).
-  threading.Thread(target=_keep, args=(predictor, folder, entries)).start()
+  global _saving  # pylint: disable=global-statement
+  _saving = threading.Thread(target=_keep, args=(predictor, folder, entries))
+  _saving.start()
   return predictor
+
+
+_saving: threading.Thread | None = None
+
+
+def wait_saved() -> None:
+  """Returns once the predictor being saved, if any, is in the cache."""
+  if _saving is not None:
+    _saving.join()
 
 
 def _keep(predictor: Predictor, folder: str, entries: str) -> None:
