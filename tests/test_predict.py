@@ -405,12 +405,20 @@ def test_bad_inputs_are_named_in_one_line_and_the_rest_is_predicted(
   notes.write_text("hello")
   empty = tmp_path / "empty"
   empty.mkdir()
+  empty_video = tmp_path / "empty.mp4"
+  empty_video.write_bytes(b"")
+  no_media = tmp_path / "no_media"
+  no_media.mkdir()
+  for i in range(20):
+    (no_media / f"{i}.txt").write_text("not an image")
   bad = [
     str(broken_image),
     str(broken_video),
     str(notes),
     str(empty),
     str(tmp_path / "gone.jpg"),
+    str(empty_video),
+    str(no_media),
   ]
   out = tmp_path / "out.csv"
   status, _, err = _predict(

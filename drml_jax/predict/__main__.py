@@ -5,13 +5,16 @@
   python -m drml_jax.predict crops/ --workdir W --faces aligned   # already face crops
 
 Inputs are image files, folders (recursive, sorted) and videos (mp4, avi,
-mov, mkv), mixed. Each face found (OpenCV's Haar cascade, offline) is cropped
-to the framing DISFA+ was trained on and preprocessed exactly as evaluation
-does. Columns: file, frame, timestamp_s, face_id (left to right), face_x,
-face_y, face_w, face_h, face_score (Haar neighbours), success, then AU01 ...
+mov, mkv), mixed. Faces are found at any angle (OpenCV's cascades, offline),
+levelled by their eyes and cropped to the framing DISFA+ was trained on,
+then preprocessed as evaluation does; in a video each person keeps one
+face_id. Columns: file, frame, timestamp_s, face_id, face_x, face_y,
+face_w, face_h, face_roll, face_view, face_score, success, then AU01 ...
 probabilities and AU01_c ... occurrences. A frame without a face keeps its
 row, success 0. A bad input is named on stderr and skipped (exit status 1);
-the CSV is written atomically with everything that could be read.
+the CSV is written atomically with everything that could be read. The model
+is kept exported in the cache (~/.cache/drml; DRML_CACHE=off turns it off),
+so a second run starts in seconds.
 """
 
 from __future__ import annotations
