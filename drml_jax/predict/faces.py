@@ -191,11 +191,17 @@ class Detector:
       found.append((cx, cy, float(w), int(n)))
     return found
 
-  def __call__(self, image: np.ndarray, passes: tuple = PASSES) -> list[Face]:
+  def __call__(
+    self,
+    image: np.ndarray,
+    passes: tuple = PASSES,
+    smallest: float = MIN_FACE_FRACTION,
+  ) -> list[Face]:
     """The faces of an (H, W, 3) uint8 RGB image, sorted by x: those that
-    `passes` (view, roll) find; all of them by default."""
+    `passes` (view, roll) find, all of them by default, down to `smallest`
+    of the image's shorter side."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    scale = min(1.0, MIN_FACE / (MIN_FACE_FRACTION * min(gray.shape)))
+    scale = min(1.0, MIN_FACE / (smallest * min(gray.shape)))
     if scale < 1.0:
       gray = cv2.resize(
         gray,

@@ -9,11 +9,12 @@ The rule (docs/predict.md states it for the CSV's face_id):
   seen, with its view and roll, else with the others (`Detector.near`: a
   few milliseconds).
 - Every DISCOVER_EVERY frames, one of the detector's full-frame passes (a
-  view at a roll) runs, in turn, to find faces that came in: a new face is
-  found within DISCOVER_EVERY frames when it faces the camera upright, and
-  within DISCOVER_EVERY x 16 frames at any angle (`DISCOVERY`). All passes run at the
-  first frame, and again, at most every FULL_EVERY frames, after a face was
-  lost.
+  view at a roll) runs, in turn, to find faces that came in, down to
+  DISCOVER_SMALLEST of the frame's shorter side (a coarser, cheaper search
+  than a photo's): a new face is found within 2 x DISCOVER_EVERY frames when
+  it faces the camera upright, and within 16 x DISCOVER_EVERY frames at any
+  angle (`DISCOVERY`). All passes run, as for a photo, at the first frame,
+  and again, at most every FULL_EVERY frames, after a face was lost.
 - A face found in the whole frame is the face of a track seen this frame
   when their boxes overlap as one face's do (`faces.same_face`); else it
   takes up a track lost for at most MAX_GAP_S seconds whose last face was
@@ -37,6 +38,7 @@ MAX_GAP_S = (
 )
 # frames where a face leaving or coming back is cut by the edge
 DISCOVER_EVERY = 6  # frames between two full-frame passes
+DISCOVER_SMALLEST = 0.15  # of the frame's shorter side
 FULL_EVERY = 10  # frames between full searches prompted by a lost face
 REACH = 1.5  # a lost track's face may reappear this many sides away
 SIZE_RATIO = 1.6  # ... and at most this much larger or smaller
@@ -88,7 +90,9 @@ class Tracker:
       self.full_at, self.lost = self.frame, False
     elif self.frame % DISCOVER_EVERY == 0:
       turn = self.frame // DISCOVER_EVERY
-      found = self.detector(image, [DISCOVERY[turn % len(DISCOVERY)]])
+      found = self.detector(
+        image, [DISCOVERY[turn % len(DISCOVERY)]], DISCOVER_SMALLEST
+      )
     for face in found:
       if any(same_face(face, track.face) for track in seen):
         continue
