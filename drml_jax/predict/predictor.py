@@ -58,6 +58,12 @@ class Predictor:
     """The batch `count` faces run in: the next power of two, at most batch_size."""
     return min(self.batch_size, 1 << max(count - 1, 0).bit_length())
 
+  def prepare(self, count: int) -> None:
+    """Compiles (or reads from the cache) the program that `count` faces
+    run in, by running it once on blank faces."""
+    size = min(count, self.batch_size)
+    self(np.zeros((max(size, 1), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8))
+
   def __call__(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 200, 200, 3) uint8 faces -> float32 probabilities and bool occurrences, (N, C)."""
     if faces.ndim != 4 or faces.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):

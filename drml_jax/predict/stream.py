@@ -6,7 +6,8 @@
   stream.timings                                # seconds in decode, detect, model
 
 `load` runs in the caller's thread while the first frames are decoded and
-their faces found: start-up and detection overlap. A background thread
+their faces found, and compiles the program of the first batch: start-up
+and detection overlap. A background thread
 decodes each file's frames, finds their faces (a
 photo: every pass of `faces.Detector`; a video: `tracking.Tracker`, which
 follows each person with one face_id), levels and crops them
@@ -226,6 +227,12 @@ class Stream:
     try:
       if self.predictor is None:
         self.predictor = self.load()
+        # The first batch's program compiles while the first frames are
+        # searched: a full batch for a video, else one face per image.
+        videos = any(media.is_video(path) for path in paths)
+        self.predictor.prepare(
+          self.predictor.batch_size if videos else len(paths)
+        )
       batch_size = self.predictor.batch_size
       while (item := out.get()) is not _END:
         if isinstance(item, DataError):
