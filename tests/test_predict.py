@@ -184,6 +184,7 @@ def _assert_uses_the_mean_image(loaded, model, tiny, faces):
   np.testing.assert_allclose(loaded(faces)[0], expected, atol=PROBABILITY_ATOL)
 
 
+@pytest.mark.slow  # compiles two predictors
 def test_a_workdir_gives_its_preprocessing_and_its_datasets_aus(
   tiny, model, test_split, tmp_path
 ):
@@ -249,6 +250,7 @@ def test_a_workdir_without_its_dataset_predicts_evaluates_and_converts(
   assert (tmp_path / "m.pth").is_file()
 
 
+@pytest.mark.slow  # compiles two predictors
 def test_a_checkpoint_from_before_stored_inputs_reads_its_runs_dataset(
   tiny, model, test_split, tmp_path
 ):
@@ -432,6 +434,8 @@ def test_bad_inputs_are_named_in_one_line_and_the_rest_is_predicted(
       "--out",
       str(out),
       "--plot",
+      "--batch-size",  # the good file's one face: one program to compile
+      "1",
     ],
     capsys,
   )

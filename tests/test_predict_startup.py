@@ -18,6 +18,9 @@ from drml_jax.runtime import cache
 from drml_jax.store import checkpoint
 from tests import train_support
 
+# Each test reads, exports and compiles a model: seconds apiece.
+pytestmark = pytest.mark.slow
+
 MODEL_CONFIG = {"num_aus": 12, "input_size": 66, "init": "he", "dropout": 0.0}
 HEAVY = ("tensorflow", "torch", "flax", "orbax.checkpoint", "matplotlib")
 
@@ -124,7 +127,6 @@ def _predict_in_a_process(args: list[str], cache_folder) -> dict:
   return json.loads(done.stdout.splitlines()[-1])
 
 
-@pytest.mark.slow
 def test_predict_imports_no_tensorflow_and_a_warm_run_no_flax(tmp_path):
   """The first run reads the orbax checkpoint (Flax, orbax); the second
   reads the saved predictor only. Neither imports TensorFlow or PyTorch."""

@@ -208,6 +208,7 @@ def _read(path):
   return frames
 
 
+@pytest.mark.slow
 def test_one_face_clip_has_the_requested_frames_and_the_face_in_each(
   tmp_path,
 ):
