@@ -38,6 +38,17 @@ class Parser(argparse.ArgumentParser):
     self.exit(USER_ERROR_EXIT, f"error: {message}\n")
 
 
+def parser(prog: str, doc: str) -> Parser:
+  """A command's parser: `doc`'s first line above the options, all of it
+  below, as written."""
+  return Parser(
+    prog=prog,
+    description=doc.splitlines()[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    epilog=doc,
+  )
+
+
 def positive_int(text: str) -> int:
   """An argparse type: an integer of at least 1."""
   try:

@@ -22,9 +22,7 @@ from drml_jax.store import checkpoint, interchange, saved_run
 
 @cli.command
 def main(argv: list[str]) -> int:
-  parser = cli.Parser(
-    prog="python -m drml_jax.convert", description=__doc__.splitlines()[0]
-  )
+  parser = cli.parser("python -m drml_jax.convert", __doc__)
   parser.add_argument("direction", choices=("torch-to-orbax", "orbax-to-torch"))
   parser.add_argument("src")
   parser.add_argument("dst")

@@ -27,12 +27,7 @@ from drml_jax.train.evaluation import evaluate_model
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-  parser = cli.Parser(
-    prog="python -m drml_jax.evaluate",
-    description=__doc__.splitlines()[0],
-    formatter_class=argparse.RawDescriptionHelpFormatter,
-    epilog=__doc__,
-  )
+  parser = cli.parser("python -m drml_jax.evaluate", __doc__)
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument("--workdir", help="a drml_jax.train work directory")
   source.add_argument(

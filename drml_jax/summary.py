@@ -40,9 +40,7 @@ def layer_table(model: DRML, input_size: int) -> list[tuple[str, tuple, int]]:
 
 @cli.command
 def main(argv: list[str]) -> int:
-  parser = cli.Parser(
-    prog="python -m drml_jax.summary", description=__doc__.splitlines()[0]
-  )
+  parser = cli.parser("python -m drml_jax.summary", __doc__)
   parser.add_argument("--num-aus", type=int, default=12)
   parser.add_argument(
     "--region-bn", default="affine", choices=REGION_BN_VARIANTS

@@ -62,9 +62,7 @@ def _grid(text: str) -> tuple[int, int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   """Command-line options; per-backend defaults are filled in here."""
-  parser = cli.Parser(
-    prog="python -m drml_jax.benchmark", description=__doc__.splitlines()[0]
-  )
+  parser = cli.parser("python -m drml_jax.benchmark", __doc__)
   parser.add_argument(
     "--batch",
     type=cli.positive_int,

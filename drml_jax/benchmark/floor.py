@@ -71,10 +71,7 @@ def _run_side(side: str, argv: list[str]) -> float:
 def main(argv: list[str]) -> int:
   """Alternates the two rows for --rounds rounds; prints them and the median ratio."""
   host_memory.run_steps_on_calling_thread()  # before JAX starts, as the benchmark
-  parser = cli.Parser(
-    prog="python -m drml_jax.benchmark.floor",
-    description=__doc__.splitlines()[0],
-  )
+  parser = cli.parser("python -m drml_jax.benchmark.floor", __doc__)
   parser.add_argument("--rounds", type=cli.positive_int, default=3)
   parser.add_argument(
     "--side", choices=SIDES, help="(one row, in this process)"

@@ -292,12 +292,7 @@ def table(rows: list[Row]) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-  parser = cli.Parser(
-    prog="python -m drml_jax.benchmark.predict",
-    description=__doc__.splitlines()[0],
-    formatter_class=argparse.RawDescriptionHelpFormatter,
-    epilog=__doc__,
-  )
+  parser = cli.parser("python -m drml_jax.benchmark.predict", __doc__)
   parser.add_argument(
     "--workdir", help="a training work directory (default: a random DRML)"
   )

@@ -41,12 +41,7 @@ SHEET_FACES = 64  # faces shown on the images' contact sheet
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  parser = cli.Parser(
-    prog="python -m drml_jax.predict",
-    description=__doc__.splitlines()[0],
-    formatter_class=argparse.RawDescriptionHelpFormatter,
-    epilog=__doc__,
-  )
+  parser = cli.parser("python -m drml_jax.predict", __doc__)
   parser.add_argument(
     "inputs", nargs="+", metavar="INPUT", help="image files, folders and videos"
   )

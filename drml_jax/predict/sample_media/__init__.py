@@ -1,0 +1,87 @@
+"""Photographs and clips with known faces, built offline from installed wheels.
+
+Every image comes from a file that scikit-image or matplotlib ship in their
+wheels, so nothing is downloaded:
+
+* faces: `skimage.data.astronaut()` (Eileen Collins, frontal),
+  matplotlib's sample `grace_hopper.jpg` (frontal), `skimage.data.camera()`
+  (the cameraman, grayscale, his face in three-quarter profile) and the
+  first 100 of `skimage.data.lfw_subset()`'s 200 grayscale 25x25 crops
+  (Labeled Faces in the Wild, tight around the face);
+* no face: skimage's coffee, rocket, hubble_deep_field, brick, grass,
+  gravel, horse (a silhouette), text, page and coins, the last 100 LFW crops
+  (patches without a face), matplotlib's `topobathy.npz` elevation map
+  shaded as a landscape, and a chart and shapes drawn with matplotlib; and
+  skimage's chelsea, a cat: a hard negative, kept apart (kind "cat").
+
+A face is a `Box`: the centre and side of its square, brows to mouth as a
+frontal Haar cascade frames it, in continuous pixel coordinates (pixel i
+spans [i, i + 1]). The transforms (`roll`, `mirror`, `scale`, `yaw`,
+`paste`) move the boxes with the pixels. `labelled_set` builds about 110
+labelled images from them, `score` measures a face detector on them, and
+`write_clip` writes mp4 clips of moving faces with per-frame ground truth.
+The package's modules: `photos` (the photos, `Box`, the transforms),
+`face_set` (the labelled set, `match`, `score`), `clips`.
+`write_synthetic_video` writes a clip of the synthetic dataset's kind of
+face, whose AUs a model trained on it reads.
+"""
+
+from drml_jax.predict.sample_media.clips import (
+  CLIP_KINDS,
+  OUT_SECONDS,
+  write_clip,
+  write_synthetic_video,
+)
+from drml_jax.predict.sample_media.face_set import (
+  LFW_ITEMS,
+  MAX_SIDE,
+  ROLLS,
+  Item,
+  labelled_set,
+  landscape,
+  match,
+  negatives,
+  score,
+)
+from drml_jax.predict.sample_media.photos import (
+  YAW_DISTANCE,
+  Box,
+  Cutout,
+  cutout,
+  face_photos,
+  lfw_crops,
+  mirror,
+  paste,
+  roll,
+  scale,
+  with_alpha,
+  yaw,
+)
+
+__all__ = [
+  "CLIP_KINDS",
+  "LFW_ITEMS",
+  "MAX_SIDE",
+  "ROLLS",
+  "OUT_SECONDS",
+  "YAW_DISTANCE",
+  "Box",
+  "Cutout",
+  "Item",
+  "cutout",
+  "face_photos",
+  "labelled_set",
+  "landscape",
+  "lfw_crops",
+  "match",
+  "mirror",
+  "negatives",
+  "paste",
+  "roll",
+  "scale",
+  "score",
+  "with_alpha",
+  "write_clip",
+  "write_synthetic_video",
+  "yaw",
+]
