@@ -226,7 +226,7 @@ def test_a_workdir_without_its_dataset_predicts_evaluates_and_converts(
   out = tmp_path / "predictions.csv"
   status, _, err = _predict(
     [str(folder), "--workdir", str(run), "--faces", "aligned"]
-    + ["--out", str(out)],
+    + ["--out", str(out), "--batch-size", "4"],  # the program just compiled
     capsys,
   )
   assert status == 0, err
@@ -281,8 +281,8 @@ def test_aligned_faces_get_evaluations_probabilities_and_counts(
       "aligned",
       "--out",
       str(out),
-      "--batch-size",
-      "3",
+      "--batch-size",  # two full batches: one program
+      "4",
     ],
     capsys,
   )
@@ -341,7 +341,9 @@ def test_video_rows_frames_timestamps_and_detected_faces(
   truth = sample_media.write_clip(video, "two", frames=9, fps=fps)
   out = tmp_path / "video.csv"
   status, _, err = _predict(
-    [video, "--workdir", str(workdir), "--out", str(out), "--plot"], capsys
+    [video, "--workdir", str(workdir), "--out", str(out), "--plot"]
+    + ["--batch-size", "2"],  # two faces a frame: one program
+    capsys,
   )
   assert status == 0, err
   rows = _read_csv(out)
@@ -378,6 +380,8 @@ def test_video_rows_frames_timestamps_and_detected_faces(
         "4",
         "--aus",
         "1,2,4,6,7,10,12,14,15,17,23,24",
+        "--batch-size",
+        "2",
       ],
       capsys,
     )[0]

@@ -39,7 +39,9 @@ def _checkpoint(path, seed: int = 3) -> str:
 @pytest.fixture
 def faces():
   rng = np.random.default_rng(0)
-  return rng.integers(0, 256, (3, 200, 200, 3), dtype=np.uint8)
+  # One face: the batch-of-1 program that the photo in a subprocess runs
+  # too, compiled once into the session's cache.
+  return rng.integers(0, 256, (1, 200, 200, 3), dtype=np.uint8)
 
 
 @pytest.fixture
@@ -111,9 +113,11 @@ print(json.dumps({"status": status, "modules": sorted(sys.modules)}))
 """
 
 
-def _predict_in_a_process(args: list[str], cache_folder) -> dict:
+def _predict_in_a_process(args: list[str], base, cache_folder) -> dict:
+  """Predict in a fresh process: the session's compilation cache (`base`),
+  its own predictor cache."""
   environment = {
-    **train_support.env(cache_folder),
+    **train_support.env(base),
     cache.SETTING: str(cache_folder / "drml"),
   }
   done = subprocess.run(
@@ -127,7 +131,9 @@ def _predict_in_a_process(args: list[str], cache_folder) -> dict:
   return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_predict_imports_no_tensorflow_and_a_warm_run_no_flax(tmp_path):
+def test_predict_imports_no_tensorflow_and_a_warm_run_no_flax(
+  tmp_path, tmp_path_factory
+):
   """The first run reads the orbax checkpoint (Flax, orbax); the second
   reads the saved predictor only. Neither imports TensorFlow or PyTorch."""
   run = _checkpoint(tmp_path / "run")
@@ -136,11 +142,12 @@ def test_predict_imports_no_tensorflow_and_a_warm_run_no_flax(tmp_path):
 
   Image.fromarray(skimage_data.astronaut()).save(photo)
   args = [str(photo), "--checkpoint", run, "--overwrite"]
+  base = train_support.base_dir(tmp_path_factory)
   cold = _predict_in_a_process(
-    [*args, "--out", str(tmp_path / "cold.csv")], tmp_path
+    [*args, "--out", str(tmp_path / "cold.csv")], base, tmp_path
   )
   warm = _predict_in_a_process(
-    [*args, "--out", str(tmp_path / "warm.csv")], tmp_path
+    [*args, "--out", str(tmp_path / "warm.csv")], base, tmp_path
   )
   assert cold["status"] == warm["status"] == 0
 
