@@ -52,7 +52,6 @@ from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE
 from drml_jax.predict.saved_predictor import load_predictor
 from drml_jax.predict.stream import Stream
 from drml_jax.store import checkpoint
-from drml_jax.store.workdir import CHECKPOINT_DIR
 
 FULL_MODEL = {"num_aus": len(DISFA_PLUS_AUS), "input_size": 170}
 CLIP_FPS = 25.0
@@ -98,8 +97,14 @@ def _process(argv: list[str], environment: dict) -> tuple[float, float | None]:
     kilobytes = f.read().strip().splitlines()
   os.unlink(report.name)
   if done.returncode:
-    raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()[-500:]}")
+    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+    raise ValueError(f"{' '.join(argv[:3])} failed: {last}")
   return seconds, int(kilobytes[-1]) / 1024 if kilobytes else None
+
+
+def _flags(model: dict) -> list[str]:
+  """{"workdir": W} or {"checkpoint": C} as predict's flags."""
+  return [f"--{name}" for name in model] + list(model.values())
 
 
 def _environment(folder: str) -> dict:
@@ -112,11 +117,11 @@ def _environment(folder: str) -> dict:
   return environment
 
 
-def _random_workdir(folder: str) -> str:
-  """A work directory holding a randomly initialised full-size DRML."""
+def _random_checkpoint(folder: str) -> str:
+  """A checkpoint directory holding a randomly initialised full-size DRML."""
   path = os.path.join(folder, "random")
   checkpoint.save_model(
-    os.path.join(path, CHECKPOINT_DIR),
+    path,
     build_model(FULL_MODEL),
     FULL_MODEL,
     checkpoint.Inputs(aus=DISFA_PLUS_AUS),
@@ -124,7 +129,7 @@ def _random_workdir(folder: str) -> str:
   return path
 
 
-def startup_rows(workdir: str, folder: str, photo_runs: int) -> list[Row]:
+def startup_rows(model: dict, folder: str, photo_runs: int) -> list[Row]:
   """Import, then one photo cold and warm, each a fresh process."""
   photo = os.path.join(folder, "astronaut.jpg")
   image, _ = sample_media.face_photos()["astronaut"]
@@ -139,8 +144,7 @@ def startup_rows(workdir: str, folder: str, photo_runs: int) -> list[Row]:
     "-m",
     "drml_jax.predict",
     photo,
-    "--workdir",
-    workdir,
+    *_flags(model),
     "--out",
     os.path.join(folder, "photo.csv"),
     "--overwrite",
@@ -154,12 +158,12 @@ def startup_rows(workdir: str, folder: str, photo_runs: int) -> list[Row]:
 
 
 def clip_rows(
-  workdir: str, folder: str, frames: int, batch_size: int
+  model: dict, folder: str, frames: int, batch_size: int
 ) -> list[Row]:
   """The clip's stages in this process, then end to end in a fresh one."""
   clip = os.path.join(folder, "clip.mp4")
   sample_media.write_clip(clip, "one", frames=frames, fps=CLIP_FPS)
-  predictor = load_predictor(workdir=workdir, batch_size=batch_size)
+  predictor = load_predictor(**model, batch_size=batch_size)
   start = time.perf_counter()
   images = [frame.image for frame in media.frames(clip)]
   rows = [Row("decode", time.perf_counter() - start, len(images), _peak_mb())]
@@ -180,6 +184,7 @@ def clip_rows(
     )
   )
   faces = np.stack(crops)
+  faces = faces[: max(1, len(faces) // batch_size) * batch_size]  # one program
   predictor(faces[:batch_size])  # compiles (or reads the cache)
   start = time.perf_counter()
   predictor(faces)
@@ -209,8 +214,7 @@ def clip_rows(
     "-m",
     "drml_jax.predict",
     clip,
-    "--workdir",
-    workdir,
+    *_flags(model),
     "--out",
     os.path.join(folder, "clip.csv"),
     "--overwrite",
@@ -318,14 +322,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
   args = parse_args(argv)
   with tempfile.TemporaryDirectory() as folder:
-    workdir = args.workdir or _random_workdir(folder)
-    rows = startup_rows(workdir, folder, args.photo_runs)
-    rows += clip_rows(workdir, folder, args.frames, args.batch_size)
+    model = (
+      {"workdir": args.workdir}
+      if args.workdir
+      else {"checkpoint": _random_checkpoint(folder)}
+    )
+    rows = startup_rows(model, folder, args.photo_runs)
+    rows += clip_rows(model, folder, args.frames, args.batch_size)
     print(table(rows))
     print("\nfaces found in sample_media.labelled_set():")
     print(detector_table())
     print("\nAU probabilities of a rolled face against the upright one's:")
-    print(alignment_table(load_predictor(workdir=workdir)))
+    print(alignment_table(load_predictor(**model)))
   return 0
 
 
