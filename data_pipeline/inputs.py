@@ -6,6 +6,14 @@ takes INPUT_SIZE x INPUT_SIZE, by a resize or a crop (MODES), scaled to
 Here without TensorFlow, so that prediction can read them cheaply.
 """
 
+from data_pipeline.errors import check_name
+
 INPUT_SIZE = 170
 MODES = ("resize", "crop")
 NORMALIZATIONS = ("rgb", "bgr_mean")
+
+
+def check(mode: str, normalization: str) -> None:
+  """Raises a one-line ValueError unless both are known."""
+  check_name("mode", mode, MODES)
+  check_name("normalization", normalization, NORMALIZATIONS)

@@ -31,9 +31,8 @@ from typing import Iterable
 import jax
 import numpy as np
 
-from data_pipeline import splits
-from data_pipeline.builders import check_name
-from data_pipeline.inputs import INPUT_SIZE, MODES, NORMALIZATIONS
+from data_pipeline import inputs, splits
+from data_pipeline.inputs import INPUT_SIZE
 from data_pipeline.sources.base import IMAGE_SIZE
 from data_pipeline.tf_cpu import tf, tfds
 
@@ -93,8 +92,8 @@ def make_dataset(
     batch_size: examples per batch on this process.
     train: shuffled, augmented (crop mode), full batches, epoch after epoch;
       else one pass in file order, padded to full batches.
-    mode: one of MODES.
-    normalization: one of NORMALIZATIONS.
+    mode: one of inputs.MODES.
+    normalization: one of inputs.NORMALIZATIONS.
     mean: the bgr_mean image; default `splits.mean_image(builder)`. Pass the
       training dataset's to evaluate on another dataset (e.g. CK+).
     seed: shuffling and augmentation seed (training).
@@ -113,8 +112,7 @@ def make_dataset(
     (B, C), valid bool (B,). Iterating it again starts over.
   """
   splits.check(builder, split)
-  check_name("mode", mode, MODES)
-  check_name("normalization", normalization, NORMALIZATIONS)
+  inputs.check(mode, normalization)
   if process_index is None:
     process_index = jax.process_index()
   count = process_count or jax.process_count()

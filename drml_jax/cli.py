@@ -82,32 +82,25 @@ def setup_logging(verbose: bool = True) -> None:
 
 
 def command(
-  main: Callable[[list[str]], int] | None = None,
-  *,
-  keep_memory: bool = True,
-  cache_compiles: bool = True,
+  main: Callable[[list[str]], int] | None = None, *, measures: bool = False
 ):
   """Wraps a command's `main(argv) -> exit code`: user errors become one line,
   and argparse's exits an exit code.
 
   Run as a program (argv from sys.argv), the command first turns on the
-  persistent compilation cache (`cache.enable_compilation_cache()`) unless
-  `cache_compiles` is False, and applies `host_memory.configure()` unless
-  `keep_memory` is False (the benchmarks: they time compilation, and their
-  PyTorch rows must run with glibc's defaults); a test that calls
-  `main(argv)` leaves its own process as it is. `@command` and
-  `@command(keep_memory=False, cache_compiles=False)` both work.
+  persistent compilation cache (`cache.enable_compilation_cache()`) and
+  applies `host_memory.configure()`, unless it `measures` (the benchmarks:
+  they time compilation, and their PyTorch rows must run with glibc's
+  defaults); a test that calls `main(argv)` leaves its own process as it
+  is. `@command` and `@command(measures=True)` both work.
   """
   if main is None:
-    return functools.partial(
-      command, keep_memory=keep_memory, cache_compiles=cache_compiles
-    )
+    return functools.partial(command, measures=measures)
 
   @functools.wraps(main)
   def run(argv: list[str] | None = None) -> int:
-    if argv is None and cache_compiles:
+    if argv is None and not measures:
       cache.enable_compilation_cache()
-    if argv is None and keep_memory:
       host_memory.configure()
     setup_logging()
     try:

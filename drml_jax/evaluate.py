@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from data_pipeline import pipeline, registry
+from data_pipeline import inputs, registry
 from drml_jax import cli
 from drml_jax.reports import tables
 from drml_jax.scoring import scores
@@ -58,13 +58,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   )
   parser.add_argument(
     "--mode",
-    choices=pipeline.MODES,
+    choices=inputs.MODES,
     default=None,
     help="default: the run's, else resize",
   )
   parser.add_argument(
     "--normalization",
-    choices=pipeline.NORMALIZATIONS,
+    choices=inputs.NORMALIZATIONS,
     default=None,
     help="default: the run's, else rgb",
   )

@@ -60,18 +60,18 @@ def test_configured_process_reuses_the_temporary_buffer():
 
 
 @pytest.mark.parametrize(
-  "argv, keep_memory, configured",
-  [(None, True, True), (["x"], True, False), (None, False, False)],
+  "argv, measures, configured",
+  [(None, False, True), (["x"], False, False), (None, True, False)],
 )
 def test_command_configures_the_process_only_as_a_program(
-  monkeypatch, argv, keep_memory, configured
+  monkeypatch, argv, measures, configured
 ):
   calls = []
   monkeypatch.setattr(host_memory, "configure", lambda: calls.append(1))
   monkeypatch.setattr(sys, "argv", ["prog", "x"])
   seen = []
 
-  @cli.command(keep_memory=keep_memory)
+  @cli.command(measures=measures)
   def main(args):
     seen.append(args)
     return 0

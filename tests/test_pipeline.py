@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_pipeline import pipeline, splits
+from data_pipeline import inputs, pipeline, splits
 from data_pipeline.builders.base import SourceBuilder
 from data_pipeline.sources.base import Example
 from data_pipeline.tf_cpu import tfds
@@ -86,8 +86,8 @@ def placements(batch) -> list[tuple[int, int, bool]]:
   ]
 
 
-@pytest.mark.parametrize("mode", pipeline.MODES)
-@pytest.mark.parametrize("normalization", pipeline.NORMALIZATIONS)
+@pytest.mark.parametrize("mode", inputs.MODES)
+@pytest.mark.parametrize("normalization", inputs.NORMALIZATIONS)
 def test_shapes_dtypes_and_ranges(builder, mode, normalization):
   batch = batches(builder, mode=mode, normalization=normalization)[0]
   assert batch["image"].shape == (4, 170, 170, 3)

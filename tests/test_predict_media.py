@@ -50,7 +50,7 @@ def test_16_bit_images_are_scaled_to_8_bits_not_clipped(tmp_path):
   cv2.imwrite(str(path), values)
   with Image.open(path) as image:
     assert image.mode == "I;16"
-  rgb = media.read_image(str(path))
+  rgb = media.read_image(str(path))[0]
   expected = np.round(values / 257).astype(np.uint8)
   assert rgb.shape == (512, 512, 3) and rgb.dtype == np.uint8
   assert all((rgb[..., c] == expected).all() for c in range(3))
@@ -62,7 +62,7 @@ def test_16_bit_images_are_scaled_to_8_bits_not_clipped(tmp_path):
   # PIL keeps the high byte of 16-bit RGB: within 1 of value / 257.
   assert (
     np.abs(
-      media.read_image(str(path)).astype(int) - skimage_data.astronaut()
+      media.read_image(str(path))[0].astype(int) - skimage_data.astronaut()
     ).max()
     <= 1
   )
@@ -74,7 +74,7 @@ def test_a_cmyk_jpeg_decodes_to_its_rgb(tmp_path):
   Image.fromarray(photo).convert("CMYK").save(path, quality=95)
   with Image.open(path) as image:
     assert image.mode == "CMYK"
-  rgb = media.read_image(str(path))
+  rgb = media.read_image(str(path))[0]
   assert rgb.shape == photo.shape
   assert _mean_difference(rgb, photo) < 3  # JPEG's loss: measured 1.1
 
@@ -91,7 +91,7 @@ def test_an_exif_rotated_jpeg_comes_upright(tmp_path, orientation, turns):
   Image.fromarray(np.ascontiguousarray(np.rot90(portrait, turns))).save(
     path, exif=exif, quality=95
   )
-  rgb = media.read_image(str(path))
+  rgb = media.read_image(str(path))[0]
   assert rgb.shape == portrait.shape
   assert _mean_difference(rgb, portrait) < 3  # measured 0.6; 85 if not turned
 
@@ -100,7 +100,7 @@ def test_a_10000_pixel_wide_jpeg_is_decoded_small(tmp_path):
   wide = cv2.resize(_grace_hopper(), (10_000, 1200))
   path = tmp_path / "wide.jpg"
   Image.fromarray(wide).save(path, quality=90)
-  rgb = media.read_image(str(path))
+  rgb = media.read_image(str(path))[0]
   assert rgb.shape == (492, media.MAX_SIDE, 3)
   expected = cv2.resize(
     wide, (media.MAX_SIDE, 492), interpolation=cv2.INTER_AREA
@@ -116,17 +116,17 @@ def test_large_images_are_downscaled_and_bombs_refused(
   Image.fromarray(photo).save(path)
   monkeypatch.setattr(media, "MAX_SIDE", 256)
   np.testing.assert_array_equal(
-    media.read_image(str(path)),
+    media.read_image(str(path))[0],
     cv2.resize(photo, (256, 256), interpolation=cv2.INTER_AREA),
   )
 
   # PIL warns above MAX_IMAGE_PIXELS and refuses above twice it.
   monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200_000)
-  assert media.read_image(str(path)).shape == (256, 256, 3)
+  assert media.read_image(str(path))[0].shape == (256, 256, 3)
   assert not recwarn.list
   monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
   with pytest.raises(DataError) as error:
-    media.read_image(str(path))
+    media.read_image(str(path))[0]
   assert "image too large to decode" in _one_line_error(error, path)
 
 
@@ -145,7 +145,7 @@ def test_gray_palette_and_alpha_images_come_as_rgb(tmp_path, mode):
   image.save(path)
   with Image.open(path) as saved:
     assert saved.mode == mode
-  rgb = media.read_image(str(path))
+  rgb = media.read_image(str(path))[0]
   assert rgb.shape == (512, 512, 3) and rgb.dtype == np.uint8
   # PNG is lossless: the colours are exactly the image's, alpha dropped.
   np.testing.assert_array_equal(rgb, np.asarray(image.convert("RGB")))

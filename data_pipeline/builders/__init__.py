@@ -5,19 +5,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable
-
+from data_pipeline.errors import check_name
 from data_pipeline.tf_cpu import tfds
-
-
-def check_name(kind: str, name, valid: Iterable) -> None:
-  """Raises a one-line ValueError unless `name` is one of `valid`."""
-  valid = list(valid)
-  if name not in valid:
-    raise ValueError(
-      f"unknown {kind} {name!r}; valid: "
-      + (", ".join(map(str, valid)) or "none")
-    )
 
 
 def check_split(builder: tfds.core.DatasetBuilder, split: str) -> None:

@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> dict:
   }
 
 
-@cli.command(keep_memory=False, cache_compiles=False)
+@cli.command(measures=True)
 def main(argv: list[str]) -> int:
   """Runs the benchmark, prints the table and writes the JSON; returns the exit status."""
   host_memory.run_steps_on_calling_thread()

@@ -67,7 +67,7 @@ def _run_side(side: str, argv: list[str]) -> float:
   return json.loads(done.stdout.splitlines()[-1])["images_per_s"]
 
 
-@cli.command(keep_memory=False, cache_compiles=False)
+@cli.command(measures=True)
 def main(argv: list[str]) -> int:
   """Alternates the two rows for --rounds rounds; prints them and the median ratio."""
   host_memory.run_steps_on_calling_thread()  # before JAX starts, as the benchmark

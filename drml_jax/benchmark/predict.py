@@ -165,25 +165,23 @@ def clip_rows(
   sample_media.write_clip(clip, "one", frames=frames, fps=CLIP_FPS)
   predictor = load_predictor(**model, batch_size=batch_size)
   start = time.perf_counter()
-  images = [frame.image for frame in media.frames(clip)]
-  rows = [Row("decode", time.perf_counter() - start, len(images), _peak_mb())]
+  decoded = list(media.frames(clip))
+  rows = [Row("decode", time.perf_counter() - start, len(decoded), _peak_mb())]
 
-  detector, aligner = Detector(), alignment.Aligner()
-  tracker = tracking.Tracker(detector)
-  crops = []
+  stream = Stream(lambda: predictor)
+  tracker = tracking.Tracker(stream.detector)
   start = time.perf_counter()
-  for index, image in enumerate(images):
-    for _, face in tracker(image, index / CLIP_FPS):
-      crops.append(alignment.crop(image, aligner(image, face)))
+  found = [item for frame in decoded for item in stream.faces(frame, tracker)]
   rows.append(
     Row(
       "detect + track + crop",
       time.perf_counter() - start,
-      len(images),
+      len(decoded),
       _peak_mb(),
     )
   )
-  faces = np.stack(crops)
+  del decoded
+  faces = np.stack([item.crop for item in found])
   faces = faces[: max(1, len(faces) // batch_size) * batch_size]  # one program
   predictor(faces[:batch_size])  # compiles (or reads the cache)
   start = time.perf_counter()
@@ -196,8 +194,6 @@ def clip_rows(
       _peak_mb(),
     )
   )
-  del images
-  stream = Stream(lambda: predictor)
   start = time.perf_counter()
   for _ in stream([clip], on_error=_raise):
     pass
@@ -318,7 +314,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
-@cli.command(keep_memory=False, cache_compiles=False)
+@cli.command(measures=True)
 def main(argv: list[str]) -> int:
   args = parse_args(argv)
   with tempfile.TemporaryDirectory() as folder:

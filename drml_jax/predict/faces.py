@@ -108,22 +108,17 @@ class Face:
     )
 
 
-def overlap(a: Face, b: Face) -> tuple[float, float]:
-  """Of two faces' upright squares: intersection over union, and over the
-  smaller square."""
+def same_face(a: Face, b: Face) -> bool:
+  """Whether two faces' upright squares overlap as two detections of one
+  face do: by their intersection over union, or over the smaller square."""
   ax, ay, aw, _ = a.box
   bx, by, bw, _ = b.box
   w = min(ax + aw, bx + bw) - max(ax, bx)
   h = min(ay + aw, by + bw) - max(ay, by)
   if w <= 0 or h <= 0:
-    return 0.0, 0.0
-  return w * h / (aw * aw + bw * bw - w * h), w * h / min(aw, bw) ** 2
-
-
-def same_face(a: Face, b: Face) -> bool:
-  """Whether two boxes overlap as two detections of one face do."""
-  union, smaller = overlap(a, b)
-  return union > MAX_OVERLAP or smaller > MAX_COVER
+    return False
+  union = w * h / (aw * aw + bw * bw - w * h)
+  return union > MAX_OVERLAP or w * h / min(aw, bw) ** 2 > MAX_COVER
 
 
 def _load(name: str) -> cv2.CascadeClassifier:

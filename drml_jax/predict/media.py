@@ -176,14 +176,10 @@ def _fit(rgb: np.ndarray) -> np.ndarray:
   return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
-def read_image(path: str) -> np.ndarray:
+def read_image(path: str) -> tuple[np.ndarray, float]:
   """Decodes an image file to (H, W, 3) uint8 RGB, upright, its longest side
-  at most MAX_SIDE, or raises `DataError`."""
-  return _read_image(path)[0]
-
-
-def _read_image(path: str) -> tuple[np.ndarray, float]:
-  """`read_image`, and the file's pixels per pixel of the result."""
+  at most MAX_SIDE, and the file's pixels per pixel of it; or raises
+  `DataError`."""
   _check_not_empty(path)
   try:
     # PIL's warnings (a size near the bomb limit, odd EXIF) are about images it
@@ -248,7 +244,7 @@ def frames(path: str, every: int = 1) -> Iterator[Frame]:
   undecodable frames after yielding all the others.
   """
   if not is_video(path):
-    yield Frame(path, 0, None, *_read_image(path))
+    yield Frame(path, 0, None, *read_image(path))
     return
   _check_not_empty(path)
   capture = cv2.VideoCapture(path)

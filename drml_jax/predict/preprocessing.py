@@ -28,7 +28,8 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 
-from data_pipeline.inputs import INPUT_SIZE, MODES, NORMALIZATIONS
+from data_pipeline import inputs
+from data_pipeline.inputs import INPUT_SIZE
 from data_pipeline.sources.base import IMAGE_SIZE
 
 
@@ -77,13 +78,7 @@ class Preprocessing:
     mean: np.ndarray | None = None,
     input_size: int = INPUT_SIZE,
   ):
-    if mode not in MODES:
-      raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    if normalization not in NORMALIZATIONS:
-      raise ValueError(
-        f"normalization {normalization!r}: expected one of"
-        f" {', '.join(NORMALIZATIONS)}"
-      )
+    inputs.check(mode, normalization)
     if normalization == "bgr_mean" and mean is None:
       raise ValueError(
         "bgr_mean normalization needs the training split's mean image"

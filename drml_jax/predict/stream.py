@@ -135,7 +135,7 @@ class Stream:
     self.every = every
     self.timings = Timings()
 
-  def _faces(
+  def faces(
     self, frame: media.Frame, tracker: tracking.Tracker | None
   ) -> list[FaceAUs]:
     """A frame's faces: found (a video's tracked), levelled and cropped."""
@@ -171,7 +171,7 @@ class Stream:
           if frame is None:
             break
           start = time.perf_counter()
-          found = self._faces(frame, tracker)
+          found = self.faces(frame, tracker)
           self.timings.detect_s += time.perf_counter() - start
           yield FrameAUs(frame.file, frame.index, frame.timestamp_s, found)
       except DataError as error:
