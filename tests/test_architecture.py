@@ -3,7 +3,8 @@
 Command-line modules are those run with `python -m` (they hold a
 `__main__` guard, or are a package's `__main__.py`); library modules never
 import them. data_pipeline never imports drml_jax. In drml_jax only the
-interchange module and the benchmark touch PyTorch.
+interchange module, the ONNX export (whose route is the PyTorch reference
+model) and the benchmark touch PyTorch.
 """
 
 import ast
@@ -99,8 +100,12 @@ def test_the_configs_sit_below_the_network():
   assert default == {"ml_collections"}
 
 
-def test_only_interchange_and_the_benchmark_touch_pytorch():
-  allowed = ("drml_jax.store.interchange", "drml_jax.benchmark")
+def test_only_interchange_the_onnx_export_and_the_benchmark_touch_pytorch():
+  allowed = (
+    "drml_jax.store.interchange",
+    "drml_jax.export.to_onnx",
+    "drml_jax.benchmark",
+  )
   for name, path in _modules().items():
     if name.startswith("drml_jax") and not name.startswith(allowed):
       torch_imports = {

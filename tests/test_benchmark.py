@@ -63,6 +63,7 @@ def test_smoke_run_measures_every_row(smoke):
   for key in [
     ("jax", "train", None, None),
     ("jax", "eval", None, None),
+    ("onnxruntime", "eval", None, None),
     ("torch", "train", "ports", None),
     ("torch", "train", "reference", None),
     ("torch", "train", "grouped", None),

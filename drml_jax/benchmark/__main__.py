@@ -1,5 +1,8 @@
 """Throughput of DRML in JAX and PyTorch on the current backend, one process.
 
+The JAX eval row has an onnxruntime row beside it: the same model exported
+to ONNX (`python -m drml_jax.export`), on the same batch.
+
   python -m drml_jax.benchmark                      # batch 64, 170x170
   python -m drml_jax.benchmark --smoke --out /tmp/b.json   # seconds, for tests
 
@@ -29,7 +32,7 @@ import sys
 import jax
 
 from drml_jax import cli
-from drml_jax.benchmark import jax_rows, timing
+from drml_jax.benchmark import jax_rows, onnx_rows, timing
 from drml_jax.benchmark.torch_rows import torch_rows
 from drml_jax.model.convs import CONV_IMPLS
 from drml_jax.runtime import host_memory
@@ -229,6 +232,7 @@ def run(args: argparse.Namespace) -> dict:
       )
     )
   rows.append(jax_rows.jax_eval_row(args, "auto", "auto"))
+  rows.append(onnx_rows.onnxruntime_eval_row(args))
   rows += torch_results
   if args.pipeline:
     rows += jax_rows.pipeline_rows(args)

@@ -73,7 +73,9 @@ def jax_steps(
   )
 
 
-def _jax_batch(batch: int, size: int, num_aus: int, seed: int = 0):
+def jax_batch(batch: int, size: int, num_aus: int, seed: int = 0):
+  """Random (batch, size, size, 3) images and +-1 labels, on the device:
+  the JAX rows' inputs, and the onnxruntime row's."""
   rng = np.random.default_rng(seed)
   images = jnp.asarray(rng.random((batch, size, size, 3), np.float32))
   labels = jnp.asarray(rng.choice(np.array([-1, 1], np.int8), (batch, num_aus)))
@@ -90,7 +92,7 @@ def jax_flops_per_image(args) -> dict[str, float]:
   """Train and eval FLOPs per image: XLA's cost analysis of the lowered steps
   (before optimisation, so no compile), with direct-convolution forms."""
   steps = jax_steps(args, "float32", "lax", "unrolled", donate=False)
-  images, labels = _jax_batch(args.batch, args.input_size, args.num_aus)
+  images, labels = jax_batch(args.batch, args.input_size, args.num_aus)
   valid = jnp.ones((args.batch,), bool)
   train = steps.train.lower(*steps.train_state, images, labels)
   evaluate = steps.evaluate.lower(*steps.eval_state, images, labels, valid)
@@ -117,7 +119,7 @@ def jax_train_row(args, dtype: str, conv: str, region_conv: str) -> Row:
     {"conv": conv, "region_conv": region_conv},
   )
   steps = jax_steps(args, dtype, conv, region_conv)
-  images, labels = _jax_batch(args.batch, args.input_size, args.num_aus)
+  images, labels = jax_batch(args.batch, args.input_size, args.num_aus)
   state = list(steps.train_state)
   step, row.compile_s = _compiled(steps.train, *state, images, labels)
 
@@ -139,7 +141,7 @@ def jax_eval_row(args, conv: str, region_conv: str) -> Row:
     {"conv": conv, "region_conv": region_conv},
   )
   steps = jax_steps(args, "float32", conv, region_conv)
-  images, labels = _jax_batch(args.batch, args.input_size, args.num_aus)
+  images, labels = jax_batch(args.batch, args.input_size, args.num_aus)
   inputs = (*steps.eval_state, images, labels, jnp.ones((args.batch,), bool))
   step, row.compile_s = _compiled(steps.evaluate, *inputs)
   run = lambda: jax.block_until_ready(step(*inputs))
@@ -193,7 +195,7 @@ def pipeline_rows(args) -> list[Row]:
 def logits_error_vs_float32(args) -> float:
   """Max |bfloat16 logits - float32 logits| / max |float32 logits| of the
   JAX DRML (same float32 parameters, bfloat16 compute) on one random batch."""
-  images, _ = _jax_batch(args.batch, args.input_size, args.num_aus)
+  images, _ = jax_batch(args.batch, args.input_size, args.num_aus)
   logits = {}
   for dtype in ("float32", "bfloat16"):
     model = DRML(

@@ -67,7 +67,7 @@ class Row:
   """One measured (or skipped) configuration."""
 
   name: str
-  framework: str  # jax | torch | pipeline
+  framework: str  # jax | torch | onnxruntime | pipeline
   kind: str  # train | eval | input
   dtype: str = "float32"
   options: dict = dataclasses.field(default_factory=dict)
@@ -196,6 +196,9 @@ def summarize(rows: list[Row]) -> dict:
       ),
       "jax_eval_float32_over_torch_ports_float32": _ratio(
         float32["jax", "eval"], float32["torch", "eval"]
+      ),
+      "onnxruntime_eval_over_jax_eval": _ratio(
+        _best(rows, "onnxruntime", "eval"), best["jax", "eval", None]
       ),
       "pipeline_cache_over_jax_train": _ratio(cached, jax_train),
     },
@@ -358,6 +361,7 @@ def versions() -> dict:
     "optax",
     "numpy",
     "torch",
+    "onnxruntime",
     "tensorflow-cpu",
   ):
     try:

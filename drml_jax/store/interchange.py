@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-import pickle
 import warnings
 import zipfile
 from typing import Callable, Mapping
@@ -232,21 +231,19 @@ def read_torch_checkpoint(path, **kernels) -> tuple[DRML, dict]:
     ):  # torch's notes on the pickle protocol of a bad file
       warnings.simplefilter("ignore", UserWarning)
       state_dict = torch_checkpoint.load_state_dict(path)
-  except (
-    pickle.UnpicklingError,
-    zipfile.BadZipFile,
-    RuntimeError,
-    EOFError,
-    ValueError,
-    OSError,
-  ) as error:
-    if isinstance(error, pickle.UnpicklingError):
-      # Never relay torch's advice to unpickle an unknown file unsafely.
-      reason = "not a torch.save file of tensors and plain containers"
-    elif isinstance(error, EOFError):
+  except Exception as error:  # pylint: disable=broad-except
+    if isinstance(error, EOFError):
       reason = "the file is empty or cut short"
-    else:
+    elif isinstance(
+      error, (zipfile.BadZipFile, RuntimeError, ValueError, OSError)
+    ) and not isinstance(error, UnicodeError):
       reason = errors.first_line(error)
+    else:
+      # An UnpicklingError (whose advice, to unpickle an unknown file
+      # unsafely, is never relayed), or whatever else the bytes of a file
+      # that is not a checkpoint lead the unpickler to (IndexError,
+      # UnicodeDecodeError, ...).
+      reason = "not a torch.save file of tensors and plain containers"
     raise InterchangeError(
       f"{path} is not a readable PyTorch checkpoint ({reason}): "
       "pass a DRML state_dict saved with torch.save"
@@ -260,13 +257,20 @@ def read_torch_checkpoint(path, **kernels) -> tuple[DRML, dict]:
   return model, model_config
 
 
+def to_torch_model(model: DRML, model_config: dict) -> TorchDRML:
+  """The reference PyTorch DRML holding the model's weights (train mode,
+  as torch builds it)."""
+  torch_model = TorchDRML(**model_config)
+  torch_model.load_state_dict(to_torch_state_dict(model), strict=True)
+  return torch_model
+
+
 def write_torch_checkpoint(
   model: DRML, model_config: dict, path, *, epoch: int = 0
 ) -> None:
   """Writes the model as a reference-model checkpoint `{'epoch', 'state_dict',
   'optimizer'}` through a temporary file: never half written."""
-  torch_model = TorchDRML(**model_config)
-  torch_model.load_state_dict(to_torch_state_dict(model), strict=True)
+  torch_model = to_torch_model(model, model_config)
   partial = f"{path}.partial"
   torch_checkpoint.save_checkpoint(torch_model, partial, epoch=epoch)
   os.replace(partial, path)

@@ -156,6 +156,17 @@ def load(
   return trained
 
 
+def named_aus(trained: TrainedModel) -> tuple[int, ...]:
+  """The AUs of the model's outputs; ValueError in one line when its
+  checkpoint names none and `load` was given no `aus`."""
+  if not trained.inputs.aus:
+    raise ValueError(
+      f"{trained.description} predicts {trained.model_config['num_aus']} "
+      "AUs: name them with --aus 1,2,..."
+    )
+  return trained.inputs.aus
+
+
 def _load_torch(path: str, **kernels) -> TrainedModel:
   # torch is imported only for a PyTorch file: a second of start-up.
   from drml_jax.store import interchange  # pylint: disable=import-outside-toplevel

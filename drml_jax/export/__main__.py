@@ -1,0 +1,110 @@
+"""Exports a trained DRML for other runtimes: ONNX, or a StableHLO archive.
+
+  python -m drml_jax.export --workdir workdirs/quick --format onnx --out drml.onnx
+  python -m drml_jax.export --checkpoint model.pth --format stablehlo --out drml.zip
+
+The model is read as `python -m drml_jax.predict` reads it (a work
+directory's best checkpoint, an orbax checkpoint directory or a PyTorch
+DRML .pth; --aus names a bare checkpoint's AUs). The file takes the
+network's own input, (N, S, S, 3) float32 NHWC after evaluation's
+preprocessing (S = 170 for the paper's model), and gives (N, C) logits;
+it carries the AUs, the per-AU thresholds and the preprocessing (with the
+training split's mean image for bgr_mean) as metadata. docs/predict.md
+(Export) lists its keys. `python -m drml_jax.predict --onnx FILE` predicts
+with an ONNX file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+
+from drml_jax import cli
+from drml_jax.predict import metadata
+
+# --format: the module that writes it (`write(trained, props, path)`, and
+# the conv forms to load the model with, `KERNELS`).
+FORMATS = {
+  "onnx": "drml_jax.export.to_onnx",
+  "stablehlo": "drml_jax.export.stablehlo",
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = cli.parser("python -m drml_jax.export", __doc__)
+  cli.add_model_flags(parser)
+  parser.add_argument(
+    "--format",
+    required=True,
+    choices=sorted(FORMATS),
+    help="onnx: one .onnx file; stablehlo: a zip of jax.export's program, "
+    "its weights and the metadata",
+  )
+  parser.add_argument(
+    "--out", required=True, help="the file to write (.onnx, or a .zip)"
+  )
+  parser.add_argument(
+    "--overwrite", action="store_true", help="replace an existing --out"
+  )
+  return parser.parse_args(argv)
+
+
+def check_folder(path: str) -> None:
+  """ValueError in one line unless `path`'s folder exists and is writable."""
+  folder = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(folder):
+    raise ValueError(
+      f"{folder} is not a folder: create it, or pass another --out"
+    )
+  if not os.access(folder, os.W_OK | os.X_OK):
+    raise ValueError(
+      f"{folder} is not writable: pass an --out in a folder you can write"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+  """Reads the model, writes the file; returns the exit status."""
+  cli.check_free(args.out, args.overwrite)
+  check_folder(args.out)
+  # Imported once the output is known good: Flax, orbax and, for ONNX,
+  # torch take seconds.
+  writer = importlib.import_module(FORMATS[args.format])
+  from drml_jax.store import saved_run  # pylint: disable=import-outside-toplevel
+
+  trained = saved_run.load(
+    workdir=args.workdir,
+    checkpoint=args.checkpoint,
+    aus=args.aus,
+    **writer.KERNELS,
+  )
+  inputs = trained.inputs
+  props = metadata.encode(
+    aus=saved_run.named_aus(trained),
+    thresholds=trained.thresholds,
+    mode=inputs.mode,
+    normalization=inputs.normalization,
+    input_size=inputs.input_size,
+    mean=inputs.mean,
+    description=trained.description,
+  )
+  start = time.perf_counter()
+  writer.write(trained, props, args.out)
+  print(
+    f"wrote {args.out}: {args.format}, {inputs.input_size}x"
+    f"{inputs.input_size} inputs, AUs {' '.join(map(str, inputs.aus))}, "
+    f"{os.path.getsize(args.out) / 1e6:.1f} MB in "
+    f"{time.perf_counter() - start:.1f} s"
+  )
+  return 0
+
+
+@cli.command
+def main(argv: list[str]) -> int:
+  return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,107 @@
+"""An exported ONNX DRML as a predictor: onnxruntime runs the network.
+
+  predictor = onnx_predictor.load("model.onnx", batch_size=16)
+  probabilities, occurrences = predictor(faces)  # as a `Predictor`'s
+
+The file's metadata (`metadata`: written by `python -m drml_jax.export
+--format onnx`) gives its AUs, thresholds and preprocessing. Faces are
+preprocessed as evaluation does (`preprocessing`, in JAX), onnxruntime
+computes the logits, and the batching and thresholds are those every
+predictor shares (`BatchedPredictor`). onnxruntime is imported when a file
+is loaded, so only `python -m drml_jax.predict --onnx` pays for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from data_pipeline import errors
+from drml_jax.predict import metadata
+from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, BatchedPredictor
+from drml_jax.predict.preprocessing import Preprocessing
+
+# onnxruntime's providers, in the order preferred, where installed.
+PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+QUIET = 3  # onnxruntime's log severity: errors only, which raise anyway
+
+
+@dataclasses.dataclass
+class OnnxPredictor(BatchedPredictor):
+  """An onnxruntime session of an exported DRML, with its AUs and inputs."""
+
+  session: object  # onnxruntime.InferenceSession: images -> logits
+  aus: tuple[int, ...]
+  thresholds: np.ndarray  # (C,) probabilities
+  mode: str
+  normalization: str
+  input_size: int
+  mean: np.ndarray | None = None  # the BGR mean image, for "bgr_mean"
+  batch_size: int = DEFAULT_BATCH_SIZE
+  description: str = ""
+  preprocess: Callable = dataclasses.field(init=False, repr=False)
+
+  def __post_init__(self):
+    self.set_thresholds()
+    self.preprocess = jax.jit(
+      Preprocessing(
+        self.mode,
+        self.normalization,
+        mean=self.mean,
+        input_size=self.input_size,
+      ).__call__
+    )
+
+  def run(self, faces: np.ndarray) -> tuple:
+    """A padded batch of uint8 faces -> (probabilities, occurrences)."""
+    images = np.asarray(self.preprocess(faces))
+    (logits,) = self.session.run(
+      [metadata.OUTPUT_NAME], {metadata.INPUT_NAME: images}
+    )
+    # sigmoid(x) = exp(-log(1 + exp(-x))): no overflow at large |x|.
+    probabilities = np.exp(-np.logaddexp(np.float32(0), -logits))
+    return probabilities, logits > self.logit_thresholds
+
+
+def load(path: str, batch_size: int = DEFAULT_BATCH_SIZE) -> OnnxPredictor:
+  """The predictor of an ONNX file that `python -m drml_jax.export` wrote;
+  FileNotFoundError or ValueError in one line for any other file."""
+  # Imported here: a second of start-up that --onnx alone needs.
+  import onnxruntime  # pylint: disable=import-outside-toplevel
+
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+      f"no ONNX file at {path}: pass a file written by "
+      "python -m drml_jax.export --format onnx"
+    )
+  options = onnxruntime.SessionOptions()
+  options.log_severity_level = QUIET
+  available = onnxruntime.get_available_providers()
+  try:
+    session = onnxruntime.InferenceSession(
+      path,
+      options,
+      providers=[p for p in PROVIDERS if p in available],
+    )
+  except Exception as error:  # pylint: disable=broad-except
+    # onnxruntime raises its own types (InvalidProtobuf, Fail, ...).
+    raise ValueError(
+      f"{path} is not a readable ONNX model ({errors.first_line(error)}): "
+      "pass a file written by python -m drml_jax.export --format onnx"
+    ) from None
+  fields = metadata.decode(session.get_modelmeta().custom_metadata_map, path)
+  return OnnxPredictor(
+    session,
+    fields.aus,
+    fields.thresholds,
+    fields.mode,
+    fields.normalization,
+    fields.input_size,
+    mean=fields.mean,
+    batch_size=batch_size,
+    description=f"ONNX file {path}, exported from {fields.description}",
+  )
