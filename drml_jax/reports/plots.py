@@ -1,8 +1,9 @@
 """PNG figures: a run's loss curves and per-AU F1 by epoch; predicted AUs.
 
-The predictions' figures (`python -m drml_jax.predict --plot`): each AU's
-probability over a video, and a sheet of the face crops of images with their
-active AUs. Every file is written atomically.
+The predictions' figures (`python -m drml_jax.predict --plot`, `--report`):
+each AU's probability over a video, and a sheet of the face crops of images
+with their active AUs. Each figure is drawn into PNG bytes, which the
+callers write (atomically) or embed in an HTML page.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ LOSS_PLOT = "loss.png"
 F1_PLOT = "f1_per_au.png"
 
 
-def _save(figure, path: str) -> None:
+def _png(figure) -> bytes:
   buffer = io.BytesIO()
   figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
   plt.close(figure)
-  write_atomic(path, buffer.getvalue())
+  return buffer.getvalue()
 
 
-def _loss_plot(records: list[dict], path: str) -> None:
+def loss_png(records: list[dict]) -> bytes:
   """Training loss by step and the evaluated split's loss after each epoch."""
   figure, axes = plt.subplots(figsize=(7, 4))
   for kind, style in (("train", "-"), ("eval", "o-")):
@@ -45,10 +46,10 @@ def _loss_plot(records: list[dict], path: str) -> None:
   axes.set_ylabel("loss (summed over AUs)")
   axes.legend()
   axes.grid(alpha=0.3)
-  _save(figure, path)
+  return _png(figure)
 
 
-def _f1_plot(records: list[dict], path: str) -> None:
+def f1_png(records: list[dict]) -> bytes:
   """F1 per AU on the evaluated split (validation, or test with --selection
   test), their mean and the constant predictor's, by epoch."""
   evals = [r for r in records if r["kind"] == "eval"]
@@ -76,25 +77,24 @@ def _f1_plot(records: list[dict], path: str) -> None:
     ncol=2, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1)
   )
   axes.grid(alpha=0.3)
-  _save(figure, path)
+  return _png(figure)
 
 
 def write_run_plots(records: list[dict], workdir: str) -> list[str]:
   """Writes the loss and per-AU F1 plots into `workdir`; returns their paths."""
   paths = [os.path.join(workdir, LOSS_PLOT), os.path.join(workdir, F1_PLOT)]
-  _loss_plot(records, paths[0])
-  _f1_plot(records, paths[1])
+  write_atomic(paths[0], loss_png(records))
+  write_atomic(paths[1], f1_png(records))
   return paths
 
 
-def au_timeline_plot(
+def au_timeline_png(
   times: np.ndarray,
   probabilities: np.ndarray,
   aus,
   thresholds,
   title: str,
-  path: str,
-) -> None:
+) -> bytes:
   """Each AU's probability over a video: (T,) times, (T, faces, AUs) with NaN gaps.
 
   One panel per AU, one line per face_id (a person followed through the
@@ -128,10 +128,10 @@ def au_timeline_plot(
     axes[0, -1].legend(fontsize="x-small", loc="upper right")
   figure.suptitle(title, fontsize=10)
   figure.tight_layout()
-  _save(figure, path)
+  return _png(figure)
 
 
-def face_sheet(crops: list[np.ndarray], captions: list[str], path: str) -> None:
+def face_sheet_png(crops: list[np.ndarray], captions: list[str]) -> bytes:
   """Face crops in a grid, each with its caption (file, face, active AUs) under it."""
   columns = min(len(crops), 8)
   rows = math.ceil(len(crops) / columns)
@@ -147,4 +147,4 @@ def face_sheet(crops: list[np.ndarray], captions: list[str], path: str) -> None:
     panel.imshow(crops[index])
     panel.set_xlabel(captions[index], fontsize=6)
   figure.tight_layout()
-  _save(figure, path)
+  return _png(figure)

@@ -6,7 +6,9 @@ the constant predictor's row, and any collapse. `results_page` renders a
 training run's results.md from plain inputs (the config, the evaluation and
 test records, the split sizes, the runtime), with the published row
 (`drml_jax.scoring.published`) beside the reported model; `folds_markdown`
-renders folds.md.
+renders folds.md. The tables are built as (header, rows) of text cells
+(`score_rows`, `evaluation_table`, `tuned_thresholds_table`, `epoch_rows`),
+which the run's HTML page (`drml_jax.reports.run_page`) shows too.
 """
 
 from __future__ import annotations
@@ -30,17 +32,8 @@ def percent(value) -> str:
   return "n/a" if value is None or np.isnan(value) else f"{100 * value:.2f}"
 
 
-def format_table(scores: dict, name: str = "DRML") -> str:
-  """A Markdown table of F1/accuracy in %, per AU and mean (the style of
-  docs/protocol.md#published-results), and a row of AUC in % when scored."""
-  header = ["model"] + [f"AU{a}" for a in scores["aus"]] + ["mean"]
-  cells = [_cell(f, a) for f, a in zip(scores["f1"], scores["accuracy"])]
-  rows = [[name] + cells + [_cell(scores["mean_f1"], scores["mean_accuracy"])]]
-  if "auc" in scores:
-    rows.append(
-      [f"{name} AUC"]
-      + [percent(a) for a in scores["auc"] + [scores["mean_auc"]]]
-    )
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+  """A Markdown table of text cells."""
   return "\n".join(
     [
       "| " + " | ".join(header) + " |",
@@ -50,18 +43,39 @@ def format_table(scores: dict, name: str = "DRML") -> str:
   )
 
 
-def evaluation_text(result: dict, name: str = "DRML") -> str:
-  """The per-AU table of `scoring.evaluation_scores`' result (with AUC when
-  scored) with the constant predictor's row, the mean F1s and any collapse."""
+def score_rows(
+  scores: dict, name: str = "DRML"
+) -> tuple[list[str], list[list[str]]]:
+  """(header, rows) of F1/accuracy in %, per AU and mean (the style of
+  docs/protocol.md#published-results), and a row of AUC in % when scored."""
+  header = ["model"] + [f"AU{a}" for a in scores["aus"]] + ["mean"]
+  cells = [_cell(f, a) for f, a in zip(scores["f1"], scores["accuracy"])]
+  rows = [[name] + cells + [_cell(scores["mean_f1"], scores["mean_accuracy"])]]
+  if "auc" in scores:
+    rows.append(
+      [f"{name} AUC"]
+      + [percent(a) for a in scores["auc"] + [scores["mean_auc"]]]
+    )
+  return header, rows
+
+
+def format_table(scores: dict, name: str = "DRML") -> str:
+  """`score_rows` as a Markdown table."""
+  return markdown_table(*score_rows(scores, name))
+
+
+def evaluation_table(
+  result: dict, name: str = "DRML"
+) -> tuple[list[str], list[list[str]], list[str]]:
+  """(header, rows, lines) of `scoring.evaluation_scores`' result: its
+  `score_rows` (with AUC when scored) and the constant predictor's row; the
+  lines give the mean F1s and any collapse."""
   constant = scoring.au_scores(
     scoring.constant_counts(result["counts"]), result["aus"]
   )
-  table = format_table(result, name).splitlines()
-  table.append(
-    format_table(constant, "constant: all AUs present").splitlines()[-1]
-  )
+  header, rows = score_rows(result, name)
+  rows.append(score_rows(constant, "constant: all AUs present")[1][-1])
   lines = [
-    "\n".join(table),
     f"mean F1 {100 * result['mean_f1']:.2f}  (constant predictor "
     f"{100 * constant['mean_f1']:.2f})"
     + (f"; mean AUC {percent(result['mean_auc'])}" if "auc" in result else ""),
@@ -70,18 +84,26 @@ def evaluation_text(result: dict, name: str = "DRML") -> str:
     lines.append(result["collapse"])
   elif result["mean_f1"] <= result["constant_mean_f1"]:
     lines.append("no better than the constant predictor (every AU present)")
-  return "\n".join(lines)
+  return header, rows, lines
+
+
+def evaluation_text(result: dict, name: str = "DRML") -> str:
+  """`evaluation_table` as a Markdown table and its lines."""
+  header, rows, lines = evaluation_table(result, name)
+  return "\n".join([markdown_table(header, rows), *lines])
+
+
+def record_scores(record: dict, aus) -> dict:
+  """`scoring.evaluation_scores` of a metrics.jsonl evaluation record."""
+  auc = record.get("auc")
+  return scoring.evaluation_scores(
+    record["counts"], aus, None if auc is None else [auc[str(a)] for a in aus]
+  )
 
 
 def record_text(record: dict, aus, name: str = "DRML") -> str:
   """`evaluation_text` of a metrics.jsonl evaluation record."""
-  auc = record.get("auc")
-  return evaluation_text(
-    scoring.evaluation_scores(
-      record["counts"], aus, None if auc is None else [auc[str(a)] for a in aus]
-    ),
-    name,
-  )
+  return evaluation_text(record_scores(record, aus), name)
 
 
 FOLD_METRICS = (("F1", "f1"), ("AUC", "auc"), ("accuracy", "accuracy"))
@@ -142,16 +164,22 @@ def folds_markdown(
   return "\n".join(lines) + "\n", summary
 
 
-def published_row(dataset: str, aus) -> str | None:
+def published_cells(dataset: str, aus) -> list[str] | None:
   """The published F1/accuracy row for a run on `dataset` with these AUs
-  (`drml_jax.scoring.published`), as a row of `format_table`'s tables; None
-  when none is published for them."""
+  (`drml_jax.scoring.published`), as cells of `score_rows`' rows; None when
+  none is published for them."""
   row = published_results.published_row(dataset, aus)
   if row is None:
     return None
   cells = [f"{f1:.2f}/{accuracy:.2f}" for f1, accuracy in row.scores.values()]
   cells.append(f"{row.mean[0]:.2f}/{row.mean[1]:.2f}")
-  return f"| published: {row.table} ({row.name}) | " + " | ".join(cells) + " |"
+  return [f"published: {row.table} ({row.name})", *cells]
+
+
+def published_row(dataset: str, aus) -> str | None:
+  """`published_cells` as a row of `format_table`'s tables."""
+  cells = published_cells(dataset, aus)
+  return None if cells is None else "| " + " | ".join(cells) + " |"
 
 
 def results_markdown(
@@ -195,40 +223,65 @@ def results_markdown(
     "constant F1 |",
     "| --- | --- | --- | --- | --- | --- | --- |",
   ]
-  for r in evals:
+  for r, cells in zip(evals, epoch_rows(evals)):
     lines.append(
-      f"| {r['epoch']} | {r['step']} | {r['loss']:.4f} | {100 * r['mean_f1']:.2f} | "
-      f"{100 * r['mean_accuracy']:.2f} | {percent(r.get('mean_auc'))} | "
-      f"{100 * r['constant_mean_f1']:.2f} |"
+      "| "
+      + " | ".join(cells)
+      + " |"
       + (f" {r['collapse']}" if r["collapse"] else "")
     )
   return "\n".join(lines) + "\n"
 
 
+def epoch_rows(evals: list[dict]) -> list[list[str]]:
+  """Each evaluation record's epoch, step, loss, mean F1, accuracy and AUC in
+  %, and the constant predictor's mean F1 (results.md's by-epoch table)."""
+  return [
+    [
+      str(r["epoch"]),
+      str(r["step"]),
+      f"{r['loss']:.4f}",
+      f"{100 * r['mean_f1']:.2f}",
+      f"{100 * r['mean_accuracy']:.2f}",
+      percent(r.get("mean_auc")),
+      f"{100 * r['constant_mean_f1']:.2f}",
+    ]
+    for r in evals
+  ]
+
+
+def tuned_thresholds_table(
+  test_record: dict, aus
+) -> tuple[list[str], list[list[str]]]:
+  """(header, rows) of a test record's per-AU thresholds tuned on the
+  validation split, and its test F1 in % at them and at the protocol's 0.5."""
+  tuned, at_half = test_record["tuned"], test_record
+  aus = [str(a) for a in aus]
+
+  def f1_row(name, record):
+    return (
+      [name]
+      + [percent(record["f1"][a]) for a in aus]
+      + [percent(record["mean_f1"])]
+    )
+
+  return ["", *(f"AU{a}" for a in aus), "mean"], [
+    ["threshold", *(f"{tuned['thresholds'][a]:.3f}" for a in aus), ""],
+    f1_row("test F1, tuned", tuned),
+    f1_row("test F1, 0.5", at_half),
+  ]
+
+
 def tuned_thresholds_markdown(test_record: dict, aus) -> list[str]:
   """results.md's section on a test record's per-AU thresholds tuned on the
   validation split, beside its F1 at the protocol's 0.5."""
-  tuned, at_half = test_record["tuned"], test_record
-  aus = [str(a) for a in aus]
-  row = lambda name, cells, mean="": (
-    f"| {name} | " + " | ".join(cells) + f" | {mean} |"
-  )
-  f1_row = lambda name, record: row(
-    name,
-    [percent(record["f1"][a]) for a in aus],
-    percent(record["mean_f1"]),
-  )
   return [
     "## Per-AU thresholds tuned on the validation split",
     "",
     "The validation-best model with each AU's threshold chosen for F1 on the "
     "validation split, beside the protocol's 0.5 (the tables above). F1 in %.",
     "",
-    row("", [f"AU{a}" for a in aus], "mean"),
-    "|" + " --- |" * (len(aus) + 2),
-    row("threshold", [f"{tuned['thresholds'][a]:.3f}" for a in aus]),
-    f1_row("test F1, tuned", tuned),
-    f1_row("test F1, 0.5", at_half),
+    markdown_table(*tuned_thresholds_table(test_record, aus)),
     "",
   ]
 

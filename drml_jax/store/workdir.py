@@ -7,6 +7,7 @@
   <workdir>/tensorboard/      the same records as TensorBoard scalars
   <workdir>/results.md        the per-AU tables at the end
   <workdir>/loss.png, f1_per_au.png   drml_jax.reports.plots
+  <workdir>/report.html       all of it on one page: drml_jax.reports.run_page
   <workdir>/.lock             held by the one process writing the directory
 
 With --fold all, <workdir>/fold<k>/ holds each fold's run as above and
@@ -30,6 +31,7 @@ CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 RESULTS_FILE = "results.md"
+REPORT_FILE = "report.html"
 LOCK_FILE = ".lock"
 FOLDS_FILE = "folds.md"
 
@@ -79,22 +81,32 @@ def lock(workdir: str):
 
 def write_atomic(path: str, data: str | bytes) -> None:
   """Writes `path` through a temporary file and a rename: never half written."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with atomic_path(path) as partial:
+    with open(partial, "wb" if isinstance(data, bytes) else "w") as f:
+      f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+  """Yields a temporary path in `path`'s folder for the caller to write,
+  renamed to `path` when the block ends and removed if it raises: for
+  writers that take a path (a zip archive, an ONNX file)."""
   directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  mode = "wb" if isinstance(data, bytes) else "w"
-  with tempfile.NamedTemporaryFile(
-    mode,
-    dir=directory,
-    delete=False,
-    prefix=os.path.basename(path) + ".",
-    suffix=".partial",
-  ) as f:
-    f.write(data)
-    partial = f.name
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(partial, 0o666 & ~umask)
-  os.replace(partial, path)
+  descriptor, partial = tempfile.mkstemp(
+    dir=directory, prefix=os.path.basename(path) + ".", suffix=".partial"
+  )
+  os.close(descriptor)
+  try:
+    yield partial
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o666 & ~umask)
+    os.replace(partial, path)
+  except BaseException:
+    if os.path.exists(partial):
+      os.remove(partial)
+    raise
 
 
 def read_records(workdir: str) -> list[dict]:

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_pipeline import splits
-from drml_jax.reports import plots, tables
+from drml_jax.reports import plots, run_page, tables
 from drml_jax.runtime import parallel, signals
 from drml_jax.scoring import scores
 from drml_jax.store import checkpoint, workdir
@@ -323,7 +323,8 @@ def _evaluate_test(run: Run, log: workdir.MetricsLog | None) -> dict:
 
 
 def _finish(run: Run, records: list[dict], tests: dict) -> dict:
-  """Writes results.md and the plots; returns the reported model's summary."""
+  """Writes results.md, the plots and report.html; returns the reported
+  model's summary."""
   evals = [r for r in records if r["kind"] == "eval"]
   if not evals:
     return {}
@@ -352,6 +353,7 @@ def _finish(run: Run, records: list[dict], tests: dict) -> dict:
         devices=(jax.device_count(), jax.devices()[0].platform),
       ),
     )
+    run_page.write_after_training(config.workdir)
   logger.info(
     "\nreported: %s, mean F1 %.2f on the test split (constant predictor, "
     "every AU present: %.2f); %s model (epoch %d): %.2f; %.1f min in all",
