@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 from typing import Callable
 
@@ -68,6 +69,37 @@ def au_list(text: str) -> tuple[int, ...]:
     raise argparse.ArgumentTypeError(
       f"{text!r} is not a comma-separated list of AU numbers, e.g. 1,2,4"
     ) from None
+
+
+def add_model_flags(parser: argparse.ArgumentParser):
+  """A trained model's flags, as predict and export take them: --workdir or
+  --checkpoint (the returned group: one of them is required), and --aus."""
+  model = parser.add_mutually_exclusive_group(required=True)
+  model.add_argument(
+    "--workdir", help="a drml_jax.train work directory (its best checkpoint)"
+  )
+  model.add_argument(
+    "--checkpoint", help="an orbax checkpoint directory or a PyTorch DRML .pth"
+  )
+  parser.add_argument(
+    "--aus",
+    type=au_list,
+    default=None,
+    help="the checkpoint's AUs, e.g. 1,2,4 (default: the run's dataset's, "
+    "else DISFA+'s 12 or DISFA's 8)",
+  )
+  return model
+
+
+def check_free(path: str, overwrite: bool) -> None:
+  """ValueError in one line unless `path` may be written: not a folder, and
+  not an existing file unless `overwrite` (--overwrite)."""
+  if os.path.isdir(path):
+    raise ValueError(f"{path} is a folder: pass a file name for the output")
+  if os.path.exists(path) and not overwrite:
+    raise ValueError(
+      f"{path} already exists: pass --overwrite to replace it, or another --out"
+    )
 
 
 def setup_logging(verbose: bool = True) -> None:

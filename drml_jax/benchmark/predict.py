@@ -23,10 +23,12 @@ and in a fresh process, twice: the clip end to end, process start to CSV
 written, first compiling the batch's program, then with it cached. Peak RSS
 of the in-process rows is this process's peak so far.
 
-Then two tables: the face detector's precision and recall on
-`sample_media.labelled_set()`, by kind of image, and how far the AU
+Then three tables: the face detector's precision and recall on
+`sample_media.labelled_set()`, by kind of image; how far the AU
 probabilities of a face rolled by +-10 and +-20 degrees are from the upright
-face's, levelled by the eyes and not (meaningful with a trained --workdir).
+face's, levelled by the eyes and not; and the evidence maps' cost per face
+and where they lie on synthetic faces, beside a random model's (the last
+two meaningful with a trained --workdir).
 """
 
 from __future__ import annotations
@@ -46,7 +48,14 @@ from PIL import Image
 from data_pipeline.sources.base import DISFA_PLUS_AUS
 from drml_jax import cli
 from drml_jax.model.factory import build_model
-from drml_jax.predict import alignment, media, sample_media, tracking
+from drml_jax.predict import (
+  alignment,
+  media,
+  saliency,
+  saliency_check,
+  sample_media,
+  tracking,
+)
 from drml_jax.predict.faces import Detector
 from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE
 from drml_jax.predict.saved_predictor import load_predictor
@@ -55,6 +64,7 @@ from drml_jax.store import checkpoint
 
 FULL_MODEL = {"num_aus": len(DISFA_PLUS_AUS), "input_size": 170}
 CLIP_FPS = 25.0
+SALIENCY_FACES_PER_AU = 3
 GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
 
 
@@ -274,6 +284,48 @@ def alignment_table(predictor) -> str:
   return "\n".join(lines)
 
 
+def saliency_table(model: dict, folder: str, per_au: int = 3) -> str:
+  """Evidence maps' cost per face, and where they lie on synthetic faces
+  (`saliency_check`): the model's region ratio per AU beside a randomly
+  initialised full-size DRML's, and the two models' maps' rank correlation."""
+  trained = load_predictor(**model, explains=True)
+  if not set(trained.aus) <= set(DISFA_PLUS_AUS):
+    return f"(no synthetic AU regions for AUs {trained.aus})"
+  faces, masks = saliency_check.au_faces(trained.aus, per_au)
+  start = time.perf_counter()
+  trained.evidence(faces[:1])  # compiles (or reads the cache)
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  maps = trained.evidence(faces)
+  ms = 1000 * (time.perf_counter() - start) / len(faces)
+  random = load_predictor(checkpoint=_random_checkpoint(folder), explains=True)
+  random_maps = random.evidence(faces)
+  ratios = [
+    saliency_check.region_ratios(m, masks, trained.aus)
+    for m in (maps, random_maps)
+  ]
+  lines = [
+    f"{ms:.0f} ms a face ({saliency.STEPS} steps, all "
+    f"{len(trained.aus)} AUs; first call {compile_s:.1f} s); rank "
+    "correlation with the random model's maps: "
+    f"{saliency_check.rank_correlation(maps, random_maps, signed=True):.2f} "
+    "signed, "
+    f"{saliency_check.rank_correlation(maps, random_maps):.2f} of |evidence|",
+    "",
+    "| region ratio | "
+    + " | ".join(f"AU{au}" for au in trained.aus)
+    + " | AUs >= 2 |",
+    "| --- " * (len(trained.aus) + 2) + "|",
+  ]
+  for name, values in zip(("this model", "random DRML"), ratios):
+    lines.append(
+      f"| {name} | "
+      + " | ".join(f"{values[au]:.2f}" for au in trained.aus)
+      + f" | {sum(v >= 2 for v in values.values())} |"
+    )
+  return "\n".join(lines)
+
+
 def _raise(error: Exception) -> None:
   raise error
 
@@ -330,6 +382,11 @@ def main(argv: list[str]) -> int:
     print(detector_table())
     print("\nAU probabilities of a rolled face against the upright one's:")
     print(alignment_table(load_predictor(**model)))
+    print(
+      f"\nsaliency on {SALIENCY_FACES_PER_AU} synthetic faces an AU, each "
+      "showing it alone (saliency_check):"
+    )
+    print(saliency_table(model, folder, SALIENCY_FACES_PER_AU))
   return 0
 
 

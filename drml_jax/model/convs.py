@@ -68,11 +68,16 @@ def _conv_chunked_backward(stride, padding, residuals, cotangent):
   x, kernel = residuals
   conv = functools.partial(conv_lax, stride=stride, padding=padding)
   grad_x = jax.vjp(lambda x: conv(x, kernel), x)[1](cotangent)[0]
+  if isinstance(x.shape[0], int):
+    chunks = [
+      slice(i, i + KERNEL_GRAD_CHUNK)
+      for i in range(0, x.shape[0], KERNEL_GRAD_CHUNK)
+    ]
+  else:  # a symbolic batch (a program exported for any batch): one chunk
+    chunks = [slice(None)]
   grad_kernel = sum(
-    jax.vjp(lambda k, i=i: conv(x[i : i + KERNEL_GRAD_CHUNK], k), kernel)[1](
-      cotangent[i : i + KERNEL_GRAD_CHUNK]
-    )[0]
-    for i in range(0, x.shape[0], KERNEL_GRAD_CHUNK)
+    jax.vjp(lambda k, c=c: conv(x[c], k), kernel)[1](cotangent[c])[0]
+    for c in chunks
   )
   return grad_x, grad_kernel
 

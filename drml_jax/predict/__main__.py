@@ -3,6 +3,9 @@
   python -m drml_jax.predict photos/ --workdir workdirs/quick --out photos.csv
   python -m drml_jax.predict clip.mp4 --checkpoint model.pth --every 5 --plot
   python -m drml_jax.predict crops/ --workdir W --faces aligned   # already face crops
+  python -m drml_jax.predict photos/ clip.mp4 --workdir W --report aus.html  # one page
+  python -m drml_jax.predict photos/ --onnx drml.onnx   # an exported model, onnxruntime
+  python -m drml_jax.predict photo.jpg --workdir W --saliency --report aus.html
 
 Inputs are image files, folders (recursive, sorted) and videos (mp4, avi,
 mov, mkv), mixed. Faces are found at any angle (OpenCV's cascades, offline),
@@ -26,18 +29,16 @@ import os
 import sys
 import time
 
-import numpy as np
 from tqdm import tqdm
 
 from data_pipeline import errors
 from drml_jax import cli
-from drml_jax.predict import media
-from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, Predictor
+from drml_jax.predict import media, saliency_files
+from drml_jax.predict.gathered import SHEET_FACES, Gathered, write_plots
+from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, BatchedPredictor
 from drml_jax.predict.saved_predictor import load_predictor
 from drml_jax.predict.stream import COLUMNS, Stream, au_columns, csv_rows
 from drml_jax.store import workdir
-
-SHEET_FACES = 64  # faces shown on the images' contact sheet
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,12 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument(
     "inputs", nargs="+", metavar="INPUT", help="image files, folders and videos"
   )
-  model = parser.add_mutually_exclusive_group(required=True)
+  model = cli.add_model_flags(parser)
   model.add_argument(
-    "--workdir", help="a drml_jax.train work directory (its best checkpoint)"
-  )
-  model.add_argument(
-    "--checkpoint", help="an orbax checkpoint directory or a PyTorch DRML .pth"
+    "--onnx",
+    help="an ONNX file from python -m drml_jax.export, run by onnxruntime",
   )
   parser.add_argument(
     "--out", default="predictions.csv", help="the CSV (default: %(default)s)"
@@ -71,19 +70,53 @@ def parse_args(argv=None) -> argparse.Namespace:
     "--batch-size", type=cli.positive_int, default=DEFAULT_BATCH_SIZE
   )
   parser.add_argument(
-    "--aus",
-    type=cli.au_list,
-    default=None,
-    help="the checkpoint's AUs, e.g. 1,2,4 (default: the run's dataset's, "
-    "else DISFA+'s 12 or DISFA's 8)",
-  )
-  parser.add_argument(
     "--plot",
     action="store_true",
     help="PNGs beside --out: each video's AUs over time, the images' faces",
   )
+  parser.add_argument(
+    "--report",
+    metavar="HTML",
+    help="also write one self-contained HTML page: the run's summary, each "
+    "video's AUs over time, the faces and their AUs",
+  )
+  parser.add_argument(
+    "--saliency",
+    action="store_true",
+    help="each face's evidence per AU (integrated gradients, ~1 s a face on "
+    "a CPU): a sheet per face in OUT_saliency/, and on the --report page",
+  )
+  parser.add_argument(
+    "--saliency-arrays",
+    action="store_true",
+    help="--saliency, and each face's maps as a (C, S, S) float32 .npy",
+  )
   parser.add_argument("--no-progress", dest="progress", action="store_false")
   return parser.parse_args(argv)
+
+
+def _check_saliency(args: argparse.Namespace, paths: list[str]) -> None:
+  """--saliency's own conditions, before anything is written."""
+  if args.onnx:
+    raise ValueError(
+      f"--saliency differentiates the JAX model, which {args.onnx} is not: "
+      "give --workdir or --checkpoint"
+    )
+  folder = saliency_files.folder_beside(args.out)
+  if os.path.exists(folder) and not args.overwrite:
+    raise ValueError(
+      f"{folder} already exists: pass --overwrite to write over it, or "
+      "another --out"
+    )
+  if args.faces == "aligned":
+    for path in paths:
+      size = media.frame_size(path)
+      if size and size[0] != size[1]:
+        raise ValueError(
+          f"{path} is {size[0]}x{size[1]}: --saliency with --faces aligned "
+          "draws the maps over each input, which must be a square face "
+          "crop; crop it square, or use --faces detect"
+        )
 
 
 def _error(error: Exception) -> None:
@@ -108,118 +141,81 @@ def plot_paths(out: str, paths: list[str]) -> dict[str | None, str]:
   return planned
 
 
-class _Plots:
-  """What the plots need, gathered while the rows are written."""
-
-  def __init__(self, predictor: Predictor):
-    self.predictor = predictor
-    self.videos: dict[str, tuple[list, list]] = {}
-    self.crops, self.captions = [], []
-
-  def add(self, frame) -> None:
-    if media.is_video(frame.file):
-      times, probabilities = self.videos.setdefault(frame.file, ([], []))
-      times.append(frame.timestamp_s)
-      probabilities.append(
-        {item.face_id: item.probabilities for item in frame.faces}
-      )
-      return
-    for item in frame.faces:
-      if len(self.crops) < SHEET_FACES:
-        active = [
-          str(au) for au, on in zip(self.predictor.aus, item.occurrences) if on
-        ]
-        self.crops.append(item.crop)
-        self.captions.append(
-          f"{os.path.basename(frame.file)} #{item.face_id}\n"
-          f"AU {' '.join(active) or 'none'}"
-        )
-
-  def write(self, planned: dict[str | None, str]) -> list[str]:
-    # Imported here: matplotlib costs a second of start-up that only --plot needs.
-    from drml_jax.reports import plots  # pylint: disable=import-outside-toplevel
-
-    written = []
-    aus = self.predictor.aus
-    for path, (times, per_frame) in self.videos.items():
-      ids = 1 + max((max(p, default=0) for p in per_frame), default=0)
-      values = np.full((len(times), ids, len(aus)), np.nan, np.float32)
-      for t, frame_probabilities in enumerate(per_frame):
-        for face_id, p in frame_probabilities.items():
-          values[t, face_id] = p
-      times = np.array([np.nan if t is None else t for t in times])
-      plots.au_timeline_plot(
-        times,
-        values,
-        aus,
-        self.predictor.thresholds,
-        os.path.basename(path),
-        planned[path],
-      )
-      written.append(planned[path])
-    if self.crops:
-      plots.face_sheet(self.crops, self.captions, planned[None])
-      written.append(planned[None])
-    return written
-
-
-def _check_free(path: str, overwrite: bool) -> None:
-  if os.path.isdir(path):
-    raise ValueError(f"{path} is a folder: pass a file name for the output")
-  if os.path.exists(path) and not overwrite:
-    raise ValueError(
-      f"{path} already exists: pass --overwrite to replace it, or another --out"
-    )
-
-
 def run(args: argparse.Namespace) -> int:
   """Predicts every input; returns the exit status (1 if some input failed)."""
-  _check_free(args.out, args.overwrite)
-  paths, errors = media.expand(args.inputs)
-  for error in errors:
+  if args.onnx and args.aus:
+    raise ValueError(
+      f"--aus names a checkpoint's AUs, and {args.onnx} carries its own: "
+      "drop --aus"
+    )
+  cli.check_free(args.out, args.overwrite)
+  if args.report:
+    cli.check_free(args.report, args.overwrite)
+  explain = args.saliency or args.saliency_arrays
+  gathered = Gathered(
+    keep_faces=SHEET_FACES if args.plot or args.report else 0,
+    evidence=(
+      (lambda item: saliency_files.face_sheet(item, stream.predictor))
+      if explain
+      else None
+    ),
+  )
+
+  def on_error(error):
     _error(error)
+    gathered.error(error)
+
+  paths, failures = media.expand(args.inputs)
+  for error in failures:
+    on_error(error)
   if not paths:
     return 2
   planned = plot_paths(args.out, paths) if args.plot else {}
   for path in planned.values():
-    _check_free(path, args.overwrite)
-
-  def load() -> Predictor:  # while the first frames are decoded and searched
-    predictor = load_predictor(
-      workdir=args.workdir,
-      checkpoint=args.checkpoint,
-      aus=args.aus,
-      batch_size=args.batch_size,
+    cli.check_free(path, args.overwrite)
+  sheets = None
+  if explain:
+    _check_saliency(args, paths)
+    sheets = saliency_files.SaliencyFiles(
+      saliency_files.folder_beside(args.out), arrays=args.saliency_arrays
     )
+
+  def load() -> BatchedPredictor:  # while the first frames are decoded
+    if args.onnx:
+      # Imported here: onnxruntime's predictor, for --onnx only.
+      from drml_jax.predict import onnx_predictor  # pylint: disable=import-outside-toplevel
+
+      predictor = onnx_predictor.load(args.onnx, args.batch_size)
+    else:
+      predictor = load_predictor(
+        workdir=args.workdir,
+        checkpoint=args.checkpoint,
+        aus=args.aus,
+        batch_size=args.batch_size,
+        explains=explain,
+      )
     tqdm.write(
       f"predicting with {predictor.description} ({predictor.mode}, "
       f"{predictor.normalization}; AUs {' '.join(map(str, predictor.aus))})"
     )
     return predictor
 
-  failed = len(errors)
-
-  def on_error(error):
-    nonlocal failed
-    failed += 1
-    _error(error)
-
   total = (
     sum(media.frame_count(path, args.every) or 0 for path in paths) or None
   )
-  rows, gathered = [], None
-  stream = Stream(load, detect=args.faces == "detect", every=args.every)
-  faces = 0
+  rows = []
+  stream = Stream(
+    load, detect=args.faces == "detect", every=args.every, explain=explain
+  )
   start = time.perf_counter()
   with tqdm(
     total=total, unit="frame", disable=not args.progress, file=sys.stderr
   ) as bar:
     for frame in stream(paths, on_error):
       rows += csv_rows(frame, len(stream.predictor.aus))
-      faces += len(frame.faces)
-      if args.plot:
-        gathered = gathered or _Plots(stream.predictor)
-        gathered.add(frame)
+      if sheets:
+        sheets.write(frame, stream.predictor)
+      gathered.add(frame)
       bar.update()
   seconds = time.perf_counter() - start
   frames = stream.timings.frames
@@ -230,12 +226,27 @@ def run(args: argparse.Namespace) -> int:
   writer.writerow(list(COLUMNS) + au_columns(stream.predictor.aus))
   writer.writerows(rows)
   workdir.write_atomic(args.out, text.getvalue())
-  written = gathered.write(planned) if gathered else []
+  written = write_plots(gathered, stream.predictor, planned) if planned else []
+  if args.report:
+    # Imported here: the page's code and matplotlib, for --report only.
+    from drml_jax.predict import report  # pylint: disable=import-outside-toplevel
+
+    report.write(
+      args.report,
+      gathered,
+      stream.predictor,
+      every=args.every,
+      detect=args.faces == "detect",
+    )
+    written.append(args.report)
+  if sheets and sheets.written:
+    written.append(f"{sheets.written} evidence sheets in {sheets.folder}")
   print(
-    f"wrote {args.out}: {frames} frames, {faces} faces, {frames / seconds:.1f} frames/s"
+    f"wrote {args.out}: {frames} frames, {gathered.face_count} faces, "
+    f"{frames / seconds:.1f} frames/s"
     + "".join(f"; {path}" for path in written)
   )
-  return 1 if failed else 0
+  return 1 if gathered.errors else 0
 
 
 @cli.command

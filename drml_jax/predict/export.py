@@ -10,6 +10,8 @@ signature, so the program runs, and is read back from disk, without Flax.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +21,32 @@ from data_pipeline.inputs import INPUT_SIZE
 from data_pipeline.sources.base import IMAGE_SIZE
 from drml_jax.model import train_state
 from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, Predictor
+from drml_jax.predict import saliency
 from drml_jax.predict.preprocessing import Preprocessing
+
+# Faces per evidence program call. One: a photo's face pays for no padding,
+# and its 12 AUs' backward passes already run as a batch of 12.
+EXPLAIN_BATCH = 1
+
+
+def network_of(model: nnx.Module) -> tuple[Callable, list]:
+  """(network(weights) -> the eval-mode model, its weights as a flat list)."""
+  graphdefs, state = train_state.split(model)
+  weights, treedef = jax.tree.flatten(state)
+
+  def network(weights):
+    return train_state.merge(
+      graphdefs.eval, jax.tree.unflatten(treedef, weights)
+    )
+
+  return network, weights
+
+
+def _weights_and_faces(weights, batch) -> tuple:
+  return (
+    [jax.ShapeDtypeStruct(w.shape, w.dtype) for w in weights],
+    jax.ShapeDtypeStruct((batch, IMAGE_SIZE, IMAGE_SIZE, 3), jnp.uint8),
+  )
 
 
 def export_forward(
@@ -27,23 +54,36 @@ def export_forward(
 ) -> tuple[jax.export.Exported, list]:
   """forward(weights, faces, logit_thresholds) -> (probabilities,
   occurrences), exported for any number of faces, and its weights."""
-  graphdefs, state = train_state.split(model)
-  weights, treedef = jax.tree.flatten(state)
+  network, weights = network_of(model)
 
   def forward(weights, faces, logit_thresholds):
-    network = train_state.merge(
-      graphdefs.eval, jax.tree.unflatten(treedef, weights)
-    )
-    logits = network(preprocess(faces))
+    logits = network(weights)(preprocess(faces))
     return jax.nn.sigmoid(logits), logits > logit_thresholds
 
   (batch,) = jax.export.symbolic_shape("batch")
   exported = jax.export.export(jax.jit(forward))(
-    [jax.ShapeDtypeStruct(w.shape, w.dtype) for w in weights],
-    jax.ShapeDtypeStruct((batch, IMAGE_SIZE, IMAGE_SIZE, 3), jnp.uint8),
+    *_weights_and_faces(weights, batch),
     jax.ShapeDtypeStruct((model.fc3.out_features,), jnp.float32),
   )
   return exported, weights
+
+
+def export_evidence(
+  model: nnx.Module, preprocess: Preprocessing
+) -> jax.export.Exported:
+  """evidence(weights, faces) -> (N, C, S, S) per-AU evidence maps
+  (`saliency.evidence`), exported for EXPLAIN_BATCH faces: the layers'
+  own backward passes (convs.py, network.py) need a concrete batch."""
+  network, weights = network_of(model)
+
+  def explain(weights, faces):
+    return saliency.evidence(
+      lambda w, inputs: network(w)(inputs), weights, preprocess(faces)
+    )
+
+  return jax.export.export(jax.jit(explain))(
+    *_weights_and_faces(weights, EXPLAIN_BATCH)
+  )
 
 
 def predictor_of(
@@ -57,16 +97,18 @@ def predictor_of(
   input_size: int = INPUT_SIZE,
   batch_size: int = DEFAULT_BATCH_SIZE,
   description: str = "",
+  explains: bool = False,
 ) -> Predictor:
   """The Predictor of an NNX DRML and its inputs (`mean`: the training
-  split's BGR mean image, for normalization "bgr_mean")."""
+  split's BGR mean image, for normalization "bgr_mean"); with `explains`,
+  also its evidence maps (`Predictor.evidence`)."""
   thresholds = (
     np.full(len(aus), 0.5) if thresholds is None else np.asarray(thresholds)
   )
-  exported, weights = export_forward(
-    model,
-    Preprocessing(mode, normalization, mean=mean, input_size=input_size),
+  preprocess = Preprocessing(
+    mode, normalization, mean=mean, input_size=input_size
   )
+  exported, weights = export_forward(model, preprocess)
   return Predictor(
     exported,
     weights,
@@ -77,4 +119,5 @@ def predictor_of(
     input_size=input_size,
     batch_size=batch_size,
     description=description,
+    explainer=export_evidence(model, preprocess) if explains else None,
   )

@@ -227,6 +227,24 @@ def frame_count(path: str, every: int = 1) -> int | None:
   return math.ceil(count / every) if count > 0 else None
 
 
+def frame_size(path: str) -> tuple[int, int] | None:
+  """(width, height) of an image's or a video's frames, from its header
+  (None: unreadable, which reading it will report)."""
+  try:
+    if not is_video(path):
+      with Image.open(path) as image:
+        return image.size
+    capture = cv2.VideoCapture(path)
+    size = (
+      int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+      int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
+    capture.release()
+    return size if min(size) > 0 else None
+  except (OSError, ValueError):
+    return None
+
+
 def _spans(runs: list[list[int]], limit: int = 5) -> str:
   """[first, last] runs of frame numbers as "3, 7-9, 12", the first `limit`."""
   text = ", ".join(

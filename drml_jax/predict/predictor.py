@@ -13,7 +13,9 @@ compiles a batch of 1 and a video a few sizes at most, each kept across runs
 by the persistent compilation cache. An AU occurs when its probability
 exceeds its threshold (0.5, the protocol's, unless the checkpoint holds
 per-AU thresholds tuned on a validation split), compared as logits, as
-evaluation's metrics do.
+evaluation's metrics do. The batching and the thresholds are
+`BatchedPredictor`'s, which an ONNX file's predictor shares
+(`onnx_predictor`).
 """
 
 from __future__ import annotations
@@ -30,29 +32,27 @@ from data_pipeline.sources.base import IMAGE_SIZE
 DEFAULT_BATCH_SIZE = 16
 
 
-@dataclasses.dataclass
-class Predictor:
-  """An exported DRML with its weights, AU names, thresholds and inputs."""
+class BatchedPredictor:
+  """What every predictor shares: faces in batches of `batch_size`, a
+  smaller remainder padded (`padded_size`), AUs occurring where their
+  logits exceed the thresholds' logits. A subclass holds `aus`,
+  `thresholds`, `mode`, `normalization`, `input_size`, `batch_size` and
+  `description`, calls `set_thresholds` once, and gives `run`."""
 
-  exported: jax.export.Exported  # (weights, faces, logit thresholds) -> (p, o)
-  weights: list  # the exported function's first argument: arrays
-  aus: tuple[int, ...]
+  batch_size: int
   thresholds: np.ndarray  # (C,) probabilities
-  mode: str = "resize"
-  normalization: str = "rgb"
-  input_size: int = INPUT_SIZE
-  batch_size: int = DEFAULT_BATCH_SIZE
-  description: str = ""
-  forward: Callable = dataclasses.field(init=False, repr=False)
-  logit_thresholds: np.ndarray = dataclasses.field(init=False, repr=False)
+  logit_thresholds: np.ndarray  # (C,) float32, the same as logits
 
-  def __post_init__(self):
-    self.forward = jax.jit(self.exported.call)
-    self.weights = [jax.device_put(w) for w in self.weights]
+  def set_thresholds(self) -> None:
+    """Sets `logit_thresholds` from `thresholds`."""
     self.thresholds = np.asarray(self.thresholds, np.float64)
     self.logit_thresholds = np.log(
       self.thresholds / (1 - self.thresholds)
     ).astype(np.float32)
+
+  def run(self, faces: np.ndarray) -> tuple:
+    """A padded batch of uint8 faces -> (probabilities, occurrences)."""
+    raise NotImplementedError
 
   def padded_size(self, count: int) -> int:
     """The batch `count` faces run in: the next power of two, at most batch_size."""
@@ -66,18 +66,69 @@ class Predictor:
 
   def __call__(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 200, 200, 3) uint8 faces -> float32 probabilities and bool occurrences, (N, C)."""
+    return self._batched(self.run, faces)
+
+  def _batched(
+    self, run: Callable, faces: np.ndarray, fixed: int | None = None
+  ) -> tuple:
+    """`run`'s outputs over `faces` in batches, concatenated: batches of
+    `fixed`, else of batch_size with the remainder padded (`padded_size`)."""
     if faces.ndim != 4 or faces.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
       raise ValueError(
         f"expected (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3) faces, got {faces.shape}"
       )
-    probabilities, occurrences = [], []
-    for start in range(0, len(faces), self.batch_size):
-      batch = faces[start : start + self.batch_size]
+    step = fixed or self.batch_size
+    outputs = []
+    for start in range(0, len(faces), step):
+      batch = faces[start : start + step]
       padded = np.zeros(
-        (self.padded_size(len(batch)), *batch.shape[1:]), np.uint8
+        (fixed or self.padded_size(len(batch)), *batch.shape[1:]), np.uint8
       )
       padded[: len(batch)] = batch
-      p, o = self.forward(self.weights, padded, self.logit_thresholds)
-      probabilities.append(np.asarray(p)[: len(batch)])
-      occurrences.append(np.asarray(o)[: len(batch)])
-    return np.concatenate(probabilities), np.concatenate(occurrences)
+      outputs.append([np.asarray(x)[: len(batch)] for x in run(padded)])
+    return tuple(np.concatenate(parts) for parts in zip(*outputs))
+
+
+@dataclasses.dataclass
+class Predictor(BatchedPredictor):
+  """An exported DRML with its weights, AU names, thresholds and inputs."""
+
+  exported: jax.export.Exported  # (weights, faces, logit thresholds) -> (p, o)
+  weights: list  # the exported functions' first argument: arrays
+  aus: tuple[int, ...]
+  thresholds: np.ndarray  # (C,) probabilities
+  mode: str = "resize"
+  normalization: str = "rgb"
+  input_size: int = INPUT_SIZE
+  batch_size: int = DEFAULT_BATCH_SIZE
+  description: str = ""
+  # (weights, faces) -> (N, C, S, S) evidence maps (`saliency`), if exported.
+  explainer: jax.export.Exported | None = None
+  forward: Callable = dataclasses.field(init=False, repr=False)
+  logit_thresholds: np.ndarray = dataclasses.field(init=False, repr=False)
+  _explain: Callable | None = dataclasses.field(
+    init=False, repr=False, default=None
+  )
+
+  def __post_init__(self):
+    self.forward = jax.jit(self.exported.call)
+    self.weights = [jax.device_put(w) for w in self.weights]
+    self.set_thresholds()
+
+  def run(self, faces: np.ndarray) -> tuple:
+    """A padded batch of uint8 faces -> (probabilities, occurrences)."""
+    return self.forward(self.weights, faces, self.logit_thresholds)
+
+  def evidence(self, faces: np.ndarray) -> np.ndarray:
+    """(N, 200, 200, 3) uint8 faces -> (N, C, S, S) float32 evidence maps,
+    each AU's over the model's S x S input (`drml_jax.predict.saliency`)."""
+    if self.explainer is None:
+      raise ValueError("this predictor was loaded without saliency")
+    if self._explain is None:
+      self._explain = jax.jit(self.explainer.call)
+    (maps,) = self._batched(
+      lambda batch: (self._explain(self.weights, batch),),
+      faces,
+      self.explainer.in_avals[-1].shape[0],  # the faces, last
+    )
+    return maps

@@ -35,6 +35,7 @@ from drml_jax.runtime import cache
 
 MAX_ENTRIES = 3
 PROGRAM = "forward.bin"
+EVIDENCE = "evidence.bin"  # the saliency program, once a run has asked for it
 FIELDS = "predictor.json"
 # The code whose change changes what a saved predictor computes.
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,6 +98,9 @@ def save(predictor: Predictor, folder: str) -> None:
   try:
     with open(os.path.join(staging, PROGRAM), "wb") as f:
       f.write(predictor.exported.serialize())
+    if predictor.explainer is not None:
+      with open(os.path.join(staging, EVIDENCE), "wb") as f:
+        f.write(predictor.explainer.serialize())
     for index, weight in enumerate(predictor.weights):
       np.save(os.path.join(staging, f"{index}.npy"), np.asarray(weight))
     fields = {
@@ -110,18 +114,28 @@ def save(predictor: Predictor, folder: str) -> None:
     }
     with open(os.path.join(staging, FIELDS), "w") as f:
       json.dump(fields, f)
+    if os.path.isdir(folder):  # an entry without the saliency program
+      shutil.rmtree(folder)
     os.replace(staging, folder)
   except OSError:
     shutil.rmtree(staging, ignore_errors=True)
     raise
 
 
-def read(folder: str, batch_size: int = DEFAULT_BATCH_SIZE) -> Predictor:
-  """The predictor `save` wrote to `folder`."""
+def _program(path: str) -> jax.export.Exported:
+  with open(path, "rb") as f:
+    return jax.export.deserialize(bytearray(f.read()))
+
+
+def read(
+  folder: str, batch_size: int = DEFAULT_BATCH_SIZE, explains: bool = False
+) -> Predictor:
+  """The predictor `save` wrote to `folder` (with `explains`, its saliency
+  program too: FileNotFoundError if the entry has none)."""
   with open(os.path.join(folder, FIELDS)) as f:
     fields = json.load(f)
-  with open(os.path.join(folder, PROGRAM), "rb") as f:
-    exported = jax.export.deserialize(bytearray(f.read()))
+  exported = _program(os.path.join(folder, PROGRAM))
+  explainer = _program(os.path.join(folder, EVIDENCE)) if explains else None
   # Mapped, not read: the weights come from the page cache as they are used,
   # with no copy of their 230 MB made first.
   weights = [
@@ -134,6 +148,7 @@ def read(folder: str, batch_size: int = DEFAULT_BATCH_SIZE) -> Predictor:
     tuple(fields.pop("aus")),
     np.asarray(fields.pop("thresholds")),
     batch_size=batch_size,
+    explainer=explainer,
     **fields,
   )
 
@@ -147,7 +162,11 @@ def _evict(entries: str) -> None:
 
 
 def _load_checkpoint(
-  workdir: str | None, checkpoint: str | None, aus, batch_size: int
+  workdir: str | None,
+  checkpoint: str | None,
+  aus,
+  batch_size: int,
+  explains: bool = False,
 ) -> Predictor:
   """The predictor exported from the checkpoint itself."""
   # Imported here: Flax, orbax (and torch for a .pth) cost seconds of
@@ -157,14 +176,9 @@ def _load_checkpoint(
 
   trained = saved_run.load(workdir=workdir, checkpoint=checkpoint, aus=aus)
   inputs = trained.inputs
-  if not inputs.aus:
-    raise ValueError(
-      f"{trained.description} predicts {trained.model_config['num_aus']} "
-      "AUs: name them with --aus 1,2,..."
-    )
   return predictor_of(
     trained.model,
-    inputs.aus,
+    saved_run.named_aus(trained),
     thresholds=trained.thresholds,
     mode=inputs.mode,
     normalization=inputs.normalization,
@@ -172,6 +186,7 @@ def _load_checkpoint(
     input_size=inputs.input_size,
     batch_size=batch_size,
     description=trained.description,
+    explains=explains,
   )
 
 
@@ -181,29 +196,33 @@ def load_predictor(
   checkpoint: str | None = None,
   aus: tuple[int, ...] | None = None,
   batch_size: int = DEFAULT_BATCH_SIZE,
+  explains: bool = False,
 ) -> Predictor:
   """The predictor of a training work directory (its best checkpoint) or of
   a checkpoint (`drml_jax.store.saved_run.load`): the preprocessing, AUs and
   thresholds stored with it; a PyTorch file is read with the protocol's
   preprocessing (resize, RGB / 255) and its AUs are `aus`, else DISFA+'s
   (12) or DISFA's (8). Read from the cache when it holds it, else saved
-  there. Raises ValueError / FileNotFoundError in one line.
+  there. With `explains`, it computes evidence maps too
+  (`Predictor.evidence`). Raises ValueError / FileNotFoundError in one line.
   """
   entries = cache.folder("predictors")
   source = workdir if workdir is not None else checkpoint
   if entries is None or source is None or not os.path.exists(source):
-    return _load_checkpoint(workdir, checkpoint, aus, batch_size)
+    return _load_checkpoint(workdir, checkpoint, aus, batch_size, explains)
   folder = os.path.join(entries, entry_key(workdir, checkpoint, aus))
   if os.path.isfile(os.path.join(folder, FIELDS)):
     try:
-      predictor = read(folder, batch_size)
+      predictor = read(folder, batch_size, explains)
       os.utime(folder)  # most recently used
       return predictor
+    except FileNotFoundError:
+      pass  # no saliency program yet: the entry is made again with it
     except Exception:  # pylint: disable=broad-except
       # A damaged entry (the deserializer raises what its bytes lead to):
       # made again below.
       shutil.rmtree(folder, ignore_errors=True)
-  predictor = _load_checkpoint(workdir, checkpoint, aus, batch_size)
+  predictor = _load_checkpoint(workdir, checkpoint, aus, batch_size, explains)
   # Saved while this run compiles and predicts; the process waits for it
   # at exit (not a daemon).
   global _saving  # pylint: disable=global-statement

@@ -61,6 +61,7 @@ class FaceAUs:
   crop: np.ndarray
   probabilities: np.ndarray | None = None
   occurrences: np.ndarray | None = None
+  saliency: np.ndarray | None = None  # (C, S, S) evidence, when asked for
 
 
 @dataclasses.dataclass
@@ -81,6 +82,7 @@ class Timings:
   decode_s: float = 0.0
   detect_s: float = 0.0
   model_s: float = 0.0
+  saliency_s: float = 0.0
 
 
 def au_columns(aus: Iterable[int]) -> list[str]:
@@ -127,8 +129,10 @@ class Stream:
     *,
     detect: bool = True,
     every: int = 1,
+    explain: bool = False,
   ):
     self.load = load
+    self.explain = explain  # each face's evidence maps too (`saliency`)
     self.predictor: Predictor | None = None  # loaded once frames flow
     self.detector = faces.Detector() if detect else None
     self.aligner = alignment.Aligner() if detect else None
@@ -205,6 +209,12 @@ class Stream:
     self.timings.model_s += time.perf_counter() - start
     for item, p, o in zip(waiting, probabilities, occurrences):
       item.probabilities, item.occurrences = p, o
+    if self.explain:
+      start = time.perf_counter()
+      maps = self.predictor.evidence(np.stack([item.crop for item in waiting]))
+      self.timings.saliency_s += time.perf_counter() - start
+      for item, evidence in zip(waiting, maps):
+        item.saliency = evidence
 
   def _ready(self, pending: collections.deque) -> Iterator[FrameAUs]:
     while pending and all(
