@@ -22,7 +22,15 @@ from tests import train_support
 pytestmark = pytest.mark.slow
 
 MODEL_CONFIG = {"num_aus": 12, "input_size": 66, "init": "he", "dropout": 0.0}
-HEAVY = ("tensorflow", "torch", "flax", "orbax.checkpoint", "matplotlib")
+HEAVY = (
+  "tensorflow",
+  "torch",
+  "flax",
+  "orbax.checkpoint",
+  "matplotlib",
+  "jinja2",
+  "onnxruntime",  # for --onnx only
+)
 
 
 def _checkpoint(path, seed: int = 3) -> str:
