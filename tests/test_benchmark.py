@@ -10,6 +10,7 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from drml_jax.benchmark import __main__ as cli
@@ -35,6 +36,20 @@ def smoke(tmp_path_factory):
     == 0
   )
   return json.loads(out.read_text())
+
+
+def test_the_run_first_names_its_devices_and_the_forms_auto_chose():
+  text = cli.devices_and_forms(cli.parse_args(["--smoke"]))
+  devices, forms = text.splitlines()
+  assert devices.startswith(f"devices: {jax.device_count()} x ")
+  assert jax.default_backend() in devices
+  expected = (
+    "conv1 banded, conv2 fft, conv3 chunked, conv4 chunked, conv5 chunked, "
+    "region convs unrolled, region layout patches"
+    if jax.default_backend() == "cpu"
+    else "conv1 lax, conv2 lax, conv3 lax"
+  )
+  assert expected in forms, forms
 
 
 @pytest.mark.slow

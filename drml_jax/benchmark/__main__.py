@@ -30,11 +30,13 @@ import os
 import sys
 
 import jax
+from flax import nnx
 
 from drml_jax import cli
 from drml_jax.benchmark import jax_rows, onnx_rows, timing
 from drml_jax.benchmark.torch_rows import torch_rows
 from drml_jax.model.convs import CONV_IMPLS
+from drml_jax.model.network import DRML
 from drml_jax.runtime import host_memory
 
 DTYPES = ("float32", "bfloat16")
@@ -202,6 +204,22 @@ def _default_out() -> str:
   )
 
 
+def devices_and_forms(args: argparse.Namespace) -> str:
+  """What this run measures on: JAX's devices, and the conv forms "auto"
+  chose for them (each dense conv's, the region convs', the layout)."""
+  model = nnx.eval_shape(
+    lambda: DRML(grid=args.grid, input_size=args.input_size, rngs=nnx.Rngs(0))
+  )
+  devices = jax.devices()
+  forms = ", ".join(f"{name} {form}" for name, form in model.forms().items())
+  return (
+    f"devices: {len(devices)} x {devices[0].device_kind} "
+    f"({jax.default_backend()}; {', '.join(map(str, devices[:8]))}"
+    f"{', ...' if len(devices) > 8 else ''})\n"
+    f'conv forms "auto" chose: {forms}'
+  )
+
+
 def run(args: argparse.Namespace) -> dict:
   """Measures every configuration; returns the JSON-able result."""
   load_before, ticks_before = timing.load_average(), timing.cpu_ticks()
@@ -276,6 +294,7 @@ def main(argv: list[str]) -> int:
   """Runs the benchmark, prints the table and writes the JSON; returns the exit status."""
   host_memory.run_steps_on_calling_thread()
   args = parse_args(argv)
+  print(devices_and_forms(args), flush=True)
   result = run(args)
   print(timing.format_table(result))
   out = args.out or _default_out()

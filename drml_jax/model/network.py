@@ -313,6 +313,18 @@ class DRML(nnx.Module):
     self.dropout1 = nnx.Dropout(dropout)
     self.dropout2 = nnx.Dropout(dropout)
 
+  def forms(self) -> dict[str, str]:
+    """The forms this model's convs run in ("auto" resolved for the backend
+    it was built on): each dense conv's, the region convs', the layout."""
+    forms = {
+      name: getattr(self, name).impl
+      for name in ("conv1", "conv2", "conv3", "conv4", "conv5")
+    }
+    if self.region is not None:
+      forms["region convs"] = self.region.units.conv_impl
+    forms["region layout"] = self.region_layout
+    return forms
+
   def layers(self, rngs: nnx.Rngs | None = None) -> list[Layer]:
     """The network as the sequence of layers that `__call__` applies."""
     conv = lambda name, layer: Layer(
