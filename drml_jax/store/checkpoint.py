@@ -214,11 +214,17 @@ def _read_only_options() -> ocp.CheckpointManagerOptions:
 # nothing to a user: steps saved between evaluations carry no metrics by
 # design, and a failed background save (logged with its traceback by each of
 # orbax's threads) is raised as one CheckpointError by `TrainCheckpoints`.
+# "Waiting for previous save to complete took N seconds" is no stall: orbax
+# adds up every wait_until_finished since its last save, including the one
+# `Run.save` makes on purpose right after saving (the save is written before
+# training goes on, drml_jax/train/run.py), and reports that write's own
+# time again at the next save.
 _QUIET_ORBAX_LOGS = (
   "did not provide metrics",
   "raised an exception",
   "Handler Commit operations",
   "Save Finalize thread",
+  "Waiting for previous save to complete",
 )
 
 
