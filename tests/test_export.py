@@ -92,8 +92,8 @@ def images():
 
 
 def _logits(model, images) -> np.ndarray:
-  network, weights = network_of(model)
-  return np.asarray(jax.jit(lambda w, x: network(w)(x))(weights, images))
+  logits, weights = network_of(model)
+  return np.asarray(jax.jit(logits)(weights, images))
 
 
 @pytest.fixture(scope="module")

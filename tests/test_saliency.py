@@ -99,8 +99,7 @@ def test_the_attributions_sum_to_the_change_of_each_logit():
   # An error in the maths (a missing (input - baseline) factor, another
   # AU's gradient) leaves a gap that does not shrink.
   model = factory.build_model({**MODEL_CONFIG, "input_size": 66}, seed=3)
-  network, weights = export.network_of(model)
-  apply = lambda w, x: network(w)(x)  # noqa: E731
+  apply, weights = export.network_of(model)
   faces = np.random.default_rng(0).integers(0, 256, (1, 200, 200, 3), np.uint8)
   inputs = Preprocessing("resize", "rgb", input_size=66)(jnp.asarray(faces))
   change = apply(weights, inputs) - apply(weights, saliency.blurred(inputs))

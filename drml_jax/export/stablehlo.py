@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from drml_jax.predict import metadata
-from drml_jax.predict.export import network_of
+from drml_jax.predict.export import argument_specs, network_of
 from drml_jax.store import workdir
 from drml_jax.store.saved_run import TrainedModel
 
@@ -48,15 +48,11 @@ KERNELS = {"conv": "lax", "region_conv": "lax", "region_layout": "image"}
 
 def export_network(trained: TrainedModel) -> tuple[jax.export.Exported, list]:
   """logits(weights, images), exported for any batch, and its weights."""
-  network, weights = network_of(trained.model)
+  logits, weights = network_of(trained.model)
   size = trained.model_config["input_size"]
   (batch,) = jax.export.symbolic_shape("batch")
-  exported = jax.export.export(
-    jax.jit(lambda weights, images: network(weights)(images)),
-    platforms=PLATFORMS,
-  )(
-    [jax.ShapeDtypeStruct(w.shape, w.dtype) for w in weights],
-    jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32),
+  exported = jax.export.export(jax.jit(logits), platforms=PLATFORMS)(
+    *argument_specs(weights, batch, (size, size, 3), jnp.float32)
   )
   return exported, weights
 

@@ -34,7 +34,12 @@ from tqdm import tqdm
 from data_pipeline import errors
 from drml_jax import cli
 from drml_jax.predict import media, saliency_files
-from drml_jax.predict.gathered import SHEET_FACES, Gathered, write_plots
+from drml_jax.predict.gathered import (
+  SHEET_FACES,
+  Gathered,
+  plot_paths,
+  write_plots,
+)
 from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, BatchedPredictor
 from drml_jax.predict.saved_predictor import load_predictor
 from drml_jax.predict.stream import COLUMNS, Stream, au_columns, csv_rows
@@ -123,24 +128,6 @@ def _error(error: Exception) -> None:
   tqdm.write(f"error: {errors.first_line(error)}", file=sys.stderr)
 
 
-def plot_paths(out: str, paths: list[str]) -> dict[str | None, str]:
-  """PNG per video (key: its path) and for the images (key None), beside `out`."""
-  stem = os.path.splitext(out)[0]
-  planned, used = {}, set()
-  for path in paths:
-    if media.is_video(path):
-      name = f"{stem}_{os.path.splitext(os.path.basename(path))[0]}"
-      candidate, copy = f"{name}.png", 1
-      while candidate in used:
-        copy += 1
-        candidate = f"{name}_{copy}.png"
-      planned[path] = candidate
-      used.add(candidate)
-    elif None not in planned:
-      planned[None] = f"{stem}_faces.png"
-  return planned
-
-
 def run(args: argparse.Namespace) -> int:
   """Predicts every input; returns the exit status (1 if some input failed)."""
   if args.onnx and args.aus:
@@ -152,13 +139,16 @@ def run(args: argparse.Namespace) -> int:
   if args.report:
     cli.check_free(args.report, args.overwrite)
   explain = args.saliency or args.saliency_arrays
+  sheets = (
+    saliency_files.SaliencyFiles(
+      saliency_files.folder_beside(args.out), arrays=args.saliency_arrays
+    )
+    if explain
+    else None
+  )
   gathered = Gathered(
     keep_faces=SHEET_FACES if args.plot or args.report else 0,
-    evidence=(
-      (lambda item: saliency_files.face_sheet(item, stream.predictor))
-      if explain
-      else None
-    ),
+    evidence=sheets.sheet_of if sheets else None,
   )
 
   def on_error(error):
@@ -173,12 +163,8 @@ def run(args: argparse.Namespace) -> int:
   planned = plot_paths(args.out, paths) if args.plot else {}
   for path in planned.values():
     cli.check_free(path, args.overwrite)
-  sheets = None
   if explain:
     _check_saliency(args, paths)
-    sheets = saliency_files.SaliencyFiles(
-      saliency_files.folder_beside(args.out), arrays=args.saliency_arrays
-    )
 
   def load() -> BatchedPredictor:  # while the first frames are decoded
     if args.onnx:

@@ -30,23 +30,31 @@ EXPLAIN_BATCH = 1
 
 
 def network_of(model: nnx.Module) -> tuple[Callable, list]:
-  """(network(weights) -> the eval-mode model, its weights as a flat list)."""
+  """(logits(weights, images): the eval-mode network as a pure function,
+  its weights as a flat list). The network is merged inside each call, so
+  the function can be traced and differentiated."""
   graphdefs, state = train_state.split(model)
   weights, treedef = jax.tree.flatten(state)
 
-  def network(weights):
-    return train_state.merge(
+  def logits(weights, images):
+    network = train_state.merge(
       graphdefs.eval, jax.tree.unflatten(treedef, weights)
     )
+    return network(images)
 
-  return network, weights
+  return logits, weights
 
 
-def _weights_and_faces(weights, batch) -> tuple:
+def argument_specs(weights, batch, image_shape, dtype) -> tuple:
+  """An exported function's (weights, images) arguments: the weights'
+  shapes, then `batch` images of `image_shape` (batch may be symbolic)."""
   return (
     [jax.ShapeDtypeStruct(w.shape, w.dtype) for w in weights],
-    jax.ShapeDtypeStruct((batch, IMAGE_SIZE, IMAGE_SIZE, 3), jnp.uint8),
+    jax.ShapeDtypeStruct((batch, *image_shape), dtype),
   )
+
+
+FACES = (IMAGE_SIZE, IMAGE_SIZE, 3)  # a Predictor's uint8 inputs
 
 
 def export_forward(
@@ -57,12 +65,12 @@ def export_forward(
   network, weights = network_of(model)
 
   def forward(weights, faces, logit_thresholds):
-    logits = network(weights)(preprocess(faces))
+    logits = network(weights, preprocess(faces))
     return jax.nn.sigmoid(logits), logits > logit_thresholds
 
   (batch,) = jax.export.symbolic_shape("batch")
   exported = jax.export.export(jax.jit(forward))(
-    *_weights_and_faces(weights, batch),
+    *argument_specs(weights, batch, FACES, jnp.uint8),
     jax.ShapeDtypeStruct((model.fc3.out_features,), jnp.float32),
   )
   return exported, weights
@@ -77,12 +85,10 @@ def export_evidence(
   network, weights = network_of(model)
 
   def explain(weights, faces):
-    return saliency.evidence(
-      lambda w, inputs: network(w)(inputs), weights, preprocess(faces)
-    )
+    return saliency.evidence(network, weights, preprocess(faces))
 
   return jax.export.export(jax.jit(explain))(
-    *_weights_and_faces(weights, EXPLAIN_BATCH)
+    *argument_specs(weights, EXPLAIN_BATCH, FACES, jnp.uint8)
   )
 
 

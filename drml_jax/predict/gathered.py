@@ -9,9 +9,9 @@
 It counts every file's frames, faces and frames without a face, how often
 each AU is active, and the inputs that failed; it keeps each video's
 probabilities over time and the first `keep_faces` faces of photos, with
-their crops (the rest are counted). `evidence`, when given, draws an RGB
-image per kept face (e.g. its saliency sheet), which the page shows beside
-the crop.
+their crops (the rest are counted). `evidence`, when given, gives an RGB
+image or PNG bytes per kept face (e.g. its saliency sheet), which the page
+shows beside the crop.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Face:
   crop: np.ndarray  # (200, 200, 3) uint8 RGB
   probabilities: np.ndarray  # (C,)
   occurrences: np.ndarray  # (C,) bool
-  evidence: np.ndarray | None = None  # (H, W, 3) uint8 RGB, e.g. saliency
+  evidence: np.ndarray | bytes | None = None  # an RGB image or PNG bytes
 
 
 @dataclasses.dataclass
@@ -61,7 +61,7 @@ class Gathered:
     self,
     *,
     keep_faces: int = SHEET_FACES,
-    evidence: Callable[[FaceAUs], np.ndarray | None] | None = None,
+    evidence: Callable[[FaceAUs], np.ndarray | bytes | None] | None = None,
   ):
     self.keep_faces = keep_faces
     self.evidence = evidence
@@ -139,6 +139,30 @@ class Gathered:
 def active_aus(aus, occurrences) -> list[int]:
   """The AUs whose occurrence is on."""
   return [au for au, on in zip(aus, occurrences) if on]
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+  """`name`, or `name_2`, `name_3`... the first not in `taken` (which gets it)."""
+  candidate, copy = name, 1
+  while candidate in taken:
+    copy += 1
+    candidate = f"{name}_{copy}"
+  taken.add(candidate)
+  return candidate
+
+
+def plot_paths(out: str, paths: list[str]) -> dict[str | None, str]:
+  """--plot's PNGs beside `out`: one per video (key: its path), one for the
+  photos' faces (key None)."""
+  stem = os.path.splitext(out)[0]
+  planned, taken = {}, set()
+  for path in paths:
+    if media.is_video(path):
+      name = f"{stem}_{os.path.splitext(os.path.basename(path))[0]}"
+      planned[path] = f"{unique_name(name, taken)}.png"
+    elif None not in planned:
+      planned[None] = f"{stem}_faces.png"
+  return planned
 
 
 def write_plots(

@@ -35,6 +35,7 @@ import numpy as np
 
 from data_pipeline import inputs
 from data_pipeline.sources.base import IMAGE_SIZE
+from drml_jax.predict.predictor import au_name
 
 FORMAT = "drml-export 1"
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -69,7 +70,7 @@ def encode(
   props = {
     "format": FORMAT,
     "aus": json.dumps([int(au) for au in aus]),
-    "au_names": json.dumps([f"AU{int(au):02d}" for au in aus]),
+    "au_names": json.dumps([au_name(au) for au in aus]),
     "thresholds": json.dumps([float(t) for t in thresholds]),
     "mode": mode,
     "normalization": normalization,

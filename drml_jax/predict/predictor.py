@@ -32,6 +32,11 @@ from data_pipeline.sources.base import IMAGE_SIZE
 DEFAULT_BATCH_SIZE = 16
 
 
+def au_name(au: int) -> str:
+  """An AU's name in the CSV, the report and exported files: AU01."""
+  return f"AU{int(au):02d}"
+
+
 class BatchedPredictor:
   """What every predictor shares: faces in batches of `batch_size`, a
   smaller remainder padded (`padded_size`), AUs occurring where their
@@ -106,12 +111,13 @@ class Predictor(BatchedPredictor):
   explainer: jax.export.Exported | None = None
   forward: Callable = dataclasses.field(init=False, repr=False)
   logit_thresholds: np.ndarray = dataclasses.field(init=False, repr=False)
-  _explain: Callable | None = dataclasses.field(
-    init=False, repr=False, default=None
-  )
+  explain: Callable | None = dataclasses.field(init=False, repr=False)
 
   def __post_init__(self):
     self.forward = jax.jit(self.exported.call)
+    self.explain = (
+      None if self.explainer is None else jax.jit(self.explainer.call)
+    )
     self.weights = [jax.device_put(w) for w in self.weights]
     self.set_thresholds()
 
@@ -124,10 +130,8 @@ class Predictor(BatchedPredictor):
     each AU's over the model's S x S input (`drml_jax.predict.saliency`)."""
     if self.explainer is None:
       raise ValueError("this predictor was loaded without saliency")
-    if self._explain is None:
-      self._explain = jax.jit(self.explainer.call)
     (maps,) = self._batched(
-      lambda batch: (self._explain(self.weights, batch),),
+      lambda batch: (self.explain(self.weights, batch),),
       faces,
       self.explainer.in_avals[-1].shape[0],  # the faces, last
     )

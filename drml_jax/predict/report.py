@@ -17,12 +17,8 @@ import datetime
 import os
 
 from drml_jax.predict.gathered import Face, Gathered, active_aus
-from drml_jax.predict.predictor import BatchedPredictor
+from drml_jax.predict.predictor import BatchedPredictor, au_name
 from drml_jax.reports import html, plots
-
-
-def _au(au: int) -> str:
-  return f"AU{au:02d}"
 
 
 def _face_card(face: Face, aus, thresholds) -> dict:
@@ -33,11 +29,11 @@ def _face_card(face: Face, aus, thresholds) -> dict:
     "path": face.file,
     "face_id": face.face_id,
     "uri": html.png_uri(face.crop),
-    "active": [_au(au) for au in active],
+    "active": [au_name(au) for au in active],
     "aus_attr": " ".join(map(str, active)),
     "probabilities": [
       {
-        "au": _au(au),
+        "au": au_name(au),
         "value": f"{p:.3f}",
         "percent": f"{100 * p:.1f}",
         "threshold_percent": f"{100 * t:.1f}",
@@ -124,7 +120,7 @@ def page(
     errors=gathered.errors,
     model=[
       ("model", predictor.description),
-      ("AUs", " ".join(map(_au, aus))),
+      ("AUs", " ".join(map(au_name, aus))),
       (
         "preprocessing",
         f"{predictor.mode}, {predictor.normalization}, "
@@ -151,7 +147,7 @@ def page(
     face_count=faces,
     au_rows=[
       {
-        "au": _au(au),
+        "au": au_name(au),
         "threshold": f"{t:.3f}",
         "active": int(n),
         "percent": f"{100 * n / faces:.1f}" if faces else "0.0",
@@ -161,7 +157,7 @@ def page(
     timelines=timelines,
     faces=cards,
     faces_note=_faces_note(gathered),
-    filter_aus=[(str(au), _au(au)) for au in aus],
+    filter_aus=[(str(au), au_name(au)) for au in aus],
   )
 
 

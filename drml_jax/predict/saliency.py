@@ -1,6 +1,7 @@
 """Per-AU evidence maps: which pixels of a face made the model fire each AU.
 
-  maps = evidence(logits_of, inputs)            # (N, C, S, S), in a jit
+  logits, weights = export.network_of(model)   # drml_jax.predict.export
+  maps = evidence(logits, weights, inputs)     # (N, C, S, S), in a jit
   image = sheet(crop, maps[0], aus, probabilities[0], thresholds)
 
 `evidence` is integrated gradients (Sundararajan et al., 2017): each AU's

@@ -2,19 +2,24 @@
 
   files = SaliencyFiles("preds_saliency", arrays=True)
   files.write(frame, predictor)   # every face of a FrameAUs
+  files.sheet_of(item)            # a face of that frame's sheet, PNG bytes
 
 A face's sheet (`saliency.sheet`: one panel per AU over its crop) goes to
 FOLDER/<input name>_f<frame>_face<id>.png, and with `arrays` its (C, S, S)
-float32 maps to the same name .npy, AUs in the predictor's order.
+float32 maps to the same name .npy, AUs in the predictor's order. The last
+frame's sheets are kept, encoded, for the report page (`sheet_of`): each is
+drawn and encoded once.
 """
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 
 from drml_jax.predict import saliency
+from drml_jax.predict.gathered import unique_name
 from drml_jax.predict.predictor import Predictor
 from drml_jax.predict.stream import FaceAUs, FrameAUs
 
@@ -24,18 +29,6 @@ def folder_beside(out: str) -> str:
   return f"{os.path.splitext(out)[0]}_saliency"
 
 
-def face_sheet(item: FaceAUs, predictor: Predictor) -> np.ndarray:
-  """A predicted face's evidence sheet: (H, W, 3) uint8 RGB."""
-  return saliency.sheet(
-    item.crop,
-    item.saliency,
-    predictor.aus,
-    item.probabilities,
-    predictor.thresholds,
-    predictor.mode,
-  )
-
-
 class SaliencyFiles:
   """Writes every face's sheet, and its maps on request, to one folder."""
 
@@ -43,16 +36,14 @@ class SaliencyFiles:
     self.folder = folder
     self.arrays = arrays
     self.stems: dict[str, str] = {}  # input path -> its unique name
+    self.taken: set[str] = set()
+    self.sheets: dict[int, bytes] = {}  # the last frame's, by face_id
     self.written = 0
 
   def _stem(self, path: str) -> str:
     if path not in self.stems:
-      stem = name = os.path.splitext(os.path.basename(path))[0]
-      copy = 1
-      while stem in self.stems.values():
-        copy += 1
-        stem = f"{name}_{copy}"
-      self.stems[path] = stem
+      name = os.path.splitext(os.path.basename(path))[0]
+      self.stems[path] = unique_name(name, self.taken)
     return self.stems[path]
 
   def write(self, frame: FrameAUs, predictor: Predictor) -> None:
@@ -61,12 +52,29 @@ class SaliencyFiles:
     from PIL import Image  # pylint: disable=import-outside-toplevel
 
     os.makedirs(self.folder, exist_ok=True)
+    self.sheets = {}
     for item in frame.faces:
       name = os.path.join(
         self.folder,
         f"{self._stem(frame.file)}_f{frame.index:06d}_face{item.face_id}",
       )
-      Image.fromarray(face_sheet(item, predictor)).save(f"{name}.png")
+      sheet = saliency.sheet(
+        item.crop,
+        item.saliency,
+        predictor.aus,
+        item.probabilities,
+        predictor.thresholds,
+        predictor.mode,
+      )
+      png = io.BytesIO()
+      Image.fromarray(sheet).save(png, format="PNG")
+      self.sheets[item.face_id] = png.getvalue()
+      with open(f"{name}.png", "wb") as f:
+        f.write(self.sheets[item.face_id])
       if self.arrays:
         np.save(f"{name}.npy", item.saliency.astype(np.float32))
       self.written += 1
+
+  def sheet_of(self, item: FaceAUs) -> bytes | None:
+    """The PNG of a face of the frame last written."""
+    return self.sheets.get(item.face_id)

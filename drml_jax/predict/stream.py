@@ -30,7 +30,7 @@ import numpy as np
 
 from data_pipeline.sources.base import DataError
 from drml_jax.predict import alignment, faces, media, tracking
-from drml_jax.predict.predictor import Predictor
+from drml_jax.predict.predictor import Predictor, au_name
 
 COLUMNS = (
   "file",
@@ -88,7 +88,7 @@ class Timings:
 def au_columns(aus: Iterable[int]) -> list[str]:
   """Probabilities then occurrences, named as OpenFace and Py-Feat do: AU01 .. AU01_c .."""
   aus = list(aus)
-  return [f"AU{au:02d}" for au in aus] + [f"AU{au:02d}_c" for au in aus]
+  return [au_name(au) for au in aus] + [f"{au_name(au)}_c" for au in aus]
 
 
 def csv_rows(frame: FrameAUs, num_aus: int) -> list[list]:
