@@ -1,19 +1,26 @@
-"""tf.data input pipeline: a built dataset -> NHWC float32 numpy batches.
+"""tf.data input pipeline: a built dataset -> uint8 numpy batches.
 
   batches = make_dataset(builder, "train", batch_size=64, train=True)
-  for batch in batches: ...  # image (64,170,170,3) f32, labels (64,C) i8,
-                             # valid (64,) bool
+  for batch in batches: ...  # image (64,200,200,3) u8, window (64,3) i32,
+                             # labels (64,C) i8, valid (64,) bool
+
+A batch holds each face as the uint8 image a cache keeps ("fixed") and the
+crop window drawn for it; `device_inputs.ModelInputs` finishes it on the
+device, inside the jitted steps: crop, mirror, normalise.
 
 Preprocessing modes (200x200 faces -> 170x170):
   resize: antialiased bilinear resize, rounded to uint8 like PIL's, the
-          same at train and test (the reproduction report).
+          same at train and test (the reproduction report). Fixed images
+          are the resized 170x170 ones; the window is (0, 0, 0).
   crop:   random 170 crop + random horizontal mirror for training, center
-          crop for testing (the paper's Caffe setup). The 12 AUs are
-          bilateral, so mirroring leaves the labels unchanged.
+          crop for testing (the paper's Caffe setup). Fixed images are the
+          200x200 faces. The 12 AUs are bilateral, so mirroring leaves the
+          labels unchanged.
 Normalisations:
   rgb:      RGB / 255.
   bgr_mean: BGR 0..255 minus the per-pixel mean image of the training split
-            (`splits.mean_image`), cropped or resized like the image.
+            (`splits.mean_image`), cropped or resized like the image
+            (`fixed_mean`).
 
 A split is a split name or `splits.Subjects` (a split's examples of some
 subjects only); `splits` holds the facts about a dataset's splits.
@@ -32,6 +39,7 @@ import jax
 import numpy as np
 
 from data_pipeline import inputs, splits
+from data_pipeline.errors import check_name
 from data_pipeline.inputs import INPUT_SIZE
 from data_pipeline.sources.base import IMAGE_SIZE
 from data_pipeline.tf_cpu import tf, tfds
@@ -74,8 +82,6 @@ def make_dataset(
   batch_size: int,
   train: bool,
   mode: str = "resize",
-  normalization: str = "rgb",
-  mean: np.ndarray | None = None,
   seed: int = 0,
   start_step: int = 0,
   num_epochs: int | None = None,
@@ -93,9 +99,6 @@ def make_dataset(
     train: shuffled, augmented (crop mode), full batches, epoch after epoch;
       else one pass in file order, padded to full batches.
     mode: one of inputs.MODES.
-    normalization: one of inputs.NORMALIZATIONS.
-    mean: the bgr_mean image; default `splits.mean_image(builder)`. Pass the
-      training dataset's to evaluate on another dataset (e.g. CK+).
     seed: shuffling and augmentation seed (training).
     start_step: training step to start at; epochs are
       `splits.num_batches(..., train=True)` steps long.
@@ -108,22 +111,19 @@ def make_dataset(
       disjoint contiguous slice; default from jax.
 
   Returns:
-    An iterable of dicts: image float32 (B, 170, 170, 3), labels int8
-    (B, C), valid bool (B,). Iterating it again starts over.
+    An iterable of dicts: image uint8 (B, S, S, 3) (S: 200 in crop mode,
+    170 in resize mode), window int32 (B, 3) (top, left, mirrored), labels
+    int8 (B, C), valid bool (B,). Iterating it again starts over.
   """
   splits.check(builder, split)
-  inputs.check(mode, normalization)
+  check_name("mode", mode, inputs.MODES)
   if process_index is None:
     process_index = jax.process_index()
   count = process_count or jax.process_count()
-  if normalization == "bgr_mean" and mean is None:
-    mean = splits.mean_image(builder)
   records, own = _process_part(
     builder, split, process_index=process_index, count=count, train=train
   )
-  preprocess = _Preprocess(
-    mode, normalization, mean, builder.info.features["image"].decode_example
-  )
+  preprocess = _Preprocess(mode, builder.info.features["image"].decode_example)
   if cache:
     records = records.map(
       preprocess.fixed, num_parallel_calls=tf.data.AUTOTUNE
@@ -160,95 +160,75 @@ def make_dataset(
       batch_size=batch_size,
       padding=padded - own,
       num_aus=len(builder.info.metadata["aus"]),
+      image_size=preprocess.fixed_size,
     )
   return tfds.as_numpy(batches.prefetch(tf.data.AUTOTUNE))
 
 
+def fixed_mean(mean: np.ndarray, mode: str) -> np.ndarray:
+  """The (200, 200, 3) mean image in the fixed images' geometry: resize
+  mode resizes it (unrounded), crop mode keeps it whole."""
+  if mode == "crop":
+    return np.asarray(mean, np.float32)
+  return _resize(tf.constant(mean, tf.float32)).numpy()
+
+
 class _Preprocess:
-  """Face record -> model input.
+  """Face record -> fixed uint8 image and crop window.
 
   `fixed` is the deterministic part (decode; resize mode: the resize, to
-  uint8 as PIL does), the part a cache keeps; calling also crops, mirrors
-  (with a key) and normalises (`model_input`), on the image and the mean
-  alike.
+  uint8 as PIL does), the part a cache keeps; calling also draws the window
+  (random with a key in crop mode, else central).
   """
 
-  def __init__(self, mode: str, normalization: str, mean, decode):
+  def __init__(self, mode: str, decode):
     self.mode = mode
-    self.normalization = normalization
     self.decode = decode
-    self.mean = None
-    if mean is not None:
-      mean = tf.constant(mean, tf.float32)
-      self.mean = _resize(mean) if mode == "resize" else mean
+    self.fixed_size = IMAGE_SIZE if mode == "crop" else INPUT_SIZE
 
   def fixed(self, example: dict) -> dict:
     """Decoded image (resize mode: resized) and labels."""
-    return {
-      "image": self.fixed_image(self.decode(example["image"])),
-      "labels": example["labels"],
-    }
-
-  def fixed_image(self, image: tf.Tensor) -> tf.Tensor:
-    """A 200x200 uint8 face; resize mode: resized, rounded to uint8."""
+    image = self.decode(example["image"])
     if self.mode == "resize":
       image = tf.saturate_cast(tf.round(_resize(image)), tf.uint8)
-    return image
+    return {"image": image, "labels": example["labels"]}
 
   def __call__(self, example: dict, key: tf.Tensor | None = None) -> dict:
     """`key` (a stateless seed) augments: random crop and mirror."""
     if example["image"].dtype == tf.string:
       example = self.fixed(example)
     return {
-      "image": self.model_input(example["image"], key),
+      "image": example["image"],
+      "window": self.window(key),
       "labels": example["labels"],
       "valid": tf.constant(True),
     }
 
-  def model_input(
-    self, image: tf.Tensor, key: tf.Tensor | None = None
-  ) -> tf.Tensor:
-    """A fixed image -> float32 170x170 input: cropped, normalised."""
-    mean = self.mean
-    if self.mode == "crop":
-      window = _window(key)
-      image = _cut(image, *window)
-      mean = None if mean is None else _cut(mean, *window)
-    image = tf.cast(image, tf.float32)
-    if self.normalization == "rgb":
-      return image / 255.0
-    return tf.reverse(image, axis=[-1]) - mean
-
-
-def _resize(image: tf.Tensor) -> tf.Tensor:
-  return tf.image.resize(
-    image, (INPUT_SIZE, INPUT_SIZE), method="bilinear", antialias=True
-  )
-
-
-def _window(key: tf.Tensor | None) -> tuple:
-  """(top, left, mirrored) of a crop: random with a key, else central."""
-  if key is None:
-    center = (IMAGE_SIZE - INPUT_SIZE) // 2
-    return center, center, tf.constant(False)
-  crop_key, mirror_key = tf.unstack(
-    tf.random.experimental.stateless_split(key, 2)
-  )
-  top, left = tf.unstack(
-    tf.random.stateless_uniform(
+  def window(self, key: tf.Tensor | None) -> tf.Tensor:
+    """int32 (top, left, mirrored): random with a key, else central."""
+    if self.mode == "resize":
+      return tf.zeros([3], tf.int32)
+    if key is None:
+      center = (IMAGE_SIZE - INPUT_SIZE) // 2
+      return tf.constant([center, center, 0], tf.int32)
+    crop_key, mirror_key = tf.unstack(
+      tf.random.experimental.stateless_split(key, 2)
+    )
+    corner = tf.random.stateless_uniform(
       [2],
       seed=crop_key,
       minval=0,
       maxval=IMAGE_SIZE - INPUT_SIZE + 1,
       dtype=tf.int32,
     )
+    mirrored = tf.random.stateless_uniform([], seed=mirror_key) < 0.5
+    return tf.concat([corner, tf.cast(mirrored, tf.int32)[None]], 0)
+
+
+def _resize(image: tf.Tensor) -> tf.Tensor:
+  return tf.image.resize(
+    image, (INPUT_SIZE, INPUT_SIZE), method="bilinear", antialias=True
   )
-  return top, left, tf.random.stateless_uniform([], seed=mirror_key) < 0.5
-
-
-def _cut(image: tf.Tensor, top, left, mirrored) -> tf.Tensor:
-  image = tf.slice(image, [top, left, 0], [INPUT_SIZE, INPUT_SIZE, 3])
-  return tf.cond(mirrored, lambda: tf.reverse(image, axis=[1]), lambda: image)
 
 
 def _train_batches(
@@ -307,12 +287,14 @@ def _eval_batches(
   batch_size: int,
   padding: int,
   num_aus: int,
+  image_size: int,
 ) -> tf.data.Dataset:
   """One pass in file order, then `padding` blank examples, valid False."""
   examples = records.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
   blank = tf.data.Dataset.from_tensors(
     {
-      "image": tf.zeros((INPUT_SIZE, INPUT_SIZE, 3), tf.float32),
+      "image": tf.zeros((image_size, image_size, 3), tf.uint8),
+      "window": preprocess.window(None),
       "labels": tf.zeros((num_aus,), tf.int8),
       "valid": tf.constant(False),
     }

@@ -178,13 +178,18 @@ def test_region_layer_command_times_each_form(capsys):
   assert all("ms forward+backward, batch 1" in line for line in lines)
 
 
-def test_floor_alternates_the_port_then_jax_and_prints_the_median(
+def test_floor_alternates_the_rows_and_prints_the_median_ratios(
   monkeypatch, capsys
 ):
   from drml_jax.benchmark import floor  # pylint: disable=import-outside-toplevel
 
   calls = []
-  rates = iter([10.0, 12.0, 12.0, 11.0, 8.0, 10.0])
+  # port, jax, compiled, port_eval, jax_eval, for three rounds.
+  rates = iter(
+    [10.0, 12.0, 8.0, 20.0, 30.0]
+    + [12.0, 11.0, 11.0, 20.0, 40.0]
+    + [8.0, 10.0, 10.0, 25.0, 25.0]
+  )
 
   def run_side(side, argv):
     calls.append((side, argv))
@@ -192,11 +197,16 @@ def test_floor_alternates_the_port_then_jax_and_prints_the_median(
 
   monkeypatch.setattr(floor, "_run_side", run_side)
   assert floor.main(["--rounds", "3", "--batch", "2"]) == 0
-  assert calls == [(side, ["--batch", "2"]) for side in ("port", "jax")] * 3
+  assert calls == [(side, ["--batch", "2"]) for side in floor.SIDES] * 3
   out = capsys.readouterr().out
-  assert "| 2 | 12.00 | 11.00 | 0.92 |" in out
-  # The rounds' ratios are 1.20, 0.92 and 1.25.
-  assert out.rstrip().endswith("float32 train: 1.20")
+  assert (
+    "| 2 | 12.00 | 11.00 | 11.00 | 20.00 | 40.00 | 0.92 | 1.00 | 2.00 |" in out
+  )
+  # Train over the port 1.20, 0.92, 1.25; over torch.compile 1.50, 1.00,
+  # 1.00; eval 1.50, 2.00, 1.00.
+  assert "JAX / port, float32 train: 1.20" in out
+  assert "JAX / torch.compile grouped, float32 train: 1.00" in out
+  assert out.rstrip().endswith("JAX / port, float32 eval: 1.50")
 
 
 def test_floor_names_a_failed_row_in_one_line(monkeypatch, capsys):
@@ -210,6 +220,67 @@ def test_floor_names_a_failed_row_in_one_line(monkeypatch, capsys):
   error = capsys.readouterr().err
   assert error.count("\n") == 1
   assert "the port row failed (RuntimeError: out of memory)" in error
+
+
+def test_accelerator_check_extrapolates_one_epoch_against_the_benchmark(
+  capsys,
+):
+  from drml_jax.benchmark import accelerator  # pylint: disable=import-outside-toplevel
+
+  records = [
+    {"kind": "train", "step": 50, "images_per_s": 100.0},  # compiles
+    {"kind": "train", "step": 100, "images_per_s": 640.0},
+    {"kind": "train", "step": 150, "images_per_s": 600.0},
+    {"kind": "train", "step": 200, "images_per_s": 700.0},
+    {"kind": "eval", "step": 200, "eval_s": 10.0},
+  ]
+  epoch = accelerator.epoch_figures(records, batch_size=64)
+  assert epoch["train_images_per_s"] == 640.0
+  assert epoch["train_s"] == 200 * 64 / 640.0 == 20.0
+  benchmark = {
+    "device": {"kind": "H200"},
+    "summary": {
+      "protocol_minutes": {
+        "jax": 5.0,
+        "torch_ports": 30.0,
+        "torch_fastest": 12.0,
+        "jax_with_input_pipeline": 5.0,
+      }
+    },
+  }
+  result = accelerator.extrapolate(epoch, benchmark)
+  assert result["jax_minutes"] == 20 * (20.0 + 10.0) / 60 == 10.0
+  assert result["torch_ports_minutes"] == 30.0
+  text = accelerator.format_result(result)
+  assert "20 epochs, JAX trainer end to end: 10.0 min" in text
+  assert "PyTorch port (YIUYA/DRML) at its step rates: 30.0 min" in text
+  with pytest.raises(ValueError, match="fewer than two train intervals"):
+    accelerator.epoch_figures(records[:1] + records[-1:], batch_size=64)
+
+  assert accelerator.main(["--dry-run", "--out", "/tmp/acc"]) == 0
+  benchmark_line, train_line = capsys.readouterr().out.splitlines()
+  assert benchmark_line.endswith(
+    "-m drml_jax.benchmark --out /tmp/acc/benchmark.json"
+  )
+  assert (
+    "--config seed --dataset synthetic --dataset-config disfa_plus_size"
+    in train_line
+  )
+  assert train_line.endswith(
+    "--num-epochs 1 --no-progress --workdir /tmp/acc/epoch"
+  )
+
+
+def test_disfa_plus_size_synthetic_config_matches_disfa_plus():
+  from data_pipeline.builders.synthetic_au import SyntheticAu  # pylint: disable=import-outside-toplevel
+
+  (config,) = [
+    c for c in SyntheticAu.BUILDER_CONFIGS if c.name == "disfa_plus_size"
+  ]
+  train = config.num_train_subjects * config.frames_per_subject
+  assert (
+    abs(train - timing.PROTOCOL["train_images"]) < config.frames_per_subject
+  )
 
 
 def test_torch_rows_of_one_form():

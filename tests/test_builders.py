@@ -7,11 +7,12 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from data_pipeline import builders, pipeline, preview, registry
+from data_pipeline import builders, preview, registry
 from data_pipeline.sources.base import BP4D_AUS, DISFA_PLUS_AUS, DataError
 from data_pipeline.sources.disfa_plus import DISFA_PLUS_TEST, DISFA_PLUS_TRAIN
 from data_pipeline.tf_cpu import tfds
 from drml_jax import configs
+from drml_jax.train.batches import Batches
 
 tfds.disable_progress_bar()
 
@@ -258,24 +259,28 @@ def test_ck_plus_builds_a_test_split_with_disfa_plus_aus(tmp_path):
   expected = [1 if au in (1, 12) else -1 for au in DISFA_PLUS_AUS]
   np.testing.assert_array_equal(record["labels"], expected)
   assert record["subject"] == b"S005"
+
+  def source(**kwargs):
+    return Batches(
+      builder,
+      data_shards=1,
+      process_index=0,
+      process_count=1,
+      mode="crop",
+      normalization="bgr_mean",
+      **kwargs,
+    )
+
   with pytest.raises(
     ValueError,
     match="^ck_plus has no train split to"
     " compute a mean image from; pass the training"
     " dataset's mean$",
   ):
-    pipeline.make_dataset(
-      builder, "test", batch_size=1, train=False, normalization="bgr_mean"
-    )
-  (batch,) = pipeline.make_dataset(
-    builder,
-    "test",
-    batch_size=1,
-    train=False,
-    mode="crop",
-    normalization="bgr_mean",
-    mean=np.full((200, 200, 3), 100, np.float32),
-  )
+    source()
+  evaluation = source(mean=np.full((200, 200, 3), 100, np.float32))
+  (batch,) = evaluation.evaluation("test", 1)
+  batch = {"image": np.asarray(evaluation.model_inputs(batch))}
   np.testing.assert_array_equal(batch["image"][0, 85, 85], [28, 28, 28])
 
 

@@ -245,7 +245,9 @@ def test_three_sgd_steps_agree(dtype):
   reference.train()
   for seed in range(3):
     images, labels = inputs(dtype, 4, SMALL_INPUT, seed=10 + seed)
-    state, loss = step(state, jnp.asarray(images), jnp.asarray(labels))
+    state, loss = step(
+      state, {"image": jnp.asarray(images), "labels": jnp.asarray(labels)}
+    )
     torch_sgd.zero_grad()
     expected = torch_loss(
       reference(to_torch_images(images)), torch.from_numpy(labels)

@@ -2,6 +2,8 @@
 
 Channel 0 of every face is the column (0..199), channel 1 the row, channel 2
 the example's number, so a batch tells which example, crop and mirror it is.
+Batches leave the pipeline as uint8 images and crop windows; `batches` makes
+the model's inputs from them as the jitted steps do (`ModelInputs`).
 """
 
 import numpy as np
@@ -10,6 +12,7 @@ from PIL import Image
 
 from data_pipeline import inputs, pipeline, splits
 from data_pipeline.builders.base import SourceBuilder
+from data_pipeline.device_inputs import ModelInputs
 from data_pipeline.sources.base import Example
 from data_pipeline.tf_cpu import tfds
 
@@ -58,7 +61,8 @@ def builder(tmp_path_factory):
   return built
 
 
-def batches(builder, split="train", **kwargs):
+def raw_batches(builder, split="train", **kwargs):
+  """The pipeline's own batches: uint8 images and crop windows."""
   kwargs = {
     "batch_size": 4,
     "train": split == "train",
@@ -68,6 +72,21 @@ def batches(builder, split="train", **kwargs):
     **kwargs,
   }
   return list(pipeline.make_dataset(builder, split, **kwargs))
+
+
+def batches(builder, split="train", normalization="rgb", mean=None, **kwargs):
+  """Batches with "image" the model's float32 inputs."""
+  mode = kwargs.get("mode", "resize")
+  if normalization == "bgr_mean" and mean is None:
+    mean = splits.mean_image(builder)
+  model_inputs = ModelInputs(
+    normalization,
+    mean=None if mean is None else pipeline.fixed_mean(mean, mode),
+  )
+  return [
+    {**batch, "image": np.asarray(model_inputs(batch))}
+    for batch in raw_batches(builder, split, **kwargs)
+  ]
 
 
 def numbers(batch) -> list[int]:
@@ -84,6 +103,25 @@ def placements(batch) -> list[tuple[int, int, bool]]:
     (min(l, r), int(row), bool(l > r))
     for l, r, row in zip(left, right, pixels[:, 0, 0, 1])
   ]
+
+
+@pytest.mark.parametrize("mode, size", [("resize", 170), ("crop", 200)])
+def test_batches_leave_as_uint8_images_and_windows(builder, mode, size):
+  train, test = (
+    raw_batches(builder, split, mode=mode)[0] for split in ("train", "test")
+  )
+  for batch in (train, test):
+    assert batch["image"].dtype == np.uint8
+    assert batch["image"].shape == (4, size, size, 3)
+    assert batch["window"].dtype == np.int32
+    assert batch["window"].shape == (4, 3)
+  centre = [15, 15, 0] if mode == "crop" else [0, 0, 0]
+  np.testing.assert_array_equal(test["window"], [centre] * 4)
+  if mode == "crop":  # training draws corners in 0..30 and mirrors
+    assert (train["window"][:, :2] >= 0).all()
+    assert (train["window"][:, :2] <= 30).all()
+  else:
+    np.testing.assert_array_equal(train["window"], 0)
 
 
 @pytest.mark.parametrize("mode", inputs.MODES)

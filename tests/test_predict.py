@@ -164,7 +164,10 @@ def test_preprocessing_is_evaluations_up_to_float_rounding(
     input_size=INPUT,
   )
   evaluation = np.concatenate(
-    [b["image"][b["valid"]] for b in source.evaluation("test", 8)]
+    [
+      np.asarray(source.model_inputs(b))[b["valid"]]
+      for b in source.evaluation("test", 8)
+    ]
   )
   difference = np.abs(ours - evaluation)
   assert difference.max() <= level, difference.max()
@@ -299,7 +302,9 @@ def test_aligned_faces_get_evaluations_probabilities_and_counts(
 
   graphdefs, state = train_state.split(model)  # evaluation's forward pass
   forward = jax.jit(
-    lambda state, images: train_state.merge(graphdefs.eval, state)(images)
+    lambda state, batch: train_state.merge(graphdefs.eval, state)(
+      source.model_inputs(batch)
+    )
   )
   source = batches.Batches(
     tiny,
@@ -312,7 +317,7 @@ def test_aligned_faces_get_evaluations_probabilities_and_counts(
   )
   logits = np.concatenate(
     [
-      np.asarray(forward(state, b["image"]))[b["valid"]]
+      np.asarray(forward(state, b))[b["valid"]]
       for b in source.evaluation("test", 8)
     ]
   )

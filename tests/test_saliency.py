@@ -79,7 +79,9 @@ def trained():
   rng = np.random.default_rng(1)
   for _ in range(STEPS):
     batch = rng.choice(len(faces), BATCH, replace=False)
-    state, loss = step(state, inputs[batch], jnp.asarray(labels[batch]))
+    state, loss = step(
+      state, {"image": inputs[batch], "labels": jnp.asarray(labels[batch])}
+    )
   print(f"final loss {float(loss):.3f}")
   trained = train_state.merge(graphdefs.eval, train_state.model_state(state))
   return trained, factory.build_model(MODEL_CONFIG, seed=5)

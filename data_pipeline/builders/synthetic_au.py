@@ -27,6 +27,14 @@ class SyntheticAu(SourceBuilder):
       description=(f"12 + 4 subjects x {synthetic.FRAMES_PER_SUBJECT} frames."),
     ),
     SyntheticConfig(
+      name="disfa_plus_size",
+      frames_per_subject=3_578,
+      description=(
+        "12 + 4 subjects x 3,578 frames: 42,936 training images, DISFA+'s"
+        " 42,929, for timing the protocol (benchmark.accelerator)."
+      ),
+    ),
+    SyntheticConfig(
       name="tiny",
       num_train_subjects=2,
       num_test_subjects=1,

@@ -1,6 +1,8 @@
 """JAX train and eval rows, the model's FLOPs, and the input pipeline rows.
 
-Inputs live on the device; compile time (lowering + XLA compile) is reported
+Inputs live on the device as the trainer's steps receive them: uint8 images
+(170x170, resize mode's) and their crop windows, made into the model's
+float32 inputs inside the step (`device_inputs.ModelInputs`); compile time (lowering + XLA compile) is reported
 apart. FLOPs per image come from XLA's cost analysis of the lowered train and
 eval steps with direct convolutions (the model's FLOPs, the same whatever
 form runs), so achieved FLOP/s compare across forms.
@@ -17,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from data_pipeline.device_inputs import ModelInputs
+from data_pipeline.inputs import INPUT_SIZE
 from drml_jax.benchmark.timing import (
   LEARNING_RATE,
   MOMENTUM,
@@ -36,9 +40,8 @@ from drml_jax.train.steps import make_eval_step, make_train_step
 class JaxSteps:
   """A model's state and its jitted steps, as the rows call them.
 
-  `train(*train_state, images, labels)` returns the new train state then the
-  loss; `evaluate(*eval_state, images, labels, valid)` returns the eval
-  outputs. `eval_state` shares its buffers with `train_state`, which `train`
+  `train(*train_state, batch)` returns the new train state then the loss;
+  `evaluate(*eval_state, batch)` returns the eval outputs (`jax_batch`). `eval_state` shares its buffers with `train_state`, which `train`
   donates (unless built with donate=False): time one or the other.
   """
 
@@ -65,21 +68,35 @@ def jax_steps(
     LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
   )
   graphdefs, state = train_state.create(model, tx)
+  prepare = model_inputs(args)
   return JaxSteps(
     (state,),
-    make_train_step(graphdefs.train, tx, donate=donate),
+    make_train_step(graphdefs.train, tx, prepare=prepare, donate=donate),
     (train_state.model_state(state),),
-    make_eval_step(graphdefs.eval),
+    make_eval_step(graphdefs.eval, prepare=prepare),
   )
 
 
-def jax_batch(batch: int, size: int, num_aus: int, seed: int = 0):
-  """Random (batch, size, size, 3) images and +-1 labels, on the device:
-  the JAX rows' inputs, and the onnxruntime row's."""
+def model_inputs(args) -> ModelInputs:
+  """The rows' inputs as the seed preset makes them: RGB / 255, resized to
+  the model's input size."""
+  return ModelInputs("rgb", input_size=args.input_size)
+
+
+def jax_batch(batch: int, num_aus: int, seed: int = 0) -> dict:
+  """A batch as the pipeline yields it, on the device: random uint8
+  170x170 images, their (0, 0, 0) windows, +-1 labels, all valid."""
   rng = np.random.default_rng(seed)
-  images = jnp.asarray(rng.random((batch, size, size, 3), np.float32))
-  labels = jnp.asarray(rng.choice(np.array([-1, 1], np.int8), (batch, num_aus)))
-  return images, labels
+  return {
+    "image": jnp.asarray(
+      rng.integers(0, 256, (batch, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+    ),
+    "window": jnp.zeros((batch, 3), jnp.int32),
+    "labels": jnp.asarray(
+      rng.choice(np.array([-1, 1], np.int8), (batch, num_aus))
+    ),
+    "valid": jnp.ones((batch,), bool),
+  }
 
 
 def _compiled(jitted, *inputs):
@@ -92,10 +109,9 @@ def jax_flops_per_image(args) -> dict[str, float]:
   """Train and eval FLOPs per image: XLA's cost analysis of the lowered steps
   (before optimisation, so no compile), with direct-convolution forms."""
   steps = jax_steps(args, "float32", "lax", "unrolled", donate=False)
-  images, labels = jax_batch(args.batch, args.input_size, args.num_aus)
-  valid = jnp.ones((args.batch,), bool)
-  train = steps.train.lower(*steps.train_state, images, labels)
-  evaluate = steps.evaluate.lower(*steps.eval_state, images, labels, valid)
+  batch = jax_batch(args.batch, args.num_aus)
+  train = steps.train.lower(*steps.train_state, batch)
+  evaluate = steps.evaluate.lower(*steps.eval_state, batch)
   return {
     name: _cost_flops(lowered) / args.batch
     for name, lowered in (("train", train), ("eval", evaluate))
@@ -119,12 +135,12 @@ def jax_train_row(args, dtype: str, conv: str, region_conv: str) -> Row:
     {"conv": conv, "region_conv": region_conv},
   )
   steps = jax_steps(args, dtype, conv, region_conv)
-  images, labels = jax_batch(args.batch, args.input_size, args.num_aus)
+  batch = jax_batch(args.batch, args.num_aus)
   state = list(steps.train_state)
-  step, row.compile_s = _compiled(steps.train, *state, images, labels)
+  step, row.compile_s = _compiled(steps.train, *state, batch)
 
   def run():
-    outputs = step(*state, images, labels)
+    outputs = step(*state, batch)
     state[:], loss = outputs[:-1], outputs[-1]
     loss.block_until_ready()
 
@@ -141,8 +157,7 @@ def jax_eval_row(args, conv: str, region_conv: str) -> Row:
     {"conv": conv, "region_conv": region_conv},
   )
   steps = jax_steps(args, "float32", conv, region_conv)
-  images, labels = jax_batch(args.batch, args.input_size, args.num_aus)
-  inputs = (*steps.eval_state, images, labels, jnp.ones((args.batch,), bool))
+  inputs = (*steps.eval_state, jax_batch(args.batch, args.num_aus))
   step, row.compile_s = _compiled(steps.evaluate, *inputs)
   run = lambda: jax.block_until_ready(step(*inputs))
   return fill_rate(row, timed_steps(run, args.warmup, args.steps), args.batch)
@@ -155,7 +170,7 @@ def pipeline_rows(args) -> list[Row]:
       f"Input pipeline ({source}), {args.dataset}",
       "pipeline",
       "input",
-      "float32",
+      "uint8",
       {"cache": source == "cache"},
     )
     for source in ("files", "cache")
@@ -195,7 +210,7 @@ def pipeline_rows(args) -> list[Row]:
 def logits_error_vs_float32(args) -> float:
   """Max |bfloat16 logits - float32 logits| / max |float32 logits| of the
   JAX DRML (same float32 parameters, bfloat16 compute) on one random batch."""
-  images, _ = jax_batch(args.batch, args.input_size, args.num_aus)
+  images = model_inputs(args)(jax_batch(args.batch, args.num_aus))
   logits = {}
   for dtype in ("float32", "bfloat16"):
     model = DRML(

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from drml_jax.benchmark.jax_rows import jax_batch
+from drml_jax.benchmark.jax_rows import jax_batch, model_inputs
 from drml_jax.benchmark.timing import Row, failure, fill_rate, timed_steps
 from drml_jax.model import factory
 from drml_jax.predict import metadata
@@ -55,7 +55,7 @@ def _timed(row: Row, args, onnxruntime, to_onnx) -> Row:
   start = time.perf_counter()
   session = onnxruntime.InferenceSession(serialized, providers=providers)
   row.compile_s = time.perf_counter() - start
-  images, _ = jax_batch(args.batch, args.input_size, args.num_aus)
+  images = model_inputs(args)(jax_batch(args.batch, args.num_aus))
   feed = {metadata.INPUT_NAME: np.asarray(images)}
   run = lambda: session.run([metadata.OUTPUT_NAME], feed)
   return fill_rate(row, timed_steps(run, args.warmup, args.steps), args.batch)

@@ -58,15 +58,21 @@ def _torch_sync(torch, device):
 
 
 def torch_rows(
-  args, kind: str, forms: tuple[str, ...] | None = None
+  args,
+  kind: str,
+  forms: tuple[str, ...] | None = None,
+  compiled_only: bool = False,
 ) -> list[Row]:
-  """Every PyTorch form of `kind` train|eval (or those of `forms`), in each
-  of `args.dtypes` (bfloat16 as torch.autocast)."""
+  """Every PyTorch form of `kind` train|eval (or those of `forms`; with
+  `compiled_only`, their torch.compile rows alone), in each of
+  `args.dtypes` (bfloat16 as torch.autocast)."""
   rows = []
   with torch_threads(args.torch_threads):
     for dtype in args.dtypes:
       for label, form, channels_last, compiled in FORMS:
         if forms is not None and form not in forms:
+          continue
+        if compiled_only and not compiled:
           continue
         row = Row(
           f"PyTorch {kind} {dtype} {label}",

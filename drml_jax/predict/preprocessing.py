@@ -13,7 +13,7 @@ input size gets the result resized again, antialiased, unrounded.
 
 Predicting must not pay TensorFlow's import (seconds and hundreds of MB) for
 this. An antialiased bilinear resize is linear and separable: each axis is
-a matrix of triangle-kernel weights (`resize_matrix`), computed in float32
+a matrix of triangle-kernel weights (`device_inputs.resize_matrix`), computed in float32
 the way TensorFlow's ScaleAndTranslate computes them, so the same steps run
 inside the jitted forward pass. Its sums run in another order, so a value
 differs from TensorFlow's by float32 rounding (at most 6.1e-5 of 255
@@ -23,48 +23,13 @@ one level (1/255) off; `tests/test_predict_inputs.py` bounds both.
 
 from __future__ import annotations
 
-import functools
-
 import jax.numpy as jnp
 import numpy as np
 
 from data_pipeline import inputs
+from data_pipeline.device_inputs import normalize, resize
 from data_pipeline.inputs import INPUT_SIZE
 from data_pipeline.sources.base import IMAGE_SIZE
-
-
-@functools.lru_cache(maxsize=None)
-def resize_matrix(size_in: int, size_out: int) -> np.ndarray:
-  """(size_out, size_in) float32 weights of an antialiased bilinear resize.
-
-  Row o holds the triangle kernel, widened by the downscale factor, centred
-  on output pixel o's centre mapped into the input (half-pixel centres),
-  normalised to sum to one: TensorFlow's ScaleAndTranslate with the
-  "triangle" kernel, step for step in float32.
-  """
-  f32 = np.float32
-  inverse_scale = f32(1) / (f32(size_out) / f32(size_in))
-  kernel_scale = max(inverse_scale, f32(1))
-  weights = np.zeros((size_out, size_in), f32)
-  for out in range(size_out):
-    centre = (f32(out) + f32(0.5)) * inverse_scale
-    first = int(np.ceil(centre - kernel_scale - f32(0.5)))
-    last = int(np.floor(centre + kernel_scale - f32(0.5)))
-    sources = np.arange(
-      min(max(first, 0), size_in - 1), min(max(last, 0), size_in - 1) + 1
-    )
-    distance = np.abs((sources.astype(f32) + f32(0.5) - centre) / kernel_scale)
-    kernel = np.maximum(f32(0), f32(1) - distance).astype(f32)
-    weights[out, sources] = kernel / kernel.sum(dtype=f32)
-  return weights
-
-
-def _resize(images: jnp.ndarray, size: int) -> jnp.ndarray:
-  """(..., H, W, 3) float32 -> (..., size, size, 3), antialiased bilinear."""
-  rows = resize_matrix(images.shape[-3], size)
-  cols = resize_matrix(images.shape[-2], size)
-  images = jnp.einsum("oh,...hwc->...owc", rows, images)
-  return jnp.einsum("pw,...owc->...opc", cols, images)
 
 
 class Preprocessing:
@@ -90,22 +55,19 @@ class Preprocessing:
     if mean is not None:
       mean = jnp.asarray(mean, jnp.float32)
       self.mean = np.asarray(
-        _resize(mean, INPUT_SIZE) if mode == "resize" else _centre(mean)
+        resize(mean, INPUT_SIZE) if mode == "resize" else _centre(mean)
       )
 
   def __call__(self, faces: jnp.ndarray) -> jnp.ndarray:
     """(N, 200, 200, 3) uint8 RGB faces -> (N, S, S, 3) float32 inputs."""
     images = faces.astype(jnp.float32)
     if self.mode == "resize":
-      images = jnp.clip(jnp.round(_resize(images, INPUT_SIZE)), 0, 255)
+      images = jnp.clip(jnp.round(resize(images, INPUT_SIZE)), 0, 255)
     else:
       images = _centre(images)
-    if self.normalization == "rgb":
-      images = images / 255.0
-    else:
-      images = images[..., ::-1] - self.mean
+    images = normalize(images, self.normalization, self.mean)
     if self.input_size != INPUT_SIZE:
-      images = _resize(images, self.input_size)
+      images = resize(images, self.input_size)
     return images
 
 

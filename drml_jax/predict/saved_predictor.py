@@ -46,6 +46,7 @@ CODE = (
   "model/train_state.py",
   "predict/preprocessing.py",
   "predict/export.py",
+  "../data_pipeline/device_inputs.py",
 )
 
 

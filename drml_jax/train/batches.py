@@ -6,8 +6,10 @@ concatenates their batches. The global batch therefore depends on
 `data_shards` alone, not on how many processes share it: a one-process run
 with `data_shards=2` sees the very batches of a two-process run.
 
-The pipeline yields 170x170 inputs; a model built for another `input_size`
-(small test models) gets them resized.
+The pipeline yields uint8 images and crop windows; `model_inputs` (a
+`device_inputs.ModelInputs`) turns them into the model's float32 inputs
+inside the jitted steps, resized for a model built for another
+`input_size` (small test models).
 """
 
 from __future__ import annotations
@@ -17,14 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from data_pipeline import pipeline, splits
-from data_pipeline.tf_cpu import tf
-
-
-def resize_inputs(images: np.ndarray, input_size: int) -> np.ndarray:
-  """The pipeline's 170x170 inputs for a model built for `input_size`."""
-  if input_size == pipeline.INPUT_SIZE:
-    return images
-  return tf.image.resize(images, (input_size,) * 2, antialias=True).numpy()
+from data_pipeline.device_inputs import ModelInputs
 
 
 class Batches:
@@ -54,11 +49,15 @@ class Batches:
     self.shards = range(
       process_index * per_process, (process_index + 1) * per_process
     )
-    self.input_size = input_size
     if normalization == "bgr_mean" and mean is None:
       mean = splits.mean_image(builder)
     self.mean = mean  # the mean image of "bgr_mean", else None
-    self.options = dict(mode=mode, normalization=normalization, mean=mean)
+    self.mode = mode
+    self.model_inputs = ModelInputs(
+      normalization,
+      mean=None if mean is None else pipeline.fixed_mean(mean, mode),
+      input_size=input_size,
+    )
 
   def _shard_batch_size(self, batch_size: int) -> int:
     if batch_size % self.data_shards:
@@ -87,17 +86,15 @@ class Batches:
         batch_size=per_shard,
         process_index=shard,
         process_count=self.data_shards,
-        **self.options,
+        mode=self.mode,
         **kwargs,
       )
       for shard in self.shards
     ]
     for batches in zip(*parts):
-      batch = {
+      yield {
         key: np.concatenate([b[key] for b in batches]) for key in batches[0]
       }
-      batch["image"] = resize_inputs(batch["image"], self.input_size)
-      yield batch
 
   def train(
     self,

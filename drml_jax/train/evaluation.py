@@ -43,9 +43,7 @@ def evaluate_split(
   counts, loss, rows = None, jnp.zeros(()), []
   for batch in batches:
     batch = parallel.shard_batch(batch, mesh)
-    batch_counts, batch_loss, probabilities = eval_step(
-      state, batch["image"], batch["labels"], batch["valid"]
-    )
+    batch_counts, batch_loss, probabilities = eval_step(state, batch)
     counts = batch_counts if counts is None else counts + batch_counts
     loss = loss + batch_loss
     rows.append((probabilities, batch["labels"], batch["valid"]))
@@ -90,7 +88,7 @@ def evaluate_model(
     input_size=input_size,
   )
   return evaluate_split(
-    make_eval_step(graphdefs.eval),
+    make_eval_step(graphdefs.eval, prepare=source.model_inputs),
     parallel.replicate(state, mesh),
     source.evaluation(split, batch_size),
     mesh,

@@ -164,14 +164,11 @@ def _loop(run: Run, received: signals.Received) -> dict:
   )
   try:
     for batch in batches:
-      batch = parallel.shard_batch(
-        {"image": batch["image"], "labels": batch["labels"]}, run.mesh
-      )
+      del batch["valid"]  # every training example is real
+      batch = parallel.shard_batch(batch, run.mesh)
       if run.step == first_step:
-        run.compile_train_step(batch["image"], batch["labels"])
-      run.state, loss = run.train_step(
-        run.state, batch["image"], batch["labels"]
-      )
+        run.compile_train_step(batch)
+      run.state, loss = run.train_step(run.state, batch)
       run.step += 1
       progress.update(1)
       pending.append((run.step, loss))
@@ -254,6 +251,7 @@ def _evaluate_epoch(
       evaluation.probabilities, evaluation.labels
     ).tolist()
     record["thresholds"] = dict(zip(map(str, run.aus), thresholds))
+  seconds = time.time() - start
   logger.info(
     "\nepoch %d/%d, step %d: %s loss %.4f (%.0fs)\n%s",
     epoch,
@@ -261,7 +259,7 @@ def _evaluate_epoch(
     run.step,
     split,
     evaluation.loss,
-    time.time() - start,
+    seconds,
     text,
   )
   if log:
@@ -272,6 +270,7 @@ def _evaluate_epoch(
         "step": run.step,
         "epoch": epoch,
         "loss": evaluation.loss,
+        "eval_s": seconds,
         **record,
       }
     )

@@ -168,13 +168,16 @@ class Run:
         if self.pos_weight is None
         else jnp.asarray(self.pos_weight),
       ),
+      prepare=self.batches.model_inputs,
     )
-    self.eval_step = make_eval_step(self.graphdefs.eval)
+    self.eval_step = make_eval_step(
+      self.graphdefs.eval, prepare=self.batches.model_inputs
+    )
 
-  def compile_train_step(self, images, labels) -> None:
-    """Compiles the train step for batches like these, to run in the memory
-    the process keeps (`host_memory.KeptMemoryStep`)."""
-    compiled = self.train_step.lower(self.state, images, labels).compile()
+  def compile_train_step(self, batch: dict) -> None:
+    """Compiles the train step for batches like this one, to run in the
+    memory the process keeps (`host_memory.KeptMemoryStep`)."""
+    compiled = self.train_step.lower(self.state, batch).compile()
     self.train_step = host_memory.KeptMemoryStep(
       compiled,
       one_cpu_device=self.mesh.devices.size == 1

@@ -2,7 +2,10 @@
 
 The steps are plain `jax.jit` functions of state pytrees (no `nnx.jit`
 per-call overhead); the train step differentiates exactly the parameters
-and returns the next state, its buffers donated.
+and returns the next state, its buffers donated. A step takes a batch dict
+with "labels" (and "valid" to evaluate); `prepare` makes the model's inputs
+from it inside the step: `device_inputs.ModelInputs` from the pipeline's
+uint8 images and crop windows, or by default the batch's "image" as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from drml_jax.scoring.metrics import confusion_counts
 from drml_jax.train.losses import multilabel_sigmoid_cross_entropy
 
 
+def model_images(batch: dict) -> jax.Array:
+  """A batch whose "image" is already the model's input."""
+  return batch["image"]
+
+
 def dropout_rngs(seed: int, step: jax.Array) -> nnx.Rngs:
   """The dropout stream of one step: a pure function of (seed, step)."""
   return nnx.Rngs(dropout=jax.random.fold_in(jax.random.key(seed), step))
@@ -29,11 +37,14 @@ def make_train_step(
   *,
   seed: int = 0,
   loss_fn: Callable = multilabel_sigmoid_cross_entropy,
+  prepare: Callable = model_images,
   donate: bool = True,
 ) -> Callable:
-  """step(state, images, labels) -> (next state, loss)."""
+  """step(state, batch) -> (next state, loss)."""
 
-  def step(state: TrainState, images, labels):
+  def step(state: TrainState, batch: dict):
+    images, labels = prepare(batch), batch["labels"]
+
     def loss_of(params):
       # Fresh Variables at this trace level: the region layer's nnx.vmap
       # refuses the ones jit created one level up.
@@ -56,12 +67,15 @@ def make_train_step(
 
 
 def make_eval_step(
-  graphdef: nnx.GraphDef, loss_fn: Callable = multilabel_sigmoid_cross_entropy
+  graphdef: nnx.GraphDef,
+  loss_fn: Callable = multilabel_sigmoid_cross_entropy,
+  prepare: Callable = model_images,
 ) -> Callable:
-  """step(model_state, images, labels, valid) -> (counts (C,4), summed loss,
-  probabilities (B,C)); the probabilities feed the host-side AUC."""
+  """step(model_state, batch) -> (counts (C,4), summed loss, probabilities
+  (B,C)); the probabilities feed the host-side AUC."""
 
-  def step(state: ModelState, images, labels, valid):
+  def step(state: ModelState, batch: dict):
+    images, labels, valid = prepare(batch), batch["labels"], batch["valid"]
     logits = merge(graphdef, state)(images)
     labels = labels * valid[:, None].astype(labels.dtype)
     return (
