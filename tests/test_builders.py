@@ -123,7 +123,7 @@ def test_unknown_names_list_the_valid_ones(tmp_path):
     registry.build("au_lists", data_dir=str(tmp_path))
   with pytest.raises(
     ValueError,
-    match="^unknown synthetic_au config 'huge'; valid: default, tiny$",
+    match="^unknown synthetic_au config 'huge'; valid: default, disfa_plus_size, tiny$",
   ):
     registry.build("synthetic", dataset_config="huge", data_dir=str(tmp_path))
   with pytest.raises(
