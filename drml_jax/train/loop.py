@@ -12,7 +12,6 @@ parameter stops the run without saving.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 import os
@@ -156,17 +155,12 @@ def _loop(run: Run, received: signals.Received) -> dict:
   session_start = time.time() - run.elapsed
   first_step = run.step
   stop = None
-  # Exactly the steps left, without asking tf.data for the end of its last
-  # epoch after them: that call waited 24-30 s in some quick runs.
-  batches = itertools.islice(
-    run.batches.train(
-      run.train_split,
-      config.batch_size,
-      seed=config.seed,
-      start_step=run.step,
-      num_epochs=config.num_epochs,
-    ),
-    max(run.total_steps - run.step, 0),
+  batches = run.batches.train(
+    run.train_split,
+    config.batch_size,
+    seed=config.seed,
+    start_step=run.step,
+    num_epochs=config.num_epochs,
   )
   try:
     for batch in batches:
