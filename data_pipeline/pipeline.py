@@ -5,8 +5,9 @@
                              # labels (64,C) i8, valid (64,) bool
 
 A batch holds each face as the uint8 image a cache keeps ("fixed") and the
-crop window drawn for it; `device_inputs.ModelInputs` finishes it on the
-device, inside the jitted steps: crop, mirror, normalise.
+crop window drawn for it; `model_inputs.ModelInputs` finishes it on the
+device, inside the jitted steps: crop, mirror, normalise (the preprocessing
+itself is described there, once).
 
 Preprocessing modes (200x200 faces -> 170x170):
   resize: antialiased bilinear resize, rounded to uint8 like PIL's, the
@@ -20,7 +21,7 @@ Normalisations:
   rgb:      RGB / 255.
   bgr_mean: BGR 0..255 minus the per-pixel mean image of the training split
             (`splits.mean_image`), cropped or resized like the image
-            (`fixed_mean`).
+            (`model_inputs.fixed_mean`).
 
 A split is a split name or `splits.Subjects` (a split's examples of some
 subjects only); `splits` holds the facts about a dataset's splits.
@@ -36,11 +37,10 @@ from __future__ import annotations
 from typing import Iterable
 
 import jax
-import numpy as np
 
-from data_pipeline import inputs, splits
+from data_pipeline import model_inputs, splits
 from data_pipeline.errors import check_name
-from data_pipeline.inputs import INPUT_SIZE
+from data_pipeline.model_inputs import INPUT_SIZE
 from data_pipeline.sources.base import IMAGE_SIZE
 from data_pipeline.tf_cpu import tf, tfds
 
@@ -98,7 +98,7 @@ def make_dataset(
     batch_size: examples per batch on this process.
     train: shuffled, augmented (crop mode), full batches, epoch after epoch;
       else one pass in file order, padded to full batches.
-    mode: one of inputs.MODES.
+    mode: one of model_inputs.MODES.
     seed: shuffling and augmentation seed (training).
     start_step: training step to start at; epochs are
       `splits.num_batches(..., train=True)` steps long.
@@ -116,7 +116,7 @@ def make_dataset(
     int8 (B, C), valid bool (B,). Iterating it again starts over.
   """
   splits.check(builder, split)
-  check_name("mode", mode, inputs.MODES)
+  check_name("mode", mode, model_inputs.MODES)
   if process_index is None:
     process_index = jax.process_index()
   count = process_count or jax.process_count()
@@ -165,14 +165,6 @@ def make_dataset(
   return tfds.as_numpy(batches.prefetch(tf.data.AUTOTUNE))
 
 
-def fixed_mean(mean: np.ndarray, mode: str) -> np.ndarray:
-  """The (200, 200, 3) mean image in the fixed images' geometry: resize
-  mode resizes it (unrounded), crop mode keeps it whole."""
-  if mode == "crop":
-    return np.asarray(mean, np.float32)
-  return _resize(tf.constant(mean, tf.float32)).numpy()
-
-
 class _Preprocess:
   """Face record -> fixed uint8 image and crop window.
 
@@ -184,7 +176,7 @@ class _Preprocess:
   def __init__(self, mode: str, decode):
     self.mode = mode
     self.decode = decode
-    self.fixed_size = IMAGE_SIZE if mode == "crop" else INPUT_SIZE
+    self.fixed_size = model_inputs.fixed_size(mode)
 
   def fixed(self, example: dict) -> dict:
     """Decoded image (resize mode: resized) and labels."""
@@ -206,11 +198,8 @@ class _Preprocess:
 
   def window(self, key: tf.Tensor | None) -> tf.Tensor:
     """int32 (top, left, mirrored): random with a key, else central."""
-    if self.mode == "resize":
-      return tf.zeros([3], tf.int32)
-    if key is None:
-      center = (IMAGE_SIZE - INPUT_SIZE) // 2
-      return tf.constant([center, center, 0], tf.int32)
+    if key is None or self.mode == "resize":
+      return tf.constant(model_inputs.central_window(self.mode))
     crop_key, mirror_key = tf.unstack(
       tf.random.experimental.stateless_split(key, 2)
     )

@@ -18,9 +18,9 @@ import os
 import sys
 import time
 
-from data_pipeline import inputs, registry
+from data_pipeline import model_inputs, registry
 from drml_jax import cli
-from drml_jax.reports import tables
+from drml_jax.rendering import tables
 from drml_jax.scoring import scores
 from drml_jax.store import saved_run, workdir
 from drml_jax.train.evaluation import evaluate_model
@@ -58,13 +58,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   )
   parser.add_argument(
     "--mode",
-    choices=inputs.MODES,
+    choices=model_inputs.MODES,
     default=None,
     help="default: the run's, else resize",
   )
   parser.add_argument(
     "--normalization",
-    choices=inputs.NORMALIZATIONS,
+    choices=model_inputs.NORMALIZATIONS,
     default=None,
     help="default: the run's, else rgb",
   )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from drml_jax import cli
-from drml_jax.reports import run_page
+from drml_jax.rendering import run_page
 
 
 @cli.command

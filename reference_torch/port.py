@@ -1,14 +1,15 @@
 """DRML computed the way the public PyTorch port YIUYA/DRML computes it.
 
-Its `model/DRML.py` cuts the feature map with `torch.split` (rows, then
+The port's DRML.py cuts the feature map with `torch.split` (rows, then
 columns), runs each region's Sequential(BatchNorm2d, ReLU, Conv2d 3x3 pad 1)
 on `patch.contiguous()`, adds the patch and joins the patches with
-`torch.cat`; its `train.py` trains with its own loss (sigmoid, then the log of
-the probabilities with zeros replaced by 1e-20) and `torch.optim.SGD`. The
-values are `reference_torch.model`'s; only the autograd graph differs:
-`reference_torch.model.RegionLayer` slices views, whose backward fills a
-full-size zero tensor per region, where `torch.split`'s backward is one
-concatenation. The modules and state_dict keys are `reference_torch.model`'s.
+`torch.cat`; the port's train.py trains with its own loss (sigmoid, then
+the log of the probabilities with zeros replaced by 1e-20) and
+`torch.optim.SGD`. The values are `reference_torch.model`'s; only the
+autograd graph differs: `reference_torch.model.RegionLayer` slices views,
+whose backward fills a full-size zero tensor per region, where
+`torch.split`'s backward is one concatenation. The modules and state_dict
+keys are `reference_torch.model`'s.
 """
 
 from __future__ import annotations

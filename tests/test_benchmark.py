@@ -279,7 +279,8 @@ def test_disfa_plus_size_synthetic_config_matches_disfa_plus():
   ]
   train = config.num_train_subjects * config.frames_per_subject
   assert (
-    abs(train - timing.PROTOCOL["train_images"]) < config.frames_per_subject
+    abs(train - timing.PROTOCOL_SIZE["train_images"])
+    < config.frames_per_subject
   )
 
 

@@ -99,13 +99,13 @@ def test_fields_resolve_by_name_or_dotted_path():
 def test_choices_agree_with_the_modules_that_own_them():
   """default.py declares the choices as plain data (the configs sit below
   the network); each set a module also defines is the same there."""
-  from data_pipeline import inputs, registry  # pylint: disable=import-outside-toplevel
+  from data_pipeline import model_inputs, registry  # pylint: disable=import-outside-toplevel
   from drml_jax.model import convs, network, region  # pylint: disable=import-outside-toplevel
   from drml_jax.train import losses, optim  # pylint: disable=import-outside-toplevel
 
   owners = {
-    "data.mode": inputs.MODES,
-    "data.normalization": inputs.NORMALIZATIONS,
+    "data.mode": model_inputs.MODES,
+    "data.normalization": model_inputs.NORMALIZATIONS,
     "model.region_bn": region.REGION_BN_VARIANTS,
     "model.init": network.INIT_VARIANTS,
     "kernels.conv": convs.CONV_IMPLS,

@@ -27,7 +27,7 @@ from drml_jax.export import stablehlo
 from drml_jax.model import factory
 from drml_jax.predict import __main__ as predict
 from drml_jax.predict import metadata, onnx_predictor
-from drml_jax.predict.export import network_of
+from drml_jax.predict.programs import network_of
 from drml_jax.store import checkpoint, saved_run, workdir
 
 SIZE = 66

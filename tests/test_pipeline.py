@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_pipeline import inputs, pipeline, splits
+from data_pipeline import model_inputs, pipeline, splits
 from data_pipeline.builders.base import SourceBuilder
-from data_pipeline.device_inputs import ModelInputs
+from data_pipeline.model_inputs import ModelInputs
 from data_pipeline.sources.base import Example
 from data_pipeline.tf_cpu import tfds
 
@@ -79,12 +79,9 @@ def batches(builder, split="train", normalization="rgb", mean=None, **kwargs):
   mode = kwargs.get("mode", "resize")
   if normalization == "bgr_mean" and mean is None:
     mean = splits.mean_image(builder)
-  model_inputs = ModelInputs(
-    normalization,
-    mean=None if mean is None else pipeline.fixed_mean(mean, mode),
-  )
+  prepare = ModelInputs(mode, normalization, mean=mean)
   return [
-    {**batch, "image": np.asarray(model_inputs(batch))}
+    {**batch, "image": np.asarray(prepare(batch))}
     for batch in raw_batches(builder, split, **kwargs)
   ]
 
@@ -124,8 +121,8 @@ def test_batches_leave_as_uint8_images_and_windows(builder, mode, size):
     np.testing.assert_array_equal(train["window"], 0)
 
 
-@pytest.mark.parametrize("mode", inputs.MODES)
-@pytest.mark.parametrize("normalization", inputs.NORMALIZATIONS)
+@pytest.mark.parametrize("mode", model_inputs.MODES)
+@pytest.mark.parametrize("normalization", model_inputs.NORMALIZATIONS)
 def test_shapes_dtypes_and_ranges(builder, mode, normalization):
   batch = batches(builder, mode=mode, normalization=normalization)[0]
   assert batch["image"].shape == (4, 170, 170, 3)

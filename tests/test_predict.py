@@ -13,18 +13,13 @@ import torch
 from PIL import Image
 
 from data_pipeline import registry, splits
+from data_pipeline.model_inputs import ModelInputs
 from data_pipeline.tf_cpu import tfds
 from drml_jax import convert, evaluate
 from drml_jax.model import factory, train_state
-from drml_jax.predict import (
-  __main__ as predict,
-)
-from drml_jax.predict import (
-  export,
-  preprocessing,
-  sample_media,
-  saved_predictor,
-)
+from drml_jax.benchmark import sample_media
+from drml_jax.predict import __main__ as predict
+from drml_jax.predict import programs, saved_predictor
 from drml_jax.scoring.metrics import confusion_counts
 from drml_jax.store import checkpoint
 from drml_jax.store.workdir import CHECKPOINT_DIR, CONFIG_FILE
@@ -150,9 +145,7 @@ def test_preprocessing_is_evaluations_up_to_float_rounding(
   _, images, _ = test_split
   mean = splits.mean_image(tiny) if normalization == "bgr_mean" else None
   ours = np.asarray(
-    preprocessing.Preprocessing(
-      mode, normalization, mean=mean, input_size=INPUT
-    )(images)
+    ModelInputs(mode, normalization, mean=mean, input_size=INPUT).faces(images)
   )
   source = batches.Batches(
     tiny,
@@ -176,7 +169,7 @@ def test_preprocessing_is_evaluations_up_to_float_rounding(
 
 def _assert_uses_the_mean_image(loaded, model, tiny, faces):
   """`loaded` predicts as the model does with the training split's mean."""
-  expected = export.predictor_of(
+  expected = programs.predictor_of(
     model,
     loaded.aus,
     mode=loaded.mode,

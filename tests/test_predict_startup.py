@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -92,6 +93,55 @@ def test_a_retrained_model_is_never_served_stale(tmp_path, private, faces):
   assert len(os.listdir(private)) == 2
 
 
+def test_a_change_to_any_source_file_makes_a_new_entry(
+  tmp_path, private, monkeypatch
+):
+  """The key hashes every source file, with no list to keep: the evidence
+  program's code and the PyTorch checkpoint reader (outside the list that
+  once chose what was hashed) each make a new entry when changed, in a copy
+  of the packages that stands in for them."""
+  copies = tmp_path / "source"
+  for package in saved_predictor.SOURCE_PACKAGES:
+    shutil.copytree(
+      package,
+      copies / os.path.basename(package),
+      ignore=shutil.ignore_patterns("__pycache__"),
+    )
+  monkeypatch.setattr(
+    saved_predictor,
+    "SOURCE_PACKAGES",
+    tuple(
+      str(copies / os.path.basename(p)) for p in saved_predictor.SOURCE_PACKAGES
+    ),
+  )
+  run = _checkpoint(tmp_path / "run")
+
+  def entries_after_a_load() -> int:
+    saved_predictor.load_predictor(checkpoint=run)
+    saved_predictor.wait_saved()
+    return len(os.listdir(private))
+
+  assert entries_after_a_load() == 1
+  assert entries_after_a_load() == 1  # unchanged: the same entry
+  for count, changed in enumerate(
+    ("drml_jax/predict/saliency.py", "drml_jax/store/interchange.py"), 2
+  ):
+    with open(copies / changed, "a") as f:
+      f.write("# changed\n")
+    assert entries_after_a_load() == count, changed
+
+
+def test_an_upgraded_library_changes_the_key(monkeypatch):
+  before = saved_predictor.entry_key(None, "run", None)
+  version = saved_predictor.importlib.metadata.version
+  monkeypatch.setattr(
+    saved_predictor.importlib.metadata,
+    "version",
+    lambda name: "9.9.9" if name == "flax" else version(name),
+  )
+  assert saved_predictor.entry_key(None, "run", None) != before
+
+
 def test_a_damaged_entry_is_made_again(tmp_path, private, faces):
   run = _checkpoint(tmp_path / "run")
   expected = saved_predictor.load_predictor(checkpoint=run)(faces)[0]
@@ -121,11 +171,11 @@ print(json.dumps({"status": status, "modules": sorted(sys.modules)}))
 """
 
 
-def _predict_in_a_process(args: list[str], base, cache_folder) -> dict:
-  """Predict in a fresh process: the session's compilation cache (`base`),
-  its own predictor cache."""
+def _predict_in_a_process(args: list[str], cache_folder) -> dict:
+  """Predict in a fresh process: the session's compilation cache, its own
+  predictor cache."""
   environment = {
-    **train_support.env(base),
+    **train_support.env(),
     cache.SETTING: str(cache_folder / "drml"),
   }
   done = subprocess.run(
@@ -139,9 +189,7 @@ def _predict_in_a_process(args: list[str], base, cache_folder) -> dict:
   return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_predict_imports_no_tensorflow_and_a_warm_run_no_flax(
-  tmp_path, tmp_path_factory
-):
+def test_predict_imports_no_tensorflow_and_a_warm_run_no_flax(tmp_path):
   """The first run reads the orbax checkpoint (Flax, orbax); the second
   reads the saved predictor only. Neither imports TensorFlow or PyTorch."""
   run = _checkpoint(tmp_path / "run")
@@ -150,12 +198,11 @@ def test_predict_imports_no_tensorflow_and_a_warm_run_no_flax(
 
   Image.fromarray(skimage_data.astronaut()).save(photo)
   args = [str(photo), "--checkpoint", run, "--overwrite"]
-  base = train_support.base_dir(tmp_path_factory)
   cold = _predict_in_a_process(
-    [*args, "--out", str(tmp_path / "cold.csv")], base, tmp_path
+    [*args, "--out", str(tmp_path / "cold.csv")], tmp_path
   )
   warm = _predict_in_a_process(
-    [*args, "--out", str(tmp_path / "warm.csv")], base, tmp_path
+    [*args, "--out", str(tmp_path / "warm.csv")], tmp_path
   )
   assert cold["status"] == warm["status"] == 0
 

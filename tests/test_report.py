@@ -32,9 +32,10 @@ from PIL import Image
 from data_pipeline.sources.base import DISFA_PLUS_AUS
 from drml_jax import report as report_command
 from drml_jax.predict import __main__ as predict
-from drml_jax.predict import gathered, report, sample_media
+from drml_jax.benchmark import sample_media
+from drml_jax.predict import gathered, predictions_page
 from drml_jax.predict.stream import FaceAUs, FrameAUs
-from drml_jax.reports import run_page
+from drml_jax.rendering import run_page
 from drml_jax.store import workdir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -221,7 +222,7 @@ def test_faces_left_out_and_evidence_images(browser, tmp_path):
     input_size=66,
   )
   path = tmp_path / "faces.html"
-  report.write(str(path), kept, predictor, every=1, detect=True)
+  predictions_page.write(str(path), kept, predictor, every=1, detect=True)
   page = _open(
     browser, path, ["#summary", ".card img.evidence"], tmp_path / "faces.png"
   )
@@ -339,8 +340,8 @@ def test_the_templates_are_package_data():
   tomllib = pytest.importorskip("tomllib")  # Python 3.11
   with open(ROOT / "pyproject.toml", "rb") as f:
     data = tomllib.load(f)["tool"]["setuptools"]["package-data"]
-  package = ROOT / "drml_jax" / "reports"
+  package = ROOT / "drml_jax" / "rendering"
   declared = {
-    p for pattern in data["drml_jax.reports"] for p in package.glob(pattern)
+    p for pattern in data["drml_jax.rendering"] for p in package.glob(pattern)
   }
   assert set((package / "templates").iterdir()) <= declared

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from drml_jax.predict import faces
-from drml_jax.predict import sample_media as sm
+from drml_jax.benchmark import sample_media as sm
+from drml_jax.predict import detection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +149,7 @@ def test_labelled_set_is_deterministic_with_positives_and_negatives():
     kinds.setdefault(item.kind, []).append(item)
     height, width, channels = item.image.shape
     assert item.image.dtype == np.uint8 and channels == 3, item.name
-    assert max(height, width) <= sm.MAX_SIDE, item.name
+    assert max(height, width) <= sm.LARGEST_SIDE, item.name
     for box in item.boxes:
       assert 0 < box.cx < width and 0 < box.cy < height, item.name
   assert 100 <= len(first) <= 200
@@ -270,13 +270,13 @@ def test_frontal_haar_finds_the_upright_frontal_photos():
     for name, (image, box) in photos.items()
     if name != "cameraman"
   ]
-  result = sm.score(faces.Detector(), upright)
+  result = sm.score(detection.Detector(), upright)
   assert (result["tp"], result["fn"]) == (2, 0)
 
 
 def test_the_module_imports_no_deep_learning_framework():
   code = (
-    "import sys, drml_jax.predict.sample_media;"
+    "import sys, drml_jax.benchmark.sample_media;"
     "print(sorted({'jax', 'tensorflow', 'torch'} & set(sys.modules)))"
   )
   result = subprocess.run(

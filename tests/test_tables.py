@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drml_jax.reports import tables
+from drml_jax.rendering import tables
 from drml_jax.scoring import scores
 
 DISFA_PLUS_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
@@ -46,15 +46,15 @@ def test_record_text_equals_the_evaluation_text():
 
 
 def test_results_show_the_published_disfa_plus_row_beside_the_run():
-  published = tables.published_row("disfa_plus", DISFA_PLUS_AUS)
+  published = tables.published_line("disfa_plus", DISFA_PLUS_AUS)
   assert published == (
     "| published: Reproduction report, DISFA+ (labels {-1,1}) | 68.92/90.36 | "
     "72.59/92.72 | 60.95/92.70 | 64.91/84.80 | 69.52/92.71 | 62.61/96.70 | "
     "85.82/96.79 | 43.78/95.61 | 25.99/94.09 | 22.48/96.91 | 94.92/97.88 | "
     "76.50/94.14 | 62.42/93.79 |"
   )
-  assert tables.published_row("synthetic", DISFA_PLUS_AUS) is None
-  assert tables.published_row("disfa_plus", DISFA_PLUS_AUS[:-1]) is None
+  assert tables.published_line("synthetic", DISFA_PLUS_AUS) is None
+  assert tables.published_line("disfa_plus", DISFA_PLUS_AUS[:-1]) is None
   counts = np.tile([3, 1, 4, 2], (12, 1))
   result, _ = _report(counts, DISFA_PLUS_AUS, auc=[0.5] * 12)
   record = {

@@ -14,8 +14,8 @@ from tqdm import tqdm
 from data_pipeline.sources.base import IMAGE_SIZE, Source, check_face
 from data_pipeline.tf_cpu import tfds
 
-# zlib level 1: 3-4x faster to write than TF's default (level 6), files about
-# 25% larger, as fast to decode.
+# zlib level 1: faster to write than TF's default (level 6), files a little
+# larger, as fast to decode (benchmarks/README.md#cpu-figures).
 PNG_COMPRESSION = 1
 
 

@@ -36,7 +36,7 @@ from data_pipeline.synthetic.faces import render_frame, sample_identity
 from data_pipeline.synthetic.pose import sample_nuisance
 from data_pipeline.synthetic.sequences import subject_trials
 
-FORMAT = 1  # Bump whenever what a seed generates changes.
+GENERATOR_VERSION = 1  # Bump whenever what a seed generates changes.
 FRAMES_PER_SUBJECT = 150  # the 16 default subjects: well under a minute
 METADATA = "synthetic.json"
 FIRST_SUBJECT = 101  # Names SN101...: apart from DISFA+'s SN001..SN032.
@@ -58,7 +58,7 @@ def _settings(
     )
   )
   return {
-    "format": FORMAT,
+    "format": GENERATOR_VERSION,
     "seed": seed,
     "num_train_subjects": num_train_subjects,
     "num_test_subjects": num_test_subjects,

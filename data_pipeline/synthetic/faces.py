@@ -22,7 +22,7 @@ from data_pipeline.sources.base import DISFA_PLUS_AUS, IMAGE_SIZE
 from data_pipeline.synthetic import aus as au_terms
 from data_pipeline.synthetic.painting import (
   Color,
-  Layer,
+  Canvas,
   paint_brow,
   paint_eye,
   paint_head,
@@ -134,8 +134,8 @@ class _Subject:
 
 @functools.lru_cache(maxsize=4)  # about 3 MB each
 def _subject(face: Identity) -> _Subject:
-  surface = Layer(face.background, 4)
-  inside = Layer((0, 0, 0), 3)
+  surface = Canvas(face.background, 4)
+  inside = Canvas((0, 0, 0), 3)
   paint_head(surface, face)
   for s in (-1, 1):
     paint_brow(surface, face, s)

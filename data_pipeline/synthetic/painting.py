@@ -1,6 +1,6 @@
 """Painting a synthetic subject's face parts onto its canonical layers.
 
-Soft-edged drawing primitives, the `Layer` they paint on, and one painter
+Soft-edged drawing primitives, the `Canvas` they paint on, and one painter
 per part: head (skin, neck, hair), brows, eyes, nose and mouth. Coordinates
 are canonical (see `aus`); `f` is the subject's `faces.Identity`, `s` a
 side (-1 or 1, the sign of x). `faces` paints each subject once with these.
@@ -39,7 +39,7 @@ def _ellipse(cx, cy, rx, ry):
   )
 
 
-class Layer:
+class Canvas:
   """A (C, H, W) canonical image painted shape by shape, C = 3 or 4.
 
   With 4 channels the last is alpha: painting makes it opaque, `cut` makes a
@@ -76,7 +76,7 @@ class Layer:
     self.image[3, rows, cols] *= 1 - alpha
 
 
-def paint_head(surface: Layer, f) -> None:
+def paint_head(surface: Canvas, f) -> None:
   skin, hair = _rgb(f.skin), _rgb(f.hair)
   surface.image[:3] *= 1.05 - 0.1 * (GRID[:, None] + HALF) / IMAGE_SIZE
   surface.paint(
@@ -110,7 +110,7 @@ def paint_head(surface: Layer, f) -> None:
   )
 
 
-def paint_brow(surface: Layer, f, s: int) -> None:
+def paint_brow(surface: Canvas, f, s: int) -> None:
   cx, half = s * (f.eye_x + 3), 19.0
 
   def shape(x, y):
@@ -128,7 +128,7 @@ def paint_brow(surface: Layer, f, s: int) -> None:
   )
 
 
-def paint_eye(surface: Layer, inside: Layer, f, s: int) -> None:
+def paint_eye(surface: Canvas, inside: Canvas, f, s: int) -> None:
   cx, cy, w, h = s * f.eye_x, f.eye_y, f.eye_w, f.eye_h
   box = (cx - w - 3, cx + w + 3, cy - h - 7, cy + h + 3)
   behind = (cx - w - 6, cx + w + 6, cy - h - 16, cy + h + 6)  # lids move
@@ -179,7 +179,7 @@ def paint_eye(surface: Layer, inside: Layer, f, s: int) -> None:
   )  # lower lid line
 
 
-def paint_nose(surface: Layer, f) -> None:
+def paint_nose(surface: Canvas, f) -> None:
   shadow = np.array(f.skin) * 0.7
   for s in (-1, 1):
     surface.paint(
@@ -207,7 +207,7 @@ def paint_nose(surface: Layer, f) -> None:
     )
 
 
-def paint_mouth(surface: Layer, inside: Layer, f) -> None:
+def paint_mouth(surface: Canvas, inside: Canvas, f) -> None:
   my, mw = f.mouth_y, f.mouth_w
   box = (-mw - 2, mw + 2, my - 9, my + f.lower_lip + 3)
   behind = (-mw - 12, mw + 12, my - 18, my + 28)  # lips and jaw move

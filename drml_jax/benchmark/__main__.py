@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> dict:
     "warmup": args.warmup,
     "dtypes": args.dtypes,
     "smoke": args.smoke,
-    "protocol": timing.PROTOCOL,
+    "protocol": timing.PROTOCOL_SIZE,
     "load_average": {"before": load_before, "after": timing.load_average()},
     "cpu_steal_fraction": timing.steal_fraction(
       ticks_before, timing.cpu_ticks()
@@ -296,7 +296,7 @@ def main(argv: list[str]) -> int:
   args = parse_args(argv)
   print(devices_and_forms(args), flush=True)
   result = run(args)
-  print(timing.format_table(result))
+  print(timing.benchmark_table(result))
   out = args.out or _default_out()
   os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
   with open(out, "w") as f:

@@ -2,17 +2,17 @@
 preset on synthetic data of DISFA+'s size, and the protocol's 20 epochs
 extrapolated against the PyTorch port on the same device.
 
-  python -m drml_jax.benchmark.accelerator --out benchmarks/results/gpu
+  python -m drml_jax.benchmark.accelerator --out DIR
   python -m drml_jax.benchmark.accelerator --dry-run   # the commands only
 
 Runs, each in its own process:
-  1. `python -m drml_jax.benchmark --out OUT/benchmark.json` (every row,
+  1. `python -m drml_jax.benchmark --out DIR/benchmark.json` (every row,
      PyTorch's too where a CUDA torch is installed);
   2. `python -m drml_jax.train --config seed` on the synthetic dataset's
      `disfa_plus_size` config (12 + 4 subjects x 3,578 frames: 42,936
      training images against DISFA+'s 42,929) for one epoch, its work
-     directory OUT/epoch;
-then writes OUT/protocol.json and prints: the epoch's training rate (its
+     directory DIR/epoch;
+then writes DIR/protocol.json and prints: the epoch's training rate (its
 logged intervals after the first, which holds the compilation), its
 validation time, 20 such epochs, and the port's 20 epochs at its
 benchmark rates on the same device. The port's figure is its train and
@@ -28,7 +28,7 @@ import subprocess
 import sys
 
 from drml_jax import cli
-from drml_jax.benchmark.timing import PROTOCOL
+from drml_jax.benchmark.timing import PROTOCOL_SIZE
 from drml_jax.store import workdir
 
 DATASET_CONFIG = "disfa_plus_size"
@@ -86,8 +86,8 @@ def extrapolate(epoch: dict, benchmark: dict) -> dict:
   port (and PyTorch's fastest form) from the benchmark's rates."""
   minutes = benchmark["summary"]["protocol_minutes"]
   return {
-    "epochs": PROTOCOL["epochs"],
-    "jax_minutes": PROTOCOL["epochs"]
+    "epochs": PROTOCOL_SIZE["epochs"],
+    "jax_minutes": PROTOCOL_SIZE["epochs"]
     * (epoch["train_s"] + epoch["eval_s"])
     / 60,
     "jax_step_rates_minutes": minutes["jax"],

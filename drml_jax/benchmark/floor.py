@@ -6,15 +6,16 @@ processes.
   python -m drml_jax.benchmark.floor --rounds 5 --steps 10
 
 A benchmark run times each row once, minutes apart, and the speed of a
-shared 2-core machine drifts by ~15% between processes (benchmarks/README.md,
-log entry 23), so one run's ratios carry that drift. Each round here times
-five rows, each in a fresh process and as `python -m drml_jax.benchmark`
-times it (PyTorch with glibc's malloc as it is, JAX keeping its step
-buffers): the port's float32 train row, JAX's, PyTorch's fastest float32
-train form (the grouped conv under torch.compile), then the port's eval row
-and JAX's. It prints every round and the median of each ratio. Other
-options (--batch, --steps, --warmup, --input-size, --seed,
---torch-threads) pass to every row; without any, --steps 5 --warmup 1.
+shared 2-core machine drifts between processes
+(benchmarks/README.md#cpu-figures), so one run's ratios carry that drift.
+Each round here times five rows, each in a fresh process and as
+`python -m drml_jax.benchmark` times it (PyTorch with glibc's malloc as it
+is, JAX keeping its step buffers): the port's float32 train row, JAX's,
+PyTorch's fastest float32 train form (the grouped conv under
+torch.compile), then the port's eval row and JAX's. It prints every round
+and the median of each ratio. Other options (--batch, --steps, --warmup,
+--input-size, --seed, --torch-threads) pass to every row; without any,
+--steps 5 --warmup 1.
 """
 
 from __future__ import annotations

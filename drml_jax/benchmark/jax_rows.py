@@ -2,10 +2,11 @@
 
 Inputs live on the device as the trainer's steps receive them: uint8 images
 (170x170, resize mode's) and their crop windows, made into the model's
-float32 inputs inside the step (`device_inputs.ModelInputs`); compile time (lowering + XLA compile) is reported
-apart. FLOPs per image come from XLA's cost analysis of the lowered train and
-eval steps with direct convolutions (the model's FLOPs, the same whatever
-form runs), so achieved FLOP/s compare across forms.
+float32 inputs inside the step (`model_inputs.ModelInputs`); compile time
+(lowering + XLA compile) is reported apart. FLOPs per image come from XLA's
+cost analysis of the lowered train and eval steps with direct convolutions
+(the model's FLOPs, the same whatever form runs), so achieved FLOP/s compare
+across forms.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from data_pipeline.device_inputs import ModelInputs
-from data_pipeline.inputs import INPUT_SIZE
+from data_pipeline.model_inputs import INPUT_SIZE, ModelInputs
 from drml_jax.benchmark.timing import (
   LEARNING_RATE,
   MOMENTUM,
@@ -80,7 +80,7 @@ def jax_steps(
 def model_inputs(args) -> ModelInputs:
   """The rows' inputs as the seed preset makes them: RGB / 255, resized to
   the model's input size."""
-  return ModelInputs("rgb", input_size=args.input_size)
+  return ModelInputs("resize", "rgb", input_size=args.input_size)
 
 
 def jax_batch(batch: int, num_aus: int, seed: int = 0) -> dict:

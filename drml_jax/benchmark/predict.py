@@ -48,15 +48,9 @@ from PIL import Image
 from data_pipeline.sources.base import DISFA_PLUS_AUS
 from drml_jax import cli
 from drml_jax.model.factory import build_model
-from drml_jax.predict import (
-  alignment,
-  media,
-  saliency,
-  saliency_check,
-  sample_media,
-  tracking,
-)
-from drml_jax.predict.faces import Detector
+from drml_jax.benchmark import saliency_check, sample_media
+from drml_jax.predict import alignment, media, saliency, tracking
+from drml_jax.predict.detection import Detector
 from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE
 from drml_jax.predict.saved_predictor import load_predictor
 from drml_jax.predict.stream import Stream
@@ -69,7 +63,7 @@ GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
 
 
 @dataclasses.dataclass
-class Row:
+class Stage:
   stage: str
   seconds: float
   frames: int | None = None  # frames (or faces, for the model) processed
@@ -139,7 +133,7 @@ def _random_checkpoint(folder: str) -> str:
   return path
 
 
-def startup_rows(model: dict, folder: str, photo_runs: int) -> list[Row]:
+def startup_rows(model: dict, folder: str, photo_runs: int) -> list[Stage]:
   """Import, then one photo cold and warm, each a fresh process."""
   photo = os.path.join(folder, "astronaut.jpg")
   image, _ = sample_media.face_photos()["astronaut"]
@@ -148,7 +142,7 @@ def startup_rows(model: dict, folder: str, photo_runs: int) -> list[Row]:
   seconds, peak = _process(
     [sys.executable, "-c", "import drml_jax.predict.__main__"], environment
   )
-  rows = [Row("import drml_jax.predict", seconds, None, peak)]
+  rows = [Stage("import drml_jax.predict", seconds, None, peak)]
   predict = [
     sys.executable,
     "-m",
@@ -163,27 +157,29 @@ def startup_rows(model: dict, folder: str, photo_runs: int) -> list[Row]:
   for run in range(1 + photo_runs):
     stage = "one photo, cold cache" if run == 0 else "one photo, warm cache"
     seconds, peak = _process(predict, environment)
-    rows.append(Row(stage, seconds, 1, peak))
+    rows.append(Stage(stage, seconds, 1, peak))
   return rows
 
 
 def clip_rows(
   model: dict, folder: str, frames: int, batch_size: int
-) -> list[Row]:
+) -> list[Stage]:
   """The clip's stages in this process, then end to end in a fresh one."""
   clip = os.path.join(folder, "clip.mp4")
   sample_media.write_clip(clip, "one", frames=frames, fps=CLIP_FPS)
   predictor = load_predictor(**model, batch_size=batch_size)
   start = time.perf_counter()
   decoded = list(media.frames(clip))
-  rows = [Row("decode", time.perf_counter() - start, len(decoded), _peak_mb())]
+  rows = [
+    Stage("decode", time.perf_counter() - start, len(decoded), _peak_mb())
+  ]
 
   stream = Stream(lambda: predictor)
   tracker = tracking.Tracker(stream.detector)
   start = time.perf_counter()
   found = [item for frame in decoded for item in stream.faces(frame, tracker)]
   rows.append(
-    Row(
+    Stage(
       "detect + track + crop",
       time.perf_counter() - start,
       len(decoded),
@@ -197,7 +193,7 @@ def clip_rows(
   start = time.perf_counter()
   predictor(faces)
   rows.append(
-    Row(
+    Stage(
       f"model, batch {batch_size} (faces)",
       time.perf_counter() - start,
       len(faces),
@@ -208,7 +204,7 @@ def clip_rows(
   for _ in stream([clip], on_error=_raise):
     pass
   rows.append(
-    Row(
+    Stage(
       "stream: all stages overlapped",
       time.perf_counter() - start,
       stream.timings.frames,
@@ -230,10 +226,12 @@ def clip_rows(
   ]
   seconds, peak = _process(command, _environment(folder))
   rows.append(
-    Row(f"clip end to end, batch {batch_size} compiled", seconds, frames, peak)
+    Stage(
+      f"clip end to end, batch {batch_size} compiled", seconds, frames, peak
+    )
   )
   seconds, peak = _process(command, _environment(folder))
-  rows.append(Row("clip end to end, warm cache", seconds, frames, peak))
+  rows.append(Stage("clip end to end, warm cache", seconds, frames, peak))
   return rows
 
 
@@ -330,7 +328,7 @@ def _raise(error: Exception) -> None:
   raise error
 
 
-def table(rows: list[Row]) -> str:
+def table(rows: list[Stage]) -> str:
   """The rows as a markdown table."""
   lines = [
     "| stage | seconds | frames/s | peak RSS (MB) |",

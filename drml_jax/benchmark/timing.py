@@ -20,7 +20,7 @@ import jax
 
 from data_pipeline import errors
 
-PROTOCOL = {"epochs": 20, "train_images": 42_929, "test_images": 14_739}
+PROTOCOL_SIZE = {"epochs": 20, "train_images": 42_929, "test_images": 14_739}
 # The optimizer settings of every timed train step, JAX and PyTorch alike.
 LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.001, 0.9, 0.005
 
@@ -137,9 +137,9 @@ def protocol_minutes(train: Row | None, evaluate: Row | None) -> float | None:
   """Minutes for the DISFA+ protocol at the given train and eval rates."""
   if not (train and evaluate):
     return None
-  seconds = PROTOCOL["epochs"] * (
-    PROTOCOL["train_images"] / train.images_per_s
-    + PROTOCOL["test_images"] / evaluate.images_per_s
+  seconds = PROTOCOL_SIZE["epochs"] * (
+    PROTOCOL_SIZE["train_images"] / train.images_per_s
+    + PROTOCOL_SIZE["test_images"] / evaluate.images_per_s
   )
   return seconds / 60
 
@@ -237,7 +237,7 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
   return missing if value is None else format(value, spec)
 
 
-def format_table(result: dict) -> str:
+def benchmark_table(result: dict) -> str:
   """The printed table: every row, then ratios and protocol times."""
   device = result["device"]
   load = result["load_average"]["before"]

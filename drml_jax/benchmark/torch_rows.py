@@ -8,7 +8,7 @@
   layer), also with channels_last and with torch.compile.
 
 Compile time is the first step's (torch.compile included). bfloat16 rows
-run on GPU only.
+run under torch.autocast.
 """
 
 from __future__ import annotations

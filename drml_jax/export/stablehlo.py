@@ -13,15 +13,15 @@ The archive (stored, not compressed: float weights barely compress) holds
   weights/NNNN.npy  the program's first argument, a list of arrays, in order
 
 The weights travel beside the program rather than inside it: baked in as
-constants, the full model's export took 3.1 s instead of 0.1 s, its
-program 227 MB instead of 14 kB, and XLA, compiling the constants in,
-moved the logits by 1.2e-6 of the largest; as arguments the reloaded
-program gives the JAX model's logits exactly.
+constants, they made the export slower and the program as large as the
+weights, and XLA, compiling the constants in, moved the logits; as
+arguments the reloaded program gives the JAX model's logits exactly
+(benchmarks/README.md#predict-speed).
 
 The network is exported with XLA's own convolutions (`KERNELS`), which
 every backend runs; the CPU's faster forms (FFT, banded) would tie the
 program to the CPU. Their logits differ from those forms' by float32
-rounding (up to 3e-6 of the largest logit, measured).
+rounding (benchmarks/README.md#predict-speed).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from drml_jax.predict import metadata
-from drml_jax.predict.export import argument_specs, network_of
+from drml_jax.predict.programs import argument_specs, network_of
 from drml_jax.store import workdir
 from drml_jax.store.saved_run import TrainedModel
 

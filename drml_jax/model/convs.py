@@ -11,8 +11,8 @@ outputs whose window never wraps, so it is exact up to float rounding.
 "banded" is one matmul of windows of input rows with a banded (Toeplitz)
 matrix built from the kernel (`conv_banded`). "auto" picks per layer: on CPU
 the layer's fastest form there (conv1 "banded", conv2 "fft", the others
-"chunked"), "lax" (cuDNN) on accelerators. Why, with the measurements:
-benchmarks/README.md.
+"chunked"), "lax" (cuDNN) on accelerators. The measurements behind each
+choice: benchmarks/README.md#log.
 """
 
 from __future__ import annotations

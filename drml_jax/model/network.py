@@ -77,7 +77,7 @@ def local_response_norm(
 
   The window sum is a matmul with a 0/1 band matrix, which XLA:CPU
   differentiates faster than a sum of channel-shifted slices
-  (benchmarks/README.md).
+  (benchmarks/README.md#log).
   """
   channels = jnp.arange(x.shape[-1])
   offset = channels[:, None] - channels[None, :]
@@ -90,7 +90,8 @@ def local_response_norm(
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _inverse_power(t: jax.Array, beta: float) -> jax.Array:
   """t ** -beta; for LRN's beta of 0.75 as rsqrt(t) ** 1.5, which XLA:CPU
-  computes, and differentiates, twice as fast as a power."""
+  computes, and differentiates, faster than a power
+  (benchmarks/README.md#log)."""
   if beta == 0.75:
     root = jax.lax.rsqrt(t)
     return root * jnp.sqrt(root)
@@ -111,8 +112,9 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   The gradient goes to the first maximum of each window in row-major
   order, as PyTorch sends it (autodiff of a max splits it among ties).
   The forward pass keeps each window's argmax, a byte per output, where
-  autodiff of a max keeps a float mask of the map's size (the batch-64
-  train step's temporaries: -237 MB). A NaN in a window is its maximum.
+  autodiff of a max keeps a float mask of the map's size, in the train
+  step's temporaries (benchmarks/README.md#log). A NaN in a window is its
+  maximum.
   """
   return _max_pool_forward(x)[0]
 
@@ -178,7 +180,7 @@ def resolve_region_layout(
   and joins it around the region layer; on XLA:CPU the backward pass of
   those two transposes of the full-size map, fused with the elementwise
   ops around them, costs more than the convolutions they sit between
-  (benchmarks/README.md). Pooling each patch is pooling the map only when
+  (benchmarks/README.md#log). Pooling each patch is pooling the map only when
   the patches' sides are even.
   """
   if layout not in REGION_LAYOUTS:

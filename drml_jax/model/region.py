@@ -26,8 +26,9 @@ def resolve_region_conv(impl: str) -> str:
   """The 3x3 conv form "auto" stands for on the current backend.
 
   On CPU "unrolled": XLA:CPU runs a vmapped (grouped) convolution's backward
-  pass ~100x slower than one plain convolution per region
-  (benchmarks/README.md). Accelerators get the library's grouped convolution.
+  pass far slower than one plain convolution per region
+  (benchmarks/README.md#cpu-figures). Accelerators get the library's grouped
+  convolution.
   """
   if impl not in REGION_CONV_IMPLS:
     raise ValueError(
@@ -81,7 +82,7 @@ def conv3x3_unrolled(x: jax.Array, kernel: jax.Array) -> jax.Array:
   one plain `lax.conv` per region, unrolled, instead of one grouped
   convolution; each region's kernel gradient is summed over batch chunks
   (`convs.conv_chunked`: past 16 images XLA:CPU's kernel-gradient
-  convolution slows down per image, 3.7x at batch 64).
+  convolution slows down per image, benchmarks/README.md#log).
   """
   return _conv3x3_forward(x, kernel)
 
@@ -104,7 +105,7 @@ def standardize(x: jax.Array, epsilon: float) -> jax.Array:
 
   The backward pass is the closed form, two sums and one elementwise pass:
   autodiff of the statistics takes six sums over the map, each a full
-  pass over it (the batch-64 train step: -5%).
+  pass over it (benchmarks/README.md#log).
   """
   return _standardize_forward(x, epsilon)[0]
 

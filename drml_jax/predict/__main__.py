@@ -215,9 +215,9 @@ def run(args: argparse.Namespace) -> int:
   written = write_plots(gathered, stream.predictor, planned) if planned else []
   if args.report:
     # Imported here: the page's code and matplotlib, for --report only.
-    from drml_jax.predict import report  # pylint: disable=import-outside-toplevel
+    from drml_jax.predict import predictions_page  # pylint: disable=import-outside-toplevel
 
-    report.write(
+    predictions_page.write(
       args.report,
       gathered,
       stream.predictor,

@@ -4,15 +4,16 @@
   face = aligner(image, face)   # its roll refined from the eyes, where found
   crop(image, face)             # (200, 200, 3) uint8, turned upright
 
-DISFA+'s crops are aligned: the eyes level, at a fixed place and distance.
-A detected face's roll is known to the detector's rotation step
-(`faces.ROLL_STEP`), its box to the cascade's scale step (10%). The
+DISFA+'s crops are aligned: the eyes level, at a fixed place and distance. A
+detected face's roll is known to the detector's rotation step
+(`detection.ROLL_STEP`), its box to the cascade's scale step (10%). The
 `Aligner` measures both from the eyes: OpenCV's eye cascade
-(`haarcascade_eye_tree_eyeglasses.xml`, in the same wheel, which finds eyes behind glasses too) on the upper part of the face,
-turned by the detector's roll. The line between the two eyes gives the
-roll; their distance and midpoint place the face's square where a frontal
-box around these eyes lies (EYE_SPACING, EYE_HEIGHT). Profiles and faces
-whose eyes are not both found keep the detector's box and roll.
+(`haarcascade_eye_tree_eyeglasses.xml`, in the same wheel, which finds eyes
+behind glasses too) on the upper part of the face, turned by the detector's
+roll. The line between the two eyes gives the roll; their distance and
+midpoint place the face's square where a frontal box around these eyes lies
+(EYE_SPACING, EYE_HEIGHT). Profiles and faces whose eyes are not both found
+keep the detector's box and roll.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ import cv2
 import numpy as np
 
 from data_pipeline.sources.base import IMAGE_SIZE
-from drml_jax.predict.faces import Face, cut_square
+from drml_jax.predict.detection import Face, cut_square
 
 EYES = "haarcascade_eye_tree_eyeglasses.xml"  # finds eyes behind glasses too
-CROP_MARGIN = 0.325  # of the face's side, on every side (faces.py says why)
+CROP_MARGIN = 0.325  # of the face's side, on every side (detection.py says why)
 EYE_SIDE = 128  # pixels a face is scaled to to find its eyes
 # Where two eyes of a frontal box lie, as fractions of its side: measured on
-# the astronaut (faces.py); the search allows room around them.
+# the astronaut (detection.py); the search allows room around them.
 EYE_SPACING = 0.48
 EYE_HEIGHT = 0.38
 EYE_ROWS = (0.1, 0.6)

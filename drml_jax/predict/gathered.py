@@ -32,7 +32,7 @@ SHEET_FACES = 64  # photos' faces shown on the contact sheet and the page
 
 
 @dataclasses.dataclass
-class Face:
+class KeptFace:
   """A photo's face as the sheet and the page show it."""
 
   file: str
@@ -67,7 +67,7 @@ class Gathered:
     self.evidence = evidence
     self.files: dict[str, FileCounts] = {}
     self.videos: dict[str, tuple[list, list]] = {}  # times, {face_id: p}
-    self.faces: list[Face] = []
+    self.faces: list[KeptFace] = []
     self.faces_left_out = 0
     self.active: np.ndarray | None = None  # (C,) faces with each AU active
     self.errors: list[str] = []
@@ -95,7 +95,7 @@ class Gathered:
         self.faces_left_out += 1
         continue
       self.faces.append(
-        Face(
+        KeptFace(
           frame.file,
           item.face_id,
           item.crop,
@@ -172,8 +172,9 @@ def write_plots(
 ) -> list[str]:
   """--plot: each video's AU timeline at planned[path], the photos' faces at
   planned[None]; returns the paths written."""
-  # Imported here: matplotlib costs a second of start-up that only --plot needs.
-  from drml_jax.reports import plots  # pylint: disable=import-outside-toplevel
+  # Imported here: matplotlib slows the start-up, and only --plot needs it
+  # (benchmarks/README.md#predict-speed).
+  from drml_jax.rendering import plots  # pylint: disable=import-outside-toplevel
 
   written = []
   aus = predictor.aus

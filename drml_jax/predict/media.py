@@ -56,7 +56,8 @@ VIDEO_EXTENSIONS = (".avi", ".mkv", ".mov", ".mp4")
 EXTENSIONS = ", ".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
 MAX_SIDE = 4096  # pixels: larger images are downscaled to this longest side
 # Consecutive undecodable frames after which the rest of a video counts as lost
-# (a damaged header can claim billions of frames; each failed read is ~15 us).
+# (a damaged header can claim billions of frames, and each failed read takes
+# time: benchmarks/README.md#predict-speed).
 MAX_LOST_RUN = 100_000
 SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 

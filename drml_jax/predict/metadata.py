@@ -33,11 +33,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from data_pipeline import inputs
+from data_pipeline import model_inputs
 from data_pipeline.sources.base import IMAGE_SIZE
 from drml_jax.predict.predictor import au_name
 
-FORMAT = "drml-export 1"
+EXPORT_FORMAT = "drml-export 1"
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 MEAN_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 3)
 
@@ -68,7 +68,7 @@ def encode(
   """The key/values of a model with these outputs and inputs."""
   size = int(input_size)
   props = {
-    "format": FORMAT,
+    "format": EXPORT_FORMAT,
     "aus": json.dumps([int(au) for au in aus]),
     "au_names": json.dumps([au_name(au) for au in aus]),
     "thresholds": json.dumps([float(t) for t in thresholds]),
@@ -89,16 +89,16 @@ def encode(
 def decode(props: Mapping[str, str], where: str) -> Fields:
   """The fields `encode` wrote; ValueError in one line, naming `where`,
   for anything else."""
-  if props.get("format") != FORMAT:
+  if props.get("format") != EXPORT_FORMAT:
     raise ValueError(
-      f"{where} is not a DRML export (no metadata format {FORMAT!r}): "
+      f"{where} is not a DRML export (no metadata format {EXPORT_FORMAT!r}): "
       "export the model with python -m drml_jax.export"
     )
   try:
     aus = tuple(int(au) for au in json.loads(props["aus"]))
     thresholds = np.asarray(json.loads(props["thresholds"]), np.float64)
     mode, normalization = props["mode"], props["normalization"]
-    inputs.check(mode, normalization)
+    model_inputs.check(mode, normalization)
     mean = None
     if normalization == "bgr_mean":
       mean = np.frombuffer(

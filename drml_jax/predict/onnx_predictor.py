@@ -5,7 +5,7 @@
 
 The file's metadata (`metadata`: written by `python -m drml_jax.export
 --format onnx`) gives its AUs, thresholds and preprocessing. Faces are
-preprocessed as evaluation does (`preprocessing`, in JAX), onnxruntime
+preprocessed as evaluation does (`data_pipeline.model_inputs`, in JAX), onnxruntime
 computes the logits, and the batching and thresholds are those every
 predictor shares (`BatchedPredictor`). onnxruntime is imported when a file
 is loaded, so only `python -m drml_jax.predict --onnx` pays for it.
@@ -23,7 +23,7 @@ import numpy as np
 from data_pipeline import errors
 from drml_jax.predict import metadata
 from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, BatchedPredictor
-from drml_jax.predict.preprocessing import Preprocessing
+from data_pipeline.model_inputs import ModelInputs
 
 # onnxruntime's providers, in the order preferred, where installed.
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -48,12 +48,12 @@ class OnnxPredictor(BatchedPredictor):
   def __post_init__(self):
     self.set_thresholds()
     self.preprocess = jax.jit(
-      Preprocessing(
+      ModelInputs(
         self.mode,
         self.normalization,
         mean=self.mean,
         input_size=self.input_size,
-      ).__call__
+      ).faces
     )
 
   def run(self, faces: np.ndarray) -> tuple:

@@ -4,7 +4,7 @@
   probabilities, occurrences = predictor(faces)  # (N, 200, 200, 3) uint8 RGB
 
 A Predictor is an exported forward pass (`jax.export`, made by
-`drml_jax.predict.export`) and its weights: evaluation's preprocessing and
+`drml_jax.predict.programs`) and its weights: evaluation's preprocessing and
 the network in one program, faces in as uint8, whatever their number. It
 needs neither Flax nor the checkpoint, so a saved one starts in a moment
 (`saved_predictor`). A call's faces run in batches of `batch_size`; a
@@ -26,7 +26,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from data_pipeline.inputs import INPUT_SIZE
+from data_pipeline.model_inputs import INPUT_SIZE
 from data_pipeline.sources.base import IMAGE_SIZE
 
 DEFAULT_BATCH_SIZE = 16

@@ -1,6 +1,6 @@
 """Per-AU evidence maps: which pixels of a face made the model fire each AU.
 
-  logits, weights = export.network_of(model)   # drml_jax.predict.export
+  logits, weights = programs.network_of(model)  # drml_jax.predict.programs
   maps = evidence(logits, weights, inputs)     # (N, C, S, S), in a jit
   image = sheet(crop, maps[0], aus, probabilities[0], thresholds)
 
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data_pipeline.inputs import INPUT_SIZE
+from data_pipeline.model_inputs import INPUT_SIZE
 from data_pipeline.sources.base import IMAGE_SIZE
 
 STEPS = 2  # midpoints on the path from the baseline to the input
@@ -65,9 +65,10 @@ def evidence(
   Every face's path points are repeated once per AU and differentiated as
   one batch of N * C * steps images, each point's gradient taken of its own
   AU's logit: a training step's shapes, which the network's conv forms are
-  built for (vmapping the backward pass over the AUs instead compiles for
-  minutes and runs 4x slower on CPU). `apply` must build its network inside
-  (a Flax module made outside a transform cannot be used inside it).
+  built for (vmapping the backward pass over the AUs instead compiles far
+  longer and runs slower on CPU, benchmarks/README.md#predict-speed).
+  `apply` must build its network inside (a Flax module made outside a
+  transform cannot be used inside it).
   """
   count, size = len(inputs), inputs.shape[1:]
   aus = jax.eval_shape(apply, weights, inputs[:1]).shape[-1]

@@ -12,15 +12,19 @@ JAX's own cache holds.
 
 An entry's key hashes the checkpoint's files (paths, sizes, modification
 times), the run's config.json, the options that choose the model (`aus`),
-the code of the model and of this export, and the JAX version: a changed
-checkpoint or code makes a new entry, never a stale prediction. The
-MAX_ENTRIES most recently used are kept (each holds the model's weights,
-~230 MB for the full DRML).
+every source file of the project's packages (`SOURCE_PACKAGES`: the model,
+the preprocessing, the export, the evidence program, the checkpoint
+readers, and whatever they come to import) and the versions of the
+libraries that trace, read or run it (`LIBRARIES`): a changed checkpoint,
+code or library makes a new entry, never a stale prediction, with no list
+of files to keep up to date. The MAX_ENTRIES most recently used are kept
+(each holds the model's weights, ~230 MB for the full DRML).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -36,18 +40,19 @@ from drml_jax.runtime import cache
 MAX_ENTRIES = 3
 PROGRAM = "forward.bin"
 EVIDENCE = "evidence.bin"  # the saliency program, once a run has asked for it
-FIELDS = "predictor.json"
-# The code whose change changes what a saved predictor computes.
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CODE = (
-  "model/network.py",
-  "model/region.py",
-  "model/convs.py",
-  "model/train_state.py",
-  "predict/preprocessing.py",
-  "predict/export.py",
-  "../data_pipeline/device_inputs.py",
+FIELDS_FILE = "predictor.json"
+# The packages whose source is hashed into every entry's key: all of it, so
+# that no change to what a predictor computes is left out of the key.
+_ROOT = os.path.dirname(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
+SOURCE_PACKAGES = tuple(
+  os.path.join(_ROOT, name)
+  for name in ("drml_jax", "data_pipeline", "reference_torch")
+)
+# The distributions that export the program (jax, flax), read the
+# checkpoint (orbax, torch for a .pth) or run it (jaxlib, numpy).
+LIBRARIES = ("jax", "jaxlib", "flax", "orbax-checkpoint", "torch", "numpy")
 
 
 def _signature(path: str) -> list:
@@ -84,11 +89,30 @@ def entry_key(
       digest.update(os.path.realpath(source).encode())
       digest.update(json.dumps(_signature(source)).encode())
   digest.update(repr(aus).encode())
-  for name in CODE:
-    with open(os.path.join(_PACKAGE, name), "rb") as f:
-      digest.update(f.read())
-  digest.update(jax.__version__.encode())
+  digest.update(code_digest())
   return digest.hexdigest()[:32]
+
+
+def code_digest() -> bytes:
+  """sha256 of every .py file under SOURCE_PACKAGES (path and contents) and
+  of LIBRARIES' installed versions."""
+  digest = hashlib.sha256()
+  for package in SOURCE_PACKAGES:
+    for root, dirs, names in os.walk(package):
+      dirs.sort()
+      for name in sorted(names):
+        if name.endswith(".py"):
+          path = os.path.join(root, name)
+          digest.update(os.path.relpath(path, package).encode() + b"\0")
+          with open(path, "rb") as f:
+            digest.update(f.read())
+  for library in LIBRARIES:
+    try:
+      version = importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+      version = "absent"
+    digest.update(f"{library}=={version}\n".encode())
+  return digest.digest()
 
 
 def save(predictor: Predictor, folder: str) -> None:
@@ -113,7 +137,7 @@ def save(predictor: Predictor, folder: str) -> None:
       "description": predictor.description,
       "weights": len(predictor.weights),
     }
-    with open(os.path.join(staging, FIELDS), "w") as f:
+    with open(os.path.join(staging, FIELDS_FILE), "w") as f:
       json.dump(fields, f)
     if os.path.isdir(folder):  # an entry without the saliency program
       shutil.rmtree(folder)
@@ -133,7 +157,7 @@ def read(
 ) -> Predictor:
   """The predictor `save` wrote to `folder` (with `explains`, its saliency
   program too: FileNotFoundError if the entry has none)."""
-  with open(os.path.join(folder, FIELDS)) as f:
+  with open(os.path.join(folder, FIELDS_FILE)) as f:
     fields = json.load(f)
   exported = _program(os.path.join(folder, PROGRAM))
   explainer = _program(os.path.join(folder, EVIDENCE)) if explains else None
@@ -172,7 +196,7 @@ def _load_checkpoint(
   """The predictor exported from the checkpoint itself."""
   # Imported here: Flax, orbax (and torch for a .pth) cost seconds of
   # start-up that a saved predictor does without.
-  from drml_jax.predict.export import predictor_of  # pylint: disable=import-outside-toplevel
+  from drml_jax.predict.programs import predictor_of  # pylint: disable=import-outside-toplevel
   from drml_jax.store import saved_run  # pylint: disable=import-outside-toplevel
 
   trained = saved_run.load(workdir=workdir, checkpoint=checkpoint, aus=aus)
@@ -212,7 +236,7 @@ def load_predictor(
   if entries is None or source is None or not os.path.exists(source):
     return _load_checkpoint(workdir, checkpoint, aus, batch_size, explains)
   folder = os.path.join(entries, entry_key(workdir, checkpoint, aus))
-  if os.path.isfile(os.path.join(folder, FIELDS)):
+  if os.path.isfile(os.path.join(folder, FIELDS_FILE)):
     try:
       predictor = read(folder, batch_size, explains)
       os.utime(folder)  # most recently used

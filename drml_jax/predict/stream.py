@@ -9,7 +9,7 @@
 their faces found, and compiles the program of the first batch: start-up
 and detection overlap. A background thread
 decodes each file's frames, finds their faces (a
-photo: every pass of `faces.Detector`; a video: `tracking.Tracker`, which
+photo: every pass of `detection.Detector`; a video: `tracking.Tracker`, which
 follows each person with one face_id), levels and crops them
 (`alignment`), into a bounded queue; the caller's thread runs the model on
 full batches of crops and yields each frame once all its faces are
@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from data_pipeline.sources.base import DataError
-from drml_jax.predict import alignment, faces, media, tracking
+from drml_jax.predict import alignment, detection, media, tracking
 from drml_jax.predict.predictor import Predictor, au_name
 
 COLUMNS = (
@@ -57,7 +57,7 @@ class FaceAUs:
   predicted, its AUs."""
 
   face_id: int
-  face: faces.Face
+  face: detection.Face
   crop: np.ndarray
   probabilities: np.ndarray | None = None
   occurrences: np.ndarray | None = None
@@ -134,7 +134,7 @@ class Stream:
     self.load = load
     self.explain = explain  # each face's evidence maps too (`saliency`)
     self.predictor: Predictor | None = None  # loaded once frames flow
-    self.detector = faces.Detector() if detect else None
+    self.detector = detection.Detector() if detect else None
     self.aligner = alignment.Aligner() if detect else None
     self.every = every
     self.timings = Timings()

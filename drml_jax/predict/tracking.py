@@ -6,8 +6,8 @@
 
 The rule (docs/predict.md states it for the CSV's face_id):
 - Every frame, each followed face is searched for near where it was last
-  seen, with its view and roll, else with the others (`Detector.near`: a
-  few milliseconds).
+  seen, with its view and roll, else with the others (`Detector.near`, a
+  cheap search: benchmarks/README.md#predict-speed).
 - Every DISCOVER_EVERY frames, one of the detector's full-frame passes (a
   view at a roll) runs, in turn, to find faces that came in, down to
   DISCOVER_SMALLEST of the frame's shorter side (a coarser, cheaper search
@@ -16,7 +16,7 @@ The rule (docs/predict.md states it for the CSV's face_id):
   angle (`DISCOVERY`). All passes run, as for a photo, at the first frame,
   and again, at most every FULL_EVERY frames, after a face was lost.
 - A face found in the whole frame is the face of a track seen this frame
-  when their boxes overlap as one face's do (`faces.same_face`); else it
+  when their boxes overlap as one face's do (`detection.same_face`); else it
   takes up a track lost for at most MAX_GAP_S seconds whose last face was
   within REACH of its side and of a similar size; else it is a new person
   with the next face_id.
@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from drml_jax.predict.faces import PASSES, Detector, Face, same_face
+from drml_jax.predict.detection import PASSES, Detector, Face, same_face
 
 MAX_GAP_S = (
   1.5  # a track unseen for longer ends: about a second of misses, and the

@@ -1,11 +1,11 @@
 """Process settings that let XLA:CPU reuse its memory from one step to the next.
 
-XLA:CPU gives each run of a compiled step one temporary buffer (over 1 GB
-for the 170x170 train step at batch 16) from malloc, and frees it when the
-step ends. glibc serves a block that large with a fresh mmap and unmaps it on
-free, so every step page-faults the whole buffer in again and the kernel
-zeroes every page: ~350,000 minor faults and ~0.9 s of system time per step
-on 2 cores, a fifth of the step (benchmarks/README.md, log entry 18).
+XLA:CPU gives each run of a compiled step one temporary buffer from malloc,
+which holds all the step's temporaries, and frees it when the step ends.
+glibc serves a block that large with a fresh mmap and unmaps it on free, so
+every step page-faults the whole buffer in again and the kernel zeroes every
+page, in system time that is a sizeable share of the step
+(benchmarks/README.md#log).
 
 Two settings stop it, and both are needed:
 
@@ -23,8 +23,8 @@ fragment the heap, so `release_freed_memory` returns them at each change
 of phase; within a phase `make_room` returns them before a step whose
 buffer no longer fits in what the heap holds; `mapped_apart` keeps a
 checkpoint's host copies out of the heap (without it, the quick run's peak
-RSS grew by ~2 GB). Only glibc is tuned; other C libraries are left as
-they are.
+RSS grew, benchmarks/README.md#the-quick-run). Only glibc is tuned; other C
+libraries are left as they are.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_MAX = -4
 # Never return freed memory on free (only `release_freed_memory` does).
-# The largest positive threshold, 2 GB, is smaller than the train step's
-# buffer at batch 64 (2.3 GB), which glibc then returned after every step
-# and faulted in again (benchmarks/README.md, log entry 30).
+# The largest positive threshold (2^31 - 1 bytes) is smaller than the train
+# step's buffer at batch 64, which glibc then returned after every step and
+# faulted in again (benchmarks/README.md#log).
 _NEVER_TRIM = -1
 # Each heap extension asks the kernel for this much more than needed.
 _TOP_PAD_BYTES = 64 << 20
@@ -140,8 +140,8 @@ def make_room(nbytes: int) -> bool:
   Called before each train step with the size of the step's buffer. A kept
   heap fragments when something lands in the hole the last step's buffer
   left: the next buffer no longer fits there, goes to fresh pages at the
-  top of the heap, and the hole stays resident beside it (+0.72 GB in the
-  quick run, benchmarks/README.md, log entry 28). Returned first, the
+  top of the heap, and the hole stays resident beside it (one more step
+  buffer in the quick run, benchmarks/README.md#log). Returned first, the
   process holds what is in use plus one buffer, and the step faults its
   buffer in once. A no-op unless `keep_freed_memory` is on.
   """
@@ -162,7 +162,7 @@ def mapped_apart():
 
   For the host copies of a checkpoint being saved: kept in the heap, they
   would sit where the next step's buffer goes and make the heap grow by a
-  whole buffer (peak RSS +2 GB in the quick run).
+  whole buffer (benchmarks/README.md#the-quick-run).
   """
   keeping = _keeping
   if keeping:

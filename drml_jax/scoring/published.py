@@ -1,7 +1,7 @@
 """Published DRML results, as data: per-AU F1 and accuracy in %.
 
 The numbers of docs/protocol.md#published-results (tests/test_published.py
-checks that the two agree); `drml_jax.reports.tables` shows a row beside a
+checks that the two agree); `drml_jax.rendering.tables` shows a row beside a
 run of the same dataset and AUs.
 """
 
@@ -11,7 +11,7 @@ import dataclasses
 
 
 @dataclasses.dataclass(frozen=True)
-class Row:
+class PublishedRow:
   """A published table's row: (F1, accuracy) in % per AU and their mean, as
   published (two decimals)."""
 
@@ -27,7 +27,7 @@ REPRODUCTION_REPORT = "Reproduction report, DISFA+"
 # tested on DISFA+ with labels {-1,1} and {0,1}, and the {-1,1} model tested
 # on CK+.
 ROWS = (
-  Row(
+  PublishedRow(
     REPRODUCTION_REPORT,
     "labels {-1,1}",
     {
@@ -46,7 +46,7 @@ ROWS = (
     },
     mean=(62.42, 93.79),
   ),
-  Row(
+  PublishedRow(
     REPRODUCTION_REPORT,
     "labels {0,1}",
     {
@@ -65,7 +65,7 @@ ROWS = (
     },
     mean=(62.42, 93.79),
   ),
-  Row(
+  PublishedRow(
     REPRODUCTION_REPORT,
     "{-1,1}, tested on CK+",
     {
@@ -90,7 +90,7 @@ ROWS = (
 BESIDE_RUN = {"disfa_plus": ROWS[0]}
 
 
-def published_row(dataset: str, aus) -> Row | None:
+def published_row(dataset: str, aus) -> PublishedRow | None:
   """The published row for a run on `dataset` with these AUs (in this
   order); None when none is published for them."""
   row = BESIDE_RUN.get(dataset)

@@ -6,7 +6,7 @@ constant predictor's score, collapse detection; from the per-example
 probabilities, the ROC AUC per AU and the per-AU thresholds tuned for F1.
 NumPy (and scikit-learn) only, so the JAX and PyTorch sides share it. A new
 score is computed in `au_scores` and shown by
-`drml_jax.reports.tables.format_table`.
+`drml_jax.rendering.tables.format_table`.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class Inputs:
   """What a checkpoint's network takes and gives: the AUs of its outputs, in
   order, and how a 200x200 RGB face becomes its input (evaluation's `mode`
   and `normalization`, then a resize to `input_size`:
-  `drml_jax.predict.preprocessing`).
+  `data_pipeline.model_inputs.ModelInputs`).
   `mean` is the (200, 200, 3) float32 BGR mean image of the training split,
   for normalization "bgr_mean"; None otherwise."""
 

@@ -6,8 +6,8 @@
   <workdir>/metrics.jsonl     one record per log interval and per evaluation
   <workdir>/tensorboard/      the same records as TensorBoard scalars
   <workdir>/results.md        the per-AU tables at the end
-  <workdir>/loss.png, f1_per_au.png   drml_jax.reports.plots
-  <workdir>/report.html       all of it on one page: drml_jax.reports.run_page
+  <workdir>/loss.png, f1_per_au.png   drml_jax.rendering.plots
+  <workdir>/report.html       all of it on one page: drml_jax.rendering.run_page
   <workdir>/.lock             held by the one process writing the directory
 
 With --fold all, <workdir>/fold<k>/ holds each fold's run as above and
@@ -147,7 +147,8 @@ class MetricsLog:
 
   def __init__(self, workdir: str, *, resume_step: int = 0):
     # TensorFlow's writer: the input pipeline has loaded TensorFlow already,
-    # where tensorboardX would import torch (190 MB) into every run.
+    # where tensorboardX would import torch into every run
+    # (benchmarks/README.md#log).
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     self.path = os.path.join(workdir, METRICS_FILE)

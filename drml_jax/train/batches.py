@@ -7,7 +7,7 @@ concatenates their batches. The global batch therefore depends on
 with `data_shards=2` sees the very batches of a two-process run.
 
 The pipeline yields uint8 images and crop windows; `model_inputs` (a
-`device_inputs.ModelInputs`) turns them into the model's float32 inputs
+`model_inputs.ModelInputs`) turns them into the model's float32 inputs
 inside the jitted steps, resized for a model built for another
 `input_size` (small test models).
 """
@@ -19,8 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from data_pipeline import pipeline, splits
-from data_pipeline.device_inputs import ModelInputs
+from data_pipeline import model_inputs, pipeline, splits
 
 
 class Batches:
@@ -35,7 +34,7 @@ class Batches:
     process_count: int,
     mode: str,
     normalization: str,
-    input_size: int = pipeline.INPUT_SIZE,
+    input_size: int = model_inputs.INPUT_SIZE,
     mean: np.ndarray | None = None,
   ):
     if data_shards % process_count:
@@ -54,10 +53,8 @@ class Batches:
       mean = splits.mean_image(builder)
     self.mean = mean  # the mean image of "bgr_mean", else None
     self.mode = mode
-    self.model_inputs = ModelInputs(
-      normalization,
-      mean=None if mean is None else pipeline.fixed_mean(mean, mode),
-      input_size=input_size,
+    self.model_inputs = model_inputs.ModelInputs(
+      mode, normalization, mean=mean, input_size=input_size
     )
 
   def _shard_batch_size(self, batch_size: int) -> int:
@@ -110,7 +107,8 @@ class Batches:
     `start_step` to the end of epoch `num_epochs`.
 
     Exactly that many: tf.data is never asked for the end of its last epoch
-    after them, a call that waited 24-30 s in some quick runs."""
+    after them, a call that waited long in some quick runs
+    (benchmarks/README.md#the-quick-run)."""
     steps = self.steps_per_epoch(split, batch_size) * num_epochs - start_step
     batches = self._concat(
       split,

@@ -14,7 +14,7 @@ import os
 import jax
 
 from data_pipeline import errors, registry
-from drml_jax.reports import tables
+from drml_jax.rendering import tables
 from drml_jax.store import saved_run, workdir
 from drml_jax.train.loop import Interrupted, train
 

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_pipeline import splits
-from drml_jax.reports import plots, run_page, tables
+from drml_jax.rendering import plots, run_page, tables
 from drml_jax.runtime import parallel, signals
 from drml_jax.scoring import scores
 from drml_jax.store import checkpoint, workdir

@@ -208,7 +208,7 @@ class Run:
 
     Written in the background beside the next train steps, the writer's
     buffers landed in the heap that the steps keep (`host_memory`) and grew
-    every later training phase (benchmarks/README.md, log entry 22)."""
+    every later training phase (benchmarks/README.md#log)."""
     if not _finite(self.state):
       raise TrainingError(
         self._not_finite(

@@ -4,7 +4,7 @@ The steps are plain `jax.jit` functions of state pytrees (no `nnx.jit`
 per-call overhead); the train step differentiates exactly the parameters
 and returns the next state, its buffers donated. A step takes a batch dict
 with "labels" (and "valid" to evaluate); `prepare` makes the model's inputs
-from it inside the step: `device_inputs.ModelInputs` from the pipeline's
+from it inside the step: `model_inputs.ModelInputs` from the pipeline's
 uint8 images and crop windows, or by default the batch's "image" as it is.
 """
 

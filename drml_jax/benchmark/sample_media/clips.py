@@ -9,7 +9,7 @@ import numpy as np
 from skimage import data
 
 from data_pipeline import synthetic
-from drml_jax.predict.sample_media.photos import (
+from drml_jax.benchmark.sample_media.photos import (
   CONTEXT,
   SEED,
   Box,

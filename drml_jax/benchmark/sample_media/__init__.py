@@ -26,15 +26,15 @@ The package's modules: `photos` (the photos, `Box`, the transforms),
 face, whose AUs a model trained on it reads.
 """
 
-from drml_jax.predict.sample_media.clips import (
+from drml_jax.benchmark.sample_media.clips import (
   CLIP_KINDS,
   OUT_SECONDS,
   write_clip,
   write_synthetic_video,
 )
-from drml_jax.predict.sample_media.face_set import (
+from drml_jax.benchmark.sample_media.face_set import (
   LFW_ITEMS,
-  MAX_SIDE,
+  LARGEST_SIDE,
   ROLLS,
   Item,
   labelled_set,
@@ -43,7 +43,7 @@ from drml_jax.predict.sample_media.face_set import (
   negatives,
   score,
 )
-from drml_jax.predict.sample_media.photos import (
+from drml_jax.benchmark.sample_media.photos import (
   YAW_DISTANCE,
   Box,
   Cutout,
@@ -61,7 +61,7 @@ from drml_jax.predict.sample_media.photos import (
 __all__ = [
   "CLIP_KINDS",
   "LFW_ITEMS",
-  "MAX_SIDE",
+  "LARGEST_SIDE",
   "ROLLS",
   "OUT_SECONDS",
   "YAW_DISTANCE",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drml_jax.predict import alignment, faces, media, sample_media, tracking
+from drml_jax.benchmark import sample_media
+from drml_jax.predict import alignment, detection, media, tracking
 
 # The astronaut's own head is tilted: her eyes measure 3.7 degrees off level.
 ASTRONAUT_TILT = 3.7
@@ -13,7 +14,7 @@ ASTRONAUT_TILT = 3.7
 
 @pytest.fixture(scope="module")
 def detector():
-  return faces.Detector()
+  return detection.Detector()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_a_face_rolled_up_to_30_degrees_is_found_once_with_its_roll(
   assert len(found) == 1, found
   # The detector's roll is a step of ROLL_STEP, within half a step and the
   # cascade's own tolerance of the truth (the roll that levels it: -degrees).
-  assert abs(found[0].roll + degrees) <= faces.ROLL_STEP / 2 + 10
+  assert abs(found[0].roll + degrees) <= detection.ROLL_STEP / 2 + 10
 
 
 def test_profiles_either_way_are_found(detector, photos):
@@ -94,9 +95,9 @@ def test_a_rolled_face_is_levelled_to_the_upright_crop(
     - alignment.crop(image, upright)[centre, centre]
   ).mean()
   unlevelled = np.abs(
-    alignment.crop(rolled_image, faces.Face(rolled.cx, rolled.cy, rolled.side))[
-      centre, centre
-    ].astype(float)
+    alignment.crop(
+      rolled_image, detection.Face(rolled.cx, rolled.cy, rolled.side)
+    )[centre, centre].astype(float)
     - alignment.crop(image, upright)[centre, centre]
   ).mean()
   assert difference < 12 and unlevelled > 2 * difference, (
@@ -105,8 +106,8 @@ def test_a_rolled_face_is_levelled_to_the_upright_crop(
   )
 
 
-def _track(path: str) -> list[list[tuple[int, faces.Face]]]:
-  tracker = tracking.Tracker(faces.Detector())
+def _track(path: str) -> list[list[tuple[int, detection.Face]]]:
+  tracker = tracking.Tracker(detection.Detector())
   return [
     tracker(frame.image, frame.timestamp_s) for frame in media.frames(path)
   ]
@@ -160,7 +161,7 @@ def test_a_person_gone_for_longer_gets_a_new_id(photos):
   away = int(fps * (tracking.MAX_GAP_S + 0.5))
   frames = [image] * 5 + [blank] * 20 + [image] * 10
   frames += [blank] * away + [image] * 2 * tracking.DISCOVER_EVERY
-  tracker = tracking.Tracker(faces.Detector())
+  tracker = tracking.Tracker(detection.Detector())
   ids = [
     [face_id for face_id, _ in tracker(frame, index / fps)]
     for index, frame in enumerate(frames)

@@ -2,13 +2,13 @@
 
   report.write("report.html", gathered, predictor, every=1, detect=True)
 
-The page (drml_jax/reports/templates/predictions.html) holds the run's
+The page (drml_jax/rendering/templates/predictions.html) holds the run's
 summary (the model and its preprocessing, the inputs, their frames and
 faces, the inputs that failed, how often each AU was active), each video's
 AU timelines with their thresholds (`plots.au_timeline_png`, inline), and a
 card per kept face of the photos: its crop, active AUs, every AU's
 probability against its threshold, and its evidence image when one was
-drawn (`gathered.Face.evidence`).
+drawn (`gathered.KeptFace.evidence`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from __future__ import annotations
 import datetime
 import os
 
-from drml_jax.predict.gathered import Face, Gathered, active_aus
+from drml_jax.predict.gathered import KeptFace, Gathered, active_aus
 from drml_jax.predict.predictor import BatchedPredictor, au_name
-from drml_jax.reports import html, plots
+from drml_jax.rendering import html, plots
 
 
-def _face_card(face: Face, aus, thresholds) -> dict:
+def _face_card(face: KeptFace, aus, thresholds) -> dict:
   """What a face's card shows."""
   active = active_aus(aus, face.occurrences)
   return {

@@ -13,13 +13,13 @@ import optax
 import pytest
 from flax import nnx
 
-from data_pipeline import device_inputs
-from data_pipeline.device_inputs import ModelInputs
+from data_pipeline import model_inputs
+from data_pipeline.model_inputs import ModelInputs
 from drml_jax.model import train_state
 from drml_jax.model.network import DRML
 from drml_jax.train.steps import make_eval_step, make_train_step
 
-SIZE = device_inputs.INPUT_SIZE
+SIZE = model_inputs.INPUT_SIZE
 BATCH = 4
 
 
@@ -67,7 +67,11 @@ def test_model_inputs_are_the_host_paths_values(image_size, normalization):
   if normalization == "bgr_mean":
     mean = np.random.default_rng(1).uniform(0, 255, (image_size,) * 2 + (3,))
     mean = mean.astype(np.float32)
-  ours = jax.jit(ModelInputs(normalization, mean=mean))(batch)
+  ours = jax.jit(
+    ModelInputs(
+      "crop" if image_size == 200 else "resize", normalization, mean=mean
+    )
+  )(batch)
   assert ours.dtype == jnp.float32 and ours.shape == (BATCH, SIZE, SIZE, 3)
   np.testing.assert_array_equal(
     np.asarray(ours), _host_inputs(batch, normalization, mean)
@@ -76,18 +80,18 @@ def test_model_inputs_are_the_host_paths_values(image_size, normalization):
 
 def test_a_model_input_size_other_than_170_is_resized():
   batch = _uint8_batch(SIZE)
-  small = ModelInputs("rgb", input_size=66)(batch)
+  small = ModelInputs("resize", "rgb", input_size=66)(batch)
   assert small.shape == (BATCH, 66, 66, 3)
   np.testing.assert_allclose(
-    small, device_inputs.resize(_host_inputs(batch, "rgb"), 66), atol=1e-6
+    small, model_inputs.resize(_host_inputs(batch, "rgb"), 66), atol=1e-6
   )
 
 
 def test_bgr_mean_without_a_mean_is_a_one_line_error():
   with pytest.raises(ValueError, match="^bgr_mean normalization needs"):
-    ModelInputs("bgr_mean")
+    ModelInputs("crop", "bgr_mean")
   with pytest.raises(ValueError, match="^unknown normalization 'yuv'"):
-    ModelInputs("yuv")
+    ModelInputs("crop", "yuv")
 
 
 def test_steps_fed_uint8_match_steps_fed_the_host_inputs():
@@ -95,7 +99,7 @@ def test_steps_fed_uint8_match_steps_fed_the_host_inputs():
   XLA fusing the input's cut into the first convolution in one program and
   not the other (float32 rounding of the same sums, ~1e-6 relative)."""
   batch = _uint8_batch(200)
-  prepare = ModelInputs("rgb")
+  prepare = ModelInputs("crop", "rgb")
   host = {**batch, "image": _host_inputs(batch, "rgb")}
   model = DRML(12, grid=(2, 2), init="he", rngs=nnx.Rngs(0))
   tx = optax.sgd(1e-3, momentum=0.9)

@@ -19,7 +19,7 @@ import logging
 import os
 
 from data_pipeline import errors
-from drml_jax.reports import html, plots, tables
+from drml_jax.rendering import html, plots, tables
 from drml_jax.store import saved_run, workdir
 
 logger = logging.getLogger(__name__)

@@ -17,12 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from data_pipeline.inputs import INPUT_SIZE
+from data_pipeline.model_inputs import INPUT_SIZE, ModelInputs
 from data_pipeline.sources.base import IMAGE_SIZE
 from drml_jax.model import train_state
 from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, Predictor
 from drml_jax.predict import saliency
-from drml_jax.predict.preprocessing import Preprocessing
 
 # Faces per evidence program call. One: a photo's face pays for no padding,
 # and its 12 AUs' backward passes already run as a batch of 12.
@@ -58,14 +57,14 @@ FACES = (IMAGE_SIZE, IMAGE_SIZE, 3)  # a Predictor's uint8 inputs
 
 
 def export_forward(
-  model: nnx.Module, preprocess: Preprocessing
+  model: nnx.Module, preprocess: ModelInputs
 ) -> tuple[jax.export.Exported, list]:
   """forward(weights, faces, logit_thresholds) -> (probabilities,
   occurrences), exported for any number of faces, and its weights."""
   network, weights = network_of(model)
 
   def forward(weights, faces, logit_thresholds):
-    logits = network(weights, preprocess(faces))
+    logits = network(weights, preprocess.faces(faces))
     return jax.nn.sigmoid(logits), logits > logit_thresholds
 
   (batch,) = jax.export.symbolic_shape("batch")
@@ -77,7 +76,7 @@ def export_forward(
 
 
 def export_evidence(
-  model: nnx.Module, preprocess: Preprocessing
+  model: nnx.Module, preprocess: ModelInputs
 ) -> jax.export.Exported:
   """evidence(weights, faces) -> (N, C, S, S) per-AU evidence maps
   (`saliency.evidence`), exported for EXPLAIN_BATCH faces: the layers'
@@ -85,7 +84,7 @@ def export_evidence(
   network, weights = network_of(model)
 
   def explain(weights, faces):
-    return saliency.evidence(network, weights, preprocess(faces))
+    return saliency.evidence(network, weights, preprocess.faces(faces))
 
   return jax.export.export(jax.jit(explain))(
     *argument_specs(weights, EXPLAIN_BATCH, FACES, jnp.uint8)
@@ -111,7 +110,7 @@ def predictor_of(
   thresholds = (
     np.full(len(aus), 0.5) if thresholds is None else np.asarray(thresholds)
   )
-  preprocess = Preprocessing(
+  preprocess = ModelInputs(
     mode, normalization, mean=mean, input_size=input_size
   )
   exported, weights = export_forward(model, preprocess)

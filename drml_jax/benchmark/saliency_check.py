@@ -20,7 +20,7 @@ import numpy as np
 
 from data_pipeline import synthetic
 from data_pipeline.sources.base import DISFA_PLUS_AUS
-from data_pipeline.device_inputs import resize_matrix
+from data_pipeline.model_inputs import resize_matrix
 
 INTENSITY = 4
 

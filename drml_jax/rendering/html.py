@@ -4,7 +4,7 @@
   html.png_uri(rgb)          # an (H, W, 3) uint8 image or PNG bytes, inline
   html.write("report.html", text)
 
-The templates are package data in drml_jax/reports/templates/; every page
+The templates are package data in drml_jax/rendering/templates/; every page
 extends base.html, which holds the style sheet. Every value is escaped (a
 file name may hold `<`), and a page loads nothing: no external file, font
 or script, so it opens offline and can be mailed as one file.
@@ -27,7 +27,7 @@ from drml_jax.store.workdir import write_atomic
 @functools.cache
 def _environment() -> jinja2.Environment:
   return jinja2.Environment(
-    loader=jinja2.PackageLoader("drml_jax.reports", "templates"),
+    loader=jinja2.PackageLoader("drml_jax.rendering", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
@@ -36,7 +36,7 @@ def _environment() -> jinja2.Environment:
 
 
 def render(template: str, **context) -> str:
-  """The page of `template` (a file of drml_jax/reports/templates/)."""
+  """The page of `template` (a file of drml_jax/rendering/templates/)."""
   return _environment().get_template(template).render(**context)
 
 

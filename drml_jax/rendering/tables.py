@@ -8,7 +8,7 @@ test records, the split sizes, the runtime), with the published row
 (`drml_jax.scoring.published`) beside the reported model; `folds_markdown`
 renders folds.md. The tables are built as (header, rows) of text cells
 (`score_rows`, `evaluation_table`, `tuned_thresholds_table`, `epoch_rows`),
-which the run's HTML page (`drml_jax.reports.run_page`) shows too.
+which the run's HTML page (`drml_jax.rendering.run_page`) shows too.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def published_cells(dataset: str, aus) -> list[str] | None:
   return [f"published: {row.table} ({row.name})", *cells]
 
 
-def published_row(dataset: str, aus) -> str | None:
+def published_line(dataset: str, aus) -> str | None:
   """`published_cells` as a row of `format_table`'s tables."""
   cells = published_cells(dataset, aus)
   return None if cells is None else "| " + " | ".join(cells) + " |"
@@ -194,7 +194,7 @@ def results_markdown(
   extra: list[str] = (),
 ) -> str:
   """results.md: a table per (heading, evaluation record) of `sections`, the
-  `published` row (`published_row`) beside the first one, the `extra` lines,
+  `published` row (`published_line`) beside the first one, the `extra` lines,
   then one line per epoch's evaluation on `split`. `notes` are the lines
   under the title."""
   lines = [f"# {title}", "", *notes, ""]
@@ -286,7 +286,7 @@ def tuned_thresholds_markdown(test_record: dict, aus) -> list[str]:
   ]
 
 
-PROTOCOL = (
+PROTOCOL_FIELDS = (
   "data.mode",
   "data.normalization",
   "model",
@@ -298,7 +298,7 @@ PROTOCOL = (
 
 
 def seed_differences(config) -> list[str]:
-  """The flags of protocol fields (`PROTOCOL`) where `config` differs from
+  """The flags of protocol fields (`PROTOCOL_FIELDS`) where `config` differs from
   the reproduction report's: the seed preset, trained on every training
   subject (--selection test)."""
   seed_config = configs.load("seed")
@@ -306,7 +306,7 @@ def seed_differences(config) -> list[str]:
   return [
     configs.flag(path)
     for path in configs.paths(config)
-    if any(path == p or path.startswith(p + ".") for p in PROTOCOL)
+    if any(path == p or path.startswith(p + ".") for p in PROTOCOL_FIELDS)
     and configs.get(config, path) != configs.get(seed_config, path)
   ]
 
@@ -390,7 +390,7 @@ def results_page(
     f"Runtime: {elapsed / 60:.1f} min on {devices[0]} "
     f"{devices[1]} device(s), evaluation included.",
   ]
-  published = published_row(config.data.dataset, aus)
+  published = published_line(config.data.dataset, aus)
   if published:
     differences = seed_differences(config)
     notes.append(

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Ellipse, Rectangle, RegularPolygon
 from skimage import data
 
-from drml_jax.predict.sample_media.photos import (
+from drml_jax.benchmark.sample_media.photos import (
   LFW_FACE,
   SEED,
   Box,
@@ -41,7 +41,7 @@ from drml_jax.predict.sample_media.photos import (
   yaw,
 )
 
-MAX_SIDE = 1024  # no labelled image is larger
+LARGEST_SIDE = 1024  # no labelled image is larger
 
 
 ROLLS = (-30, -20, -10, 10, 20, 30)  # degrees, counter-clockwise
@@ -222,7 +222,7 @@ def _transformed(photos: dict[str, tuple[np.ndarray, Box]]) -> list[Item]:
 def _small(photos: dict[str, tuple[np.ndarray, Box]]) -> list[Item]:
   """Each face photo shrunk so that its face is SMALL_SIDES wide, in the
   middle of the rocket, coffee or hubble photo enlarged to 1024x768."""
-  size = (MAX_SIDE, MAX_SIDE * 3 // 4)
+  size = (LARGEST_SIDE, LARGEST_SIDE * 3 // 4)
   backgrounds = [data.rocket(), data.coffee(), data.hubble_deep_field()]
   items = []
   for (name, (image, box)), background in zip(photos.items(), backgrounds):
