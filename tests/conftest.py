@@ -15,16 +15,18 @@ from tests import train_support
 
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
-  """The in-process tests share XLA programs through the persistent
-  compilation cache, as the subprocess trainings do (train_support.env):
-  the same network compiled by several tests is compiled once."""
+  """Every test and every subprocess training shares XLA programs through
+  one persistent compilation cache (`train_support.compilation_cache`): the
+  same network compiled by several tests, on any pytest-xdist worker, is
+  compiled once."""
   import jax  # pylint: disable=import-outside-toplevel
 
-  jax.config.update(
-    "jax_compilation_cache_dir",
-    str(train_support.base_dir(tmp_path_factory) / "jax_cache"),
-  )
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  settings = train_support.compilation_cache(tmp_path_factory)
+  with pytest.MonkeyPatch.context() as patch:
+    for name, value in settings.items():
+      jax.config.update(name.lower(), value)
+      patch.setenv(name, str(value))  # for the subprocesses
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -66,7 +66,7 @@ def test_eight_devices_match_one(reference_run, tmp_path_factory, tmp_path):
   base = support.base_dir(tmp_path_factory)
   done = support.run(
     support.tiny_args(tmp_path, base / "tfds", "--checkpoint-every-steps", "0"),
-    support.env(base, devices=8),
+    support.env(devices=8),
   )
   assert "8 cpu device(s)" in done.stdout
   _assert_same_run(tmp_path, reference)
@@ -97,7 +97,7 @@ def test_two_processes_match_one(reference_run, tmp_path_factory, tmp_path):
         "--process-id",
         str(i),
       ),
-      support.env(base, devices=1),
+      support.env(devices=1),
     )
     for i in range(2)
   ]

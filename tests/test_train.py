@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from drml_jax.reports.tables import seed_differences
+from drml_jax.rendering.tables import seed_differences
 from drml_jax.runtime import signals
 from drml_jax.store import checkpoint, workdir
 from drml_jax.train import __main__ as train
@@ -69,7 +69,7 @@ def test_sigint_then_sigkill_then_resume_matches_uninterrupted(
   base = support.base_dir(tmp_path_factory)
   workdir = tmp_path / "run"
   args = support.tiny_args(workdir, base / "tfds")
-  environment = support.env(base)
+  environment = support.env()
 
   process = support.start(args, environment)
   support.wait_for_checkpoint(process, workdir, after=0)
@@ -326,7 +326,7 @@ def test_fold_all_reports_each_fold_their_mean_and_resumes_fold_by_fold(
     "--workdir",
     str(work),
   ]
-  support.run(args, support.env(base))
+  support.run(args, support.env())
   text = (work / "folds.md").read_text()
   reported = {}
   for fold in (1, 2, 3):
@@ -361,7 +361,7 @@ def test_fold_all_reports_each_fold_their_mean_and_resumes_fold_by_fold(
   )
   (work / "fold2" / "results.md").unlink()
   shutil.rmtree(work / "fold3")
-  again = support.run(args, support.env(base))
+  again = support.run(args, support.env())
   assert "fold 1: finished" in again.stderr + again.stdout
   assert fold1 == sorted(
     (p, p.stat().st_mtime_ns)

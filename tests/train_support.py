@@ -1,8 +1,9 @@
 """Shared by the training, evaluation and parallelism tests: a tiny run.
 
 Every run is `python -m drml_jax.train` in a subprocess (signals, forced
-device counts and jax.distributed need their own process) sharing a
-persistent compilation cache. The reference run is made once per session.
+device counts and jax.distributed need their own process) sharing the
+session's persistent compilation cache. The reference run is made once per
+session.
 """
 
 from __future__ import annotations
@@ -65,14 +66,13 @@ def tiny_args(workdir, data_dir, *extra: str) -> list[str]:
   ]
 
 
-def env(base: Path, devices: int = 1) -> dict:
-  """Subprocess environment: CPU, `devices` devices, a shared compilation cache."""
+def env(devices: int = 1) -> dict:
+  """Subprocess environment: CPU, `devices` devices, and the session's
+  compilation cache (set in os.environ by conftest's `compilation_cache`)."""
   return {
     **os.environ,
     "JAX_PLATFORMS": "cpu",
     "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-    "JAX_COMPILATION_CACHE_DIR": str(base / "jax_cache"),
-    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "PYTHONPATH": str(ROOT),
   }
 
@@ -102,6 +102,25 @@ def base_dir(tmp_path_factory) -> Path:
   return tmp_path_factory.getbasetemp() / "drml_train"
 
 
+def compilation_cache(tmp_path_factory) -> dict:
+  """JAX's settings of the session's persistent compilation cache.
+
+  pytest-xdist gives each worker its own temporary folder inside the
+  session's; the cache sits in the session's, so that all workers share
+  it. A size limit turns on JAX's file lock around each read and write,
+  which makes the cache safe for several processes at once (without it a
+  write is a plain file write that a reader can catch half done).
+  """
+  session = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    session = session.parent
+  return {
+    "JAX_COMPILATION_CACHE_DIR": str(session / "jax_cache"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": 0,
+    "JAX_COMPILATION_CACHE_MAX_SIZE": 2**40,
+  }
+
+
 def reference(tmp_path_factory) -> Path:
   """The uninterrupted one-device run (made on first use), with a PyTorch export."""
   base = base_dir(tmp_path_factory)
@@ -112,7 +131,7 @@ def reference(tmp_path_factory) -> Path:
       tiny_args(
         workdir, base / "tfds", "--export-torch", str(workdir / "model.pth")
       ),
-      env(base),
+      env(),
     )
   return workdir
 
