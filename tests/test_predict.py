@@ -16,8 +16,8 @@ from data_pipeline import registry, splits
 from data_pipeline.model_inputs import ModelInputs
 from data_pipeline.tf_cpu import tfds
 from drml_jax import convert, evaluate
-from drml_jax.model import factory, train_state
 from drml_jax.benchmark import sample_media
+from drml_jax.model import factory, train_state
 from drml_jax.predict import __main__ as predict
 from drml_jax.predict import programs, saved_predictor
 from drml_jax.scoring.metrics import confusion_counts

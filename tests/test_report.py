@@ -31,8 +31,8 @@ from PIL import Image
 
 from data_pipeline.sources.base import DISFA_PLUS_AUS
 from drml_jax import report as report_command
-from drml_jax.predict import __main__ as predict
 from drml_jax.benchmark import sample_media
+from drml_jax.predict import __main__ as predict
 from drml_jax.predict import gathered, predictions_page
 from drml_jax.predict.stream import FaceAUs, FrameAUs
 from drml_jax.rendering import run_page

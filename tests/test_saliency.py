@@ -18,12 +18,12 @@ import pytest
 from PIL import Image
 
 from data_pipeline import synthetic
+from data_pipeline.model_inputs import ModelInputs
 from data_pipeline.sources.base import DISFA_PLUS_AUS
+from drml_jax.benchmark import saliency_check
 from drml_jax.model import factory, train_state
 from drml_jax.predict import __main__ as predict
-from drml_jax.benchmark import saliency_check
 from drml_jax.predict import programs, saliency
-from data_pipeline.model_inputs import ModelInputs
 from drml_jax.store import checkpoint
 from drml_jax.train.steps import make_train_step
 

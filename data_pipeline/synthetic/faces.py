@@ -21,8 +21,8 @@ import numpy as np
 from data_pipeline.sources.base import DISFA_PLUS_AUS, IMAGE_SIZE
 from data_pipeline.synthetic import aus as au_terms
 from data_pipeline.synthetic.painting import (
-  Color,
   Canvas,
+  Color,
   paint_brow,
   paint_eye,
   paint_head,

@@ -47,8 +47,8 @@ from PIL import Image
 
 from data_pipeline.sources.base import DISFA_PLUS_AUS
 from drml_jax import cli
-from drml_jax.model.factory import build_model
 from drml_jax.benchmark import saliency_check, sample_media
+from drml_jax.model.factory import build_model
 from drml_jax.predict import alignment, media, saliency, tracking
 from drml_jax.predict.detection import Detector
 from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE

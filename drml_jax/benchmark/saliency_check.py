@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from data_pipeline import synthetic
-from data_pipeline.sources.base import DISFA_PLUS_AUS
 from data_pipeline.model_inputs import resize_matrix
+from data_pipeline.sources.base import DISFA_PLUS_AUS
 
 INTENSITY = 4
 

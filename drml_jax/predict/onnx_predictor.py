@@ -21,9 +21,9 @@ import jax
 import numpy as np
 
 from data_pipeline import errors
+from data_pipeline.model_inputs import ModelInputs
 from drml_jax.predict import metadata
 from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, BatchedPredictor
-from data_pipeline.model_inputs import ModelInputs
 
 # onnxruntime's providers, in the order preferred, where installed.
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")

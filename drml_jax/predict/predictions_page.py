@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from drml_jax.predict.gathered import KeptFace, Gathered, active_aus
+from drml_jax.predict.gathered import Gathered, KeptFace, active_aus
 from drml_jax.predict.predictor import BatchedPredictor, au_name
 from drml_jax.rendering import html, plots
 

@@ -20,8 +20,8 @@ from flax import nnx
 from data_pipeline.model_inputs import INPUT_SIZE, ModelInputs
 from data_pipeline.sources.base import IMAGE_SIZE
 from drml_jax.model import train_state
-from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, Predictor
 from drml_jax.predict import saliency
+from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, Predictor
 
 # Faces per evidence program call. One: a photo's face pays for no padding,
 # and its 12 AUs' backward passes already run as a batch of 12.

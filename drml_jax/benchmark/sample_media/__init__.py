@@ -33,8 +33,8 @@ from drml_jax.benchmark.sample_media.clips import (
   write_synthetic_video,
 )
 from drml_jax.benchmark.sample_media.face_set import (
-  LFW_ITEMS,
   LARGEST_SIDE,
+  LFW_ITEMS,
   ROLLS,
   Item,
   labelled_set,
