@@ -6,9 +6,9 @@
 
 Detection uses the Haar cascades that the opencv-python-headless 4.x wheels
 ship (`cv2.data.haarcascades`): they run offline right after `pip install`,
-on a CPU, with nothing to fetch. No package on the registry ships a
-stronger face model inside its wheel without pulling in a second deep
-learning framework, so the cascades are combined to cover what one misses:
+on a CPU, with nothing to fetch. (Stronger CNN detectors do ship their
+weights in a wheel, mtcnn's among them: docs/engineering.md, "Offline face
+detection".) The cascades are combined to cover what one misses:
 
 - views: the frontal cascade, and the profile cascade on the frame and on
   its mirror image (it knows faces turned one way only);
