@@ -220,8 +220,8 @@ def test_a_save_is_written_when_it_returns(
   tmp_path_factory, monkeypatch, caplog
 ):
   """No write is left running beside the next train steps: its buffers
-  would grow the heap they keep (benchmarks/README.md, log entry 22). The
-  next save does not report that write's time as a wait for it."""
+  would grow the heap they keep (benchmarks/README.md#log). The next save
+  does not report that write's time as a wait for it."""
   from drml_jax import configs  # pylint: disable=import-outside-toplevel
   from orbax.checkpoint import checkpoint_manager  # pylint: disable=import-outside-toplevel
 

@@ -55,20 +55,24 @@ SOURCE_PACKAGES = tuple(
 LIBRARIES = ("jax", "jaxlib", "flax", "orbax-checkpoint", "torch", "numpy")
 
 
+def _files(folder: str):
+  """Every file under `folder`, in a fixed order, as (full, relative) paths."""
+  for root, dirs, names in os.walk(folder):
+    dirs.sort()
+    for name in sorted(names):
+      full = os.path.join(root, name)
+      yield full, os.path.relpath(full, folder)
+
+
 def _signature(path: str) -> list:
   """(relative path, size, mtime) of every file under `path`, or of `path`."""
   if not os.path.isdir(path):
     stat = os.stat(path)
     return [[os.path.basename(path), stat.st_size, stat.st_mtime_ns]]
   files = []
-  for root, dirs, names in os.walk(path):
-    dirs.sort()
-    for name in sorted(names):
-      full = os.path.join(root, name)
-      stat = os.stat(full)
-      files.append(
-        [os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns]
-      )
+  for full, relative in _files(path):
+    stat = os.stat(full)
+    files.append([relative, stat.st_size, stat.st_mtime_ns])
   return files
 
 
@@ -98,14 +102,11 @@ def code_digest() -> bytes:
   of LIBRARIES' installed versions."""
   digest = hashlib.sha256()
   for package in SOURCE_PACKAGES:
-    for root, dirs, names in os.walk(package):
-      dirs.sort()
-      for name in sorted(names):
-        if name.endswith(".py"):
-          path = os.path.join(root, name)
-          digest.update(os.path.relpath(path, package).encode() + b"\0")
-          with open(path, "rb") as f:
-            digest.update(f.read())
+    for full, relative in _files(package):
+      if relative.endswith(".py"):
+        digest.update(relative.encode() + b"\0")
+        with open(full, "rb") as f:
+          digest.update(f.read())
   for library in LIBRARIES:
     try:
       version = importlib.metadata.version(library)
