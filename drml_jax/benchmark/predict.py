@@ -15,7 +15,7 @@ The clip is `sample_media.write_clip("one")`: a 640x360 mp4 of one face
 moving, zooming and rolling. Its stages run in this process, after a
 warm-up, each alone, on the same frames:
   decode          frames decoded (OpenCV / FFmpeg)
-  detect + track  faces found and tracked, levelled and cropped
+  detect + track  faces found and tracked, aligned and cropped
   model           the crops through the jitted model at --batch-size
   stream          all of it as predict runs it: decoding and detection in a
                   background thread, overlapped with the model
@@ -23,10 +23,12 @@ and in a fresh process, twice: the clip end to end, process start to CSV
 written, first compiling the batch's program, then with it cached. Peak RSS
 of the in-process rows is this process's peak so far.
 
-Then three tables: the face detector's precision and recall on
-`sample_media.labelled_set()`, by kind of image; how far the AU
+Then four tables: the face detector's precision and recall on
+`sample_media.labelled_set()`, by kind of image; how far its crops of
+synthetic faces placed at known rolls are from their training crops
+(`sample_media.alignment_error`); how far the AU
 probabilities of a face rolled by +-10 and +-20 degrees are from the upright
-face's, levelled by the eyes and not; and the evidence maps' cost per face
+face's, aligned by the landmarks and not; and the evidence maps' cost per face
 and where they lie on synthetic faces, beside a random model's (the last
 two meaningful with a trained --workdir).
 """
@@ -255,25 +257,46 @@ def detector_table() -> str:
   return "\n".join(lines)
 
 
+def alignment_error_table(count: int = 60) -> str:
+  """How far the detector's crops of synthetic faces, placed in frames at
+  known rolls and scales, are from their training crops
+  (`sample_media.alignment_error`), by roll."""
+  detector = Detector()
+  lines = [
+    "| roll | faces | found | landmark error (px): mean | median | 90th percentile |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ]
+  items = sample_media.placed_faces(count)
+  for roll in sorted({item.roll for item in items}):
+    errors = []
+    chosen = [item for item in items if item.roll == roll]
+    for item in chosen:
+      found = detector(item.image)
+      if found:
+        errors.append(sample_media.alignment_error(found[0], item))
+    lines.append(
+      f"| {roll:g} | {len(chosen)} | {len(errors)} | {np.mean(errors):.2f} |"
+      f" {np.median(errors):.2f} | {np.percentile(errors, 90):.2f} |"
+    )
+  return "\n".join(lines)
+
+
 def alignment_table(predictor) -> str:
   """How far a rolled face's AU probabilities are from the upright face's,
-  levelled by the eyes and not (the detector's box, upright)."""
-  detector, aligner = Detector(), alignment.Aligner()
+  aligned by its landmarks and not (the same square, upright)."""
+  detector = Detector()
   lines = [
-    "| photo | roll | levelled: mean / max abs difference | not levelled |",
+    "| photo | roll | aligned: mean / max abs difference | not levelled |",
     "| --- | --- | --- | --- |",
   ]
   for name in ("astronaut", "grace_hopper"):
     image, box = sample_media.face_photos()[name]
-    upright = predictor(
-      alignment.crop(image, aligner(image, detector(image)[0]))[None]
-    )[0][0]
+    upright = predictor(alignment.crop(image, detector(image)[0])[None])[0][0]
     for degrees in (-20, -10, 10, 20):
       rolled, _ = sample_media.roll(image, [box], degrees)
       found = detector(rolled)[0]
-      plain = dataclasses.replace(found, roll=0.0)
       cells = []
-      for face in (aligner(rolled, found), plain):
+      for face in (found, dataclasses.replace(found, roll=0.0)):
         difference = np.abs(
           predictor(alignment.crop(rolled, face)[None])[0][0] - upright
         )
@@ -378,6 +401,11 @@ def main(argv: list[str]) -> int:
     print(table(rows))
     print("\nfaces found in sample_media.labelled_set():")
     print(detector_table())
+    print(
+      "\nsynthetic faces placed at known rolls and scales: their crops"
+      " against their training crops:"
+    )
+    print(alignment_error_table())
     print("\nAU probabilities of a rolled face against the upright one's:")
     print(alignment_table(load_predictor(**model)))
     print(

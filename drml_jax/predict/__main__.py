@@ -8,11 +8,12 @@
   python -m drml_jax.predict photo.jpg --workdir W --saliency --report aus.html
 
 Inputs are image files, folders (recursive, sorted) and videos (mp4, avi,
-mov, mkv), mixed. Faces are found at any angle (OpenCV's cascades, offline),
-levelled by their eyes and cropped to the framing DISFA+ was trained on,
-then preprocessed as evaluation does; in a video each person keeps one
-face_id. Columns: file, frame, timestamp_s, face_id, face_x, face_y,
-face_w, face_h, face_roll, face_view, face_score, success, then AU01 ...
+mov, mkv), mixed. Faces are found at any angle with five landmarks (MTCNN,
+offline), aligned by them to the framing DISFA+ was trained on, then
+preprocessed as evaluation does; in a video each person keeps one face_id.
+Columns: file, frame, timestamp_s, face_id, face_x, face_y, face_w, face_h,
+face_roll, face_score, the landmarks x_36_41 x_42_47 x_30 x_48 x_54 and
+y_36_41 ... (eye centres, nose tip, mouth corners), success, then AU01 ...
 probabilities and AU01_c ... occurrences. A frame without a face keeps its
 row, success 0. A bad input is named on stderr and skipped (exit status 1);
 the CSV is written atomically with everything that could be read. The model

@@ -1,111 +1,60 @@
-"""Faces at any angle in photographs and video frames, found with OpenCV.
+"""Faces at any angle in photographs and video frames, with five landmarks.
 
   detector = Detector()
   found = detector(image)               # [Face], left to right
   again = detector.near(image, face)    # the same face in a later frame, or None
 
-Detection uses the Haar cascades that the opencv-python-headless 4.x wheels
-ship (`cv2.data.haarcascades`): they run offline right after `pip install`,
-on a CPU, with nothing to fetch. (Stronger CNN detectors do ship their
-weights in a wheel, mtcnn's among them: docs/engineering.md, "Offline face
-detection".) The cascades are combined to cover what one misses:
+Detection is MTCNN (Zhang et al., 2016), the detector OpenFace uses: three
+small CNNs in a cascade (`face_nets`, the weights of the `mtcnn` wheel).
+P-Net slides a 12x12 window over an image pyramid whose largest level
+shrinks the smallest face sought to 12 pixels; each window it takes for a
+face proposes a box. R-Net rescores and refines each proposal from a 24x24
+patch, O-Net from a 48x48 patch, and O-Net gives the five landmarks (eye
+centres, nose tip, mouth corners). Overlapping boxes are merged after each
+stage by non-maximum suppression. The thresholds are MTCNN's published
+ones, the last raised to O_THRESHOLD (docs/predict.md has the measurement).
 
-- views: the frontal cascade, and the profile cascade on the frame and on
-  its mirror image (it knows faces turned one way only);
-- roll: each view also searches the frame rotated by -ROLL_STEP and
-  +ROLL_STEP degrees; a cascade tolerates about 15 degrees of roll, so the
-  three cover heads tilted up to about 40 degrees either way.
+Roll: the networks take faces tilted up to about 30 degrees. A photograph
+is also searched rotated by -ROLL_STEP and +ROLL_STEP degrees, which covers
+heads tilted to about 60 degrees either way. A face's Face (its square and
+roll) comes from its landmarks (`alignment.from_landmarks`), found again
+with the face turned upright by its own roll.
 
-The boxes of all passes are merged by non-maximum suppression on their
-neighbour counts (the cascade's confidence), so one face gives one box.
-`near` searches only around a face found before, with its view and roll, at
-a few scales: a tracker's cheap step between full detections.
-
-A Face is a square (centre, side) with the roll that levels it. The frontal
-cascade's square spans brows to mouth; DRML was trained on DISFA+'s 200x200
-aligned crops, a square around the whole face with the eyes about 0.28 of
-its side apart and a little above the middle. Measured with
-`haarcascade_eye.xml` on `skimage.data.astronaut()`, the cascade's eye
-centres lie 0.48 of its side apart at 0.38 of its height, so the crop
-(`alignment.crop`) is the square widened by CROP_MARGIN of its side on every
-side, 1.65 sides in all: eyes 0.29 of the crop apart at 0.43 of its height.
+`near` searches only around a face found before, turned upright by its
+last roll: a tracker's cheap step between full detections.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
-import os
 
 import cv2
 import numpy as np
 
-FRONTAL = "haarcascade_frontalface_default.xml"
-PROFILE = "haarcascade_profileface.xml"
-VIEWS = ("frontal", "left", "right")  # "left": facing the image's left
-ROLL_STEP = 25.0  # degrees between the searched rotations: -25, 0, 25
-PASSES = tuple(itertools.product(VIEWS, (0.0, -ROLL_STEP, ROLL_STEP)))
-MIN_FACE = 24  # pixels: the cascades' own window
-# Smaller faces have too few pixels for AUs. A frame is searched downscaled
-# so that this smallest face spans MIN_FACE pixels: the cascades' native
-# scale, and 2-5x fewer pixels to search in a photo or a 640x360 frame.
-MIN_FACE_FRACTION = 0.1  # of the frame's shorter side
-SCALE_FACTOR = 1.1  # OpenCV's default
-# Neighbours a box needs, per view and whether the frame was rotated: the
-# profile cascade, and the frontal one on rotated frames, fire on more
-# textures. Chosen for the best F1 on `sample_media.labelled_set()` (the
-# note in docs/predict.md gives its precision and recall).
-MIN_NEIGHBORS = {
-  ("frontal", False): 5,
-  ("frontal", True): 10,
-  ("left", False): 8,
-  ("left", True): 8,
-  ("right", False): 8,
-  ("right", True): 8,
-}
-# `near` looks where a face just was: fewer neighbours confirm it.
-NEAR_MIN_NEIGHBORS = 3
+from drml_jax.predict import face_nets
+from drml_jax.predict.alignment import (
+  Face,
+  centring,
+  cut_square,
+  from_landmarks,
+)
+
+ROLL_STEP = 30.0  # degrees: a photo is searched at -30, 0 and +30
+ROLLS = (0.0, -ROLL_STEP, ROLL_STEP)
+WINDOW = 12  # pixels: P-Net's window, the smallest face it sees
+PYRAMID_STEP = 0.709  # between pyramid levels (MTCNN's: area halves)
+MIN_FACE = 20  # pixels: no smaller face is sought
+# ... nor one smaller than this fraction of the image's shorter side: a
+# large photo's pyramid would otherwise cost seconds for faces too small
+# for AUs.
+MIN_FACE_FRACTION = 0.04
+P_THRESHOLD, R_THRESHOLD, O_THRESHOLD = 0.6, 0.7, 0.9
+P_MERGE_SCALE, P_MERGE, R_MERGE, O_MERGE = 0.5, 0.7, 0.7, 0.7  # NMS IoU
 MAX_OVERLAP = 0.3  # intersection over union of two boxes of one face
 MAX_COVER = 0.5  # of the smaller box inside the larger: one face boxed twice
 NEAR_REGION = 2.0  # `near` searches a square this many face sides wide
 NEAR_SIDE = 48  # pixels a face is scaled to for `near`
-NEAR_SIZES = (0.75, 1.35)  # the sizes `near` accepts, relative to the face
-
-
-@dataclasses.dataclass(frozen=True)
-class Face:
-  """A face square in frame pixels: centre, side, and the roll (degrees,
-  counter-clockwise as displayed) that turns it upright.
-
-  `score` is the cascade's count of merged neighbouring detections (higher
-  is surer), None for a face given rather than found. `view` is the cascade
-  that found it.
-  """
-
-  cx: float
-  cy: float
-  side: float
-  roll: float = 0.0
-  score: int | None = None
-  view: str = "frontal"
-
-  def scaled(self, factor: float) -> Face:
-    """The same face in an image `factor` times larger."""
-    return dataclasses.replace(
-      self, cx=self.cx * factor, cy=self.cy * factor, side=self.side * factor
-    )
-
-  @property
-  def box(self) -> tuple[int, int, int, int]:
-    """(x, y, w, h): the square's upright box, rounded to pixels."""
-    half = self.side / 2
-    return (
-      round(self.cx - half),
-      round(self.cy - half),
-      round(self.side),
-      round(self.side),
-    )
+NEAR_SIZES = (0.7, 1.4)  # the sizes `near` accepts, relative to the face
 
 
 def same_face(a: Face, b: Face) -> bool:
@@ -121,15 +70,194 @@ def same_face(a: Face, b: Face) -> bool:
   return union > MAX_OVERLAP or w * h / min(aw, bw) ** 2 > MAX_COVER
 
 
-def _load(name: str) -> cv2.CascadeClassifier:
-  path = os.path.join(cv2.data.haarcascades, name)
-  cascade = cv2.CascadeClassifier(path)
-  if cascade.empty():
-    raise RuntimeError(
-      f"{path}: cannot load OpenCV's cascade; reinstall"
-      " opencv-python-headless<5"
+def suppress(faces: list[Face]) -> list[Face]:
+  """The faces left when each pair of boxes of one face keeps its surer."""
+  kept = []
+  for face in sorted(faces, key=lambda face: -(face.score or 0)):
+    if not any(same_face(face, other) for other in kept):
+      kept.append(face)
+  return kept
+
+
+def _nms(boxes: np.ndarray, threshold: float, over_smaller=False) -> np.ndarray:
+  """Indices of the (x1, y1, x2, y2, score) rows kept by greedy
+  non-maximum suppression: overlap by IoU, or over the smaller box."""
+  order = np.argsort(-boxes[:, 4], kind="stable")
+  areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+  kept = []
+  while order.size:
+    best, rest = order[0], order[1:]
+    kept.append(best)
+    w = np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(
+      boxes[best, 0], boxes[rest, 0]
     )
-  return cascade
+    h = np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(
+      boxes[best, 1], boxes[rest, 1]
+    )
+    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
+    if over_smaller:
+      overlap = inter / np.minimum(areas[best], areas[rest])
+    else:
+      overlap = inter / (areas[best] + areas[rest] - inter)
+    order = rest[overlap <= threshold]
+  return np.array(kept, np.intp)
+
+
+def _squared(boxes: np.ndarray) -> np.ndarray:
+  """The boxes made squares of their longer side, same centres."""
+  boxes = boxes.copy()
+  side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+  cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+  boxes[:, 0], boxes[:, 1] = cx - side / 2, cy - side / 2
+  boxes[:, 2], boxes[:, 3] = cx + side / 2, cy + side / 2
+  return boxes
+
+
+def _moved(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+  """The boxes moved by the networks' offsets (fractions of their size)."""
+  boxes = boxes.copy()
+  size = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, 1)
+  boxes[:, :4] += offsets * size
+  return boxes
+
+
+def _patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+  """The square boxes of `image` resized to size x size, normalised."""
+  patches = np.empty((len(boxes), size, size, 3), np.float32)
+  for i, (x1, y1, x2, _) in enumerate(boxes[:, :4]):
+    side = max(1, round(x2 - x1))
+    square = cut_square(image, round(x1), round(y1), side)
+    shrink = side > size
+    patches[i] = cv2.resize(
+      square,
+      (size, size),
+      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
+    )
+  return face_nets.normalized(patches)
+
+
+class Detector:
+  """Faces in RGB frames, with their landmarks, rolled up to ~60 degrees."""
+
+  def __init__(self):
+    self.nets = face_nets.FaceNets()
+
+  def _proposals(self, image: np.ndarray, min_face: float) -> np.ndarray:
+    """P-Net's boxes (x1, y1, x2, y2, score) over the image's pyramid."""
+    height, width = image.shape[:2]
+    scale = WINDOW / min_face
+    found = []
+    while min(height, width) * scale >= WINDOW:
+      size = (math.ceil(width * scale), math.ceil(height * scale))
+      level = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+      offsets, faceness = self.nets.proposals(face_nets.normalized(level)[None])
+      ys, xs = np.nonzero(faceness[0] > P_THRESHOLD)
+      if len(ys):
+        boxes = np.stack(
+          [2 * xs, 2 * ys, 2 * xs + WINDOW, 2 * ys + WINDOW], 1
+        ) / np.float32(scale)
+        boxes = np.concatenate([boxes, faceness[0, ys, xs, None]], 1)
+        boxes = _moved(boxes, offsets[0, ys, xs])
+        found.append(boxes[_nms(boxes, P_MERGE_SCALE)])
+      scale *= PYRAMID_STEP
+    if not found:
+      return np.empty((0, 5), np.float32)
+    boxes = np.concatenate(found)
+    return _squared(boxes[_nms(boxes, P_MERGE)])
+
+  def detect(
+    self, image: np.ndarray, min_face: float
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """The cascade on an (H, W, 3) uint8 RGB image: boxes (N, 5) as
+    (x1, y1, x2, y2, score) and landmarks (N, 5, 2), faces of at least
+    `min_face` pixels."""
+    boxes = self._proposals(image, min_face)
+    if len(boxes):
+      offsets, faceness = self.nets.refined(_patches(image, boxes, 24))
+      boxes[:, 4] = faceness
+      keep = faceness > R_THRESHOLD
+      boxes = _moved(boxes[keep], offsets[keep])
+      boxes = _squared(boxes[_nms(boxes, R_MERGE)])
+    if not len(boxes):
+      return np.empty((0, 5), np.float32), np.empty((0, 5, 2), np.float32)
+    offsets, points, faceness = self.nets.output(_patches(image, boxes, 48))
+    size = (boxes[:, 2:4] - boxes[:, 0:2])[:, None]
+    landmarks = (
+      boxes[:, None, 0:2] + np.stack([points[:, :5], points[:, 5:]], -1) * size
+    )
+    boxes[:, 4] = faceness
+    keep = faceness > O_THRESHOLD
+    boxes, landmarks = _moved(boxes[keep], offsets[keep]), landmarks[keep]
+    keep = _nms(boxes, O_MERGE, over_smaller=True)
+    return boxes[keep], landmarks[keep]
+
+  def _faces(
+    self, image: np.ndarray, roll: float, min_face: float
+  ) -> list[Face]:
+    """The faces found in `image` turned by `roll` degrees, in its pixels,
+    each searched for again turned upright by its own roll (`near`).
+
+    O-Net places the landmarks best on an upright face: searched again so,
+    the AU probabilities of photos rolled by +-10 and +-20 degrees came
+    twice as close to the upright photo's. A face found only in a turned
+    image is kept only if found again: on the labelled set this kept 166 of
+    168 true faces and none of the false alarms that turned images of grass
+    and gravel give.
+    """
+    matrix, size = _rotation(image.shape[:2], roll)
+    turned = image if roll == 0 else cv2.warpAffine(image, matrix, size)
+    faces = []
+    for face in _faces_back(*self.detect(turned, min_face), matrix):
+      again = self.near(image, face)
+      if again is not None or roll == 0:
+        faces.append(again or face)
+    return faces
+
+  def __call__(
+    self,
+    image: np.ndarray,
+    rolls: tuple = ROLLS,
+    smallest: float = MIN_FACE_FRACTION,
+  ) -> list[Face]:
+    """The faces of an (H, W, 3) uint8 RGB image, sorted by x: those found
+    with the image turned by each of `rolls`, down to `smallest` of the
+    image's shorter side (and MIN_FACE pixels)."""
+    min_face = max(MIN_FACE, smallest * min(image.shape[:2]))
+    if min(image.shape[:2]) < min_face:
+      return []
+    found = [f for roll in rolls for f in self._faces(image, roll, min_face)]
+    return sorted(suppress(found), key=lambda face: (face.cx, face.cy))
+
+  def near(self, image: np.ndarray, face: Face) -> Face | None:
+    """`face` found again in a later `image` near where it was, or None:
+    the square NEAR_REGION sides wide around it, turned upright by its roll
+    and scaled so that the face spans NEAR_SIDE pixels, searched for a face
+    of NEAR_SIZES of its size."""
+    scale = NEAR_SIDE / face.side
+    side = round(NEAR_REGION * NEAR_SIDE)
+    matrix = centring(face.cx, face.cy, face.roll, scale, side)
+    region = cv2.warpAffine(
+      image,
+      matrix,
+      (side, side),
+      flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
+    found = _faces_back(*self.detect(region, NEAR_SIZES[0] * NEAR_SIDE), matrix)
+    low, high = (face.side * f for f in NEAR_SIZES)
+    found = [f for f in found if low <= f.side <= high]
+    return max(found, key=lambda f: f.score) if found else None
+
+
+def _faces_back(
+  boxes: np.ndarray, landmarks: np.ndarray, matrix: np.ndarray
+) -> list[Face]:
+  """The faces of `detect`'s boxes and landmarks in an image warped by
+  `matrix`, in the unwarped image's pixels."""
+  back = cv2.invertAffineTransform(matrix)
+  return [
+    from_landmarks(points @ back[:, :2].T + back[:, 2], float(box[4]))
+    for box, points in zip(boxes, landmarks)
+  ]
 
 
 def _rotation(shape: tuple[int, int], angle: float) -> tuple[np.ndarray, tuple]:
@@ -145,120 +273,3 @@ def _rotation(shape: tuple[int, int], angle: float) -> tuple[np.ndarray, tuple]:
   matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
   matrix[:, 2] += (size[0] - width) / 2, (size[1] - height) / 2
   return matrix, size
-
-
-class Detector:
-  """Faces in RGB frames, frontal to profile, rolled up to ~40 degrees."""
-
-  def __init__(self):
-    self.cascades = {"frontal": _load(FRONTAL), "profile": _load(PROFILE)}
-
-  def _search(
-    self,
-    gray: np.ndarray,
-    view: str,
-    angle: float,
-    min_side: int,
-    max_side: int = 0,
-    min_neighbors: int | None = None,
-  ) -> list[tuple[float, float, float, int]]:
-    """(cx, cy, side, neighbours) of one view's faces in `gray` rotated by
-    `angle`, in `gray`'s pixels."""
-    matrix, size = _rotation(gray.shape, angle)
-    image = gray if angle == 0 else cv2.warpAffine(gray, matrix, size)
-    if view == "right":  # the profile cascade knows left-facing faces only
-      image = np.ascontiguousarray(image[:, ::-1])
-    cascade = self.cascades["frontal" if view == "frontal" else "profile"]
-    boxes, neighbours = cascade.detectMultiScale2(
-      image,
-      scaleFactor=SCALE_FACTOR,
-      minNeighbors=min_neighbors or MIN_NEIGHBORS[view, angle != 0],
-      minSize=(min_side, min_side),
-      maxSize=(max_side, max_side),
-    )
-    back = cv2.invertAffineTransform(matrix)
-    found = []
-    for (x, y, w, _), n in zip(boxes, neighbours):
-      cx = x + w / 2
-      if view == "right":
-        cx = image.shape[1] - cx
-      cx, cy = back @ (cx, y + w / 2, 1.0)
-      found.append((cx, cy, float(w), int(n)))
-    return found
-
-  def __call__(
-    self,
-    image: np.ndarray,
-    passes: tuple = PASSES,
-    smallest: float = MIN_FACE_FRACTION,
-  ) -> list[Face]:
-    """The faces of an (H, W, 3) uint8 RGB image, sorted by x: those that
-    `passes` (view, roll) find, all of them by default, down to `smallest`
-    of the image's shorter side."""
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    scale = min(1.0, MIN_FACE / (smallest * min(gray.shape)))
-    if scale < 1.0:
-      gray = cv2.resize(
-        gray,
-        (round(gray.shape[1] * scale), round(gray.shape[0] * scale)),
-        interpolation=cv2.INTER_AREA,
-      )
-    candidates = [
-      Face(cx / scale, cy / scale, s / scale, angle, n, view)
-      for view, angle in passes
-      for cx, cy, s, n in self._search(gray, view, angle, MIN_FACE)
-    ]
-    return sorted(suppress(candidates), key=lambda face: (face.cx, face.cy))
-
-  def near(self, image: np.ndarray, face: Face) -> Face | None:
-    """`face` found again in a later `image` near where it was, or None:
-    searched with its view and roll first, then, if it turned or tilted,
-    with the others (PASSES)."""
-    scale = NEAR_SIDE / face.side
-    half = NEAR_REGION * face.side / 2
-    left, top = round(face.cx - half), round(face.cy - half)
-    region = cut_square(image, left, top, round(2 * half))
-    gray = cv2.cvtColor(
-      cv2.resize(
-        region,
-        (round(region.shape[1] * scale),) * 2,
-        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-      ),
-      cv2.COLOR_RGB2GRAY,
-    )
-    low, high = (max(MIN_FACE, round(NEAR_SIDE * f)) for f in NEAR_SIZES)
-    poses = [(face.view, face.roll)]
-    poses += [pose for pose in PASSES if pose != poses[0]]
-    for view, roll in poses:
-      found = self._search(gray, view, roll, low, high, NEAR_MIN_NEIGHBORS)
-      if found:
-        cx, cy, side, neighbours = max(found, key=lambda found: found[3])
-        return Face(
-          left + cx / scale,
-          top + cy / scale,
-          side / scale,
-          roll,
-          neighbours,
-          view,
-        )
-    return None
-
-
-def suppress(faces: list[Face]) -> list[Face]:
-  """The faces left when each pair of boxes of one face keeps its surer."""
-  kept = []
-  for face in sorted(faces, key=lambda face: -(face.score or 0)):
-    if not any(same_face(face, other) for other in kept):
-      kept.append(face)
-  return kept
-
-
-def cut_square(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
-  """The side x side square of `image` at (left, top); outside it, black."""
-  height, width = image.shape[:2]
-  square = np.zeros((side, side, *image.shape[2:]), image.dtype)
-  x0, y0 = max(left, 0), max(top, 0)
-  x1, y1 = min(left + side, width), min(top + side, height)
-  if x1 > x0 and y1 > y0:
-    square[y0 - top : y1 - top, x0 - left : x1 - left] = image[y0:y1, x0:x1]
-  return square

@@ -128,7 +128,7 @@ def page(
       ),
       (
         "faces",
-        "detected at any angle, levelled and cropped"
+        "detected at any angle, aligned by their landmarks and cropped"
         if detect
         else "each input taken as an aligned face crop",
       ),

@@ -10,8 +10,8 @@ their faces found, and compiles the program of the first batch: start-up
 and detection overlap. A background thread
 decodes each file's frames, finds their faces (a
 photo: every pass of `detection.Detector`; a video: `tracking.Tracker`, which
-follows each person with one face_id), levels and crops them
-(`alignment`), into a bounded queue; the caller's thread runs the model on
+follows each person with one face_id), crops them as their landmarks
+align them (`alignment`), into a bounded queue; the caller's thread runs the model on
 full batches of crops and yields each frame once all its faces are
 predicted. Both sides release the GIL in their heavy parts (FFmpeg, OpenCV,
 XLA).
@@ -42,8 +42,8 @@ COLUMNS = (
   "face_w",
   "face_h",
   "face_roll",
-  "face_view",
   "face_score",
+  *(f"{axis}_{id}" for axis in "xy" for id in alignment.LANDMARK_IDS),
   "success",
 )
 QUEUE_FRAMES = 64  # decoded frames waiting for the model
@@ -57,7 +57,7 @@ class FaceAUs:
   predicted, its AUs."""
 
   face_id: int
-  face: detection.Face
+  face: alignment.Face
   crop: np.ndarray
   probabilities: np.ndarray | None = None
   occurrences: np.ndarray | None = None
@@ -99,15 +99,24 @@ def csv_rows(frame: FrameAUs, num_aus: int) -> list[list]:
     "" if frame.timestamp_s is None else f"{frame.timestamp_s:.3f}",
   ]
   if not frame.faces:
-    return [where + [""] * 8 + [0] + [""] * (2 * num_aus)]
+    return [where + [""] * (len(COLUMNS) - 4) + [0] + [""] * (2 * num_aus)]
   return [
     where
-    + [item.face_id, *item.face.box, f"{item.face.roll:.1f}", item.face.view]
-    + ["" if item.face.score is None else item.face.score, 1]
+    + [item.face_id, *item.face.box, f"{item.face.roll:.1f}"]
+    + ["" if item.face.score is None else f"{item.face.score:.4f}"]
+    + _landmark_cells(item.face)
+    + [1]
     + [f"{p:.6f}" for p in item.probabilities]
     + [int(o) for o in item.occurrences]
     for item in frame.faces
   ]
+
+
+def _landmark_cells(face: alignment.Face) -> list[str]:
+  """The landmarks' x then y cells, blank for a face given, not found."""
+  if face.landmarks is None:
+    return [""] * 2 * len(alignment.LANDMARK_IDS)
+  return [f"{point[axis]:.1f}" for axis in (0, 1) for point in face.landmarks]
 
 
 class _Failure:
@@ -135,14 +144,13 @@ class Stream:
     self.explain = explain  # each face's evidence maps too (`saliency`)
     self.predictor: Predictor | None = None  # loaded once frames flow
     self.detector = detection.Detector() if detect else None
-    self.aligner = alignment.Aligner() if detect else None
     self.every = every
     self.timings = Timings()
 
   def faces(
     self, frame: media.Frame, tracker: tracking.Tracker | None
   ) -> list[FaceAUs]:
-    """A frame's faces: found (a video's tracked), levelled and cropped."""
+    """A frame's faces: found (a video's tracked) and cropped."""
     image = frame.image
     if self.detector is None:
       return [FaceAUs(0, *alignment.given(image))]
@@ -155,7 +163,6 @@ class Stream:
       found = tracker(image, seconds)
     items = []
     for face_id, face in found:
-      face = self.aligner(image, face)
       crop = alignment.crop(image, face)
       items.append(FaceAUs(face_id, face.scaled(frame.scale), crop))
     return items

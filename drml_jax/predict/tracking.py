@@ -6,14 +6,14 @@
 
 The rule (docs/predict.md states it for the CSV's face_id):
 - Every frame, each followed face is searched for near where it was last
-  seen, with its view and roll, else with the others (`Detector.near`, a
-  cheap search: benchmarks/README.md#predict-speed).
-- Every DISCOVER_EVERY frames, one of the detector's full-frame passes (a
-  view at a roll) runs, in turn, to find faces that came in, down to
+  seen, turned upright by its last roll (`Detector.near`, a cheap search:
+  benchmarks/README.md#predict-speed).
+- Every DISCOVER_EVERY frames, one of the detector's full-frame passes (the
+  frame at one of its rolls) runs, in turn, to find faces that came in, down to
   DISCOVER_SMALLEST of the frame's shorter side (a coarser, cheaper search
   than a photo's): a new face is found within 2 x DISCOVER_EVERY frames when
-  it faces the camera upright, and within 16 x DISCOVER_EVERY frames at any
-  angle (`DISCOVERY`). All passes run, as for a photo, at the first frame,
+  is upright, and within 4 x DISCOVER_EVERY frames at any roll
+  (`DISCOVERY`). All passes run, as for a photo, at the first frame,
   and again, at most every FULL_EVERY frames, after a face was lost.
 - A face found in the whole frame is the face of a track seen this frame
   when their boxes overlap as one face's do (`detection.same_face`); else it
@@ -31,7 +31,8 @@ import math
 
 import numpy as np
 
-from drml_jax.predict.detection import PASSES, Detector, Face, same_face
+from drml_jax.predict.alignment import Face
+from drml_jax.predict.detection import ROLLS, Detector, same_face
 
 MAX_GAP_S = (
   1.5  # a track unseen for longer ends: about a second of misses, and the
@@ -42,8 +43,8 @@ DISCOVER_SMALLEST = 0.15  # of the frame's shorter side
 FULL_EVERY = 10  # frames between full searches prompted by a lost face
 REACH = 1.5  # a lost track's face may reappear this many sides away
 SIZE_RATIO = 1.6  # ... and at most this much larger or smaller
-# The passes in turn, every other one the upright frontal: most faces.
-DISCOVERY = tuple(item for other in PASSES[1:] for item in (PASSES[0], other))
+# The rolls in turn, every other one upright: most faces.
+DISCOVERY = tuple(item for other in ROLLS[1:] for item in (ROLLS[0], other))
 
 
 @dataclasses.dataclass

@@ -21,7 +21,8 @@ spans [i, i + 1]). The transforms (`roll`, `mirror`, `scale`, `yaw`,
 labelled images from them, `score` measures a face detector on them, and
 `write_clip` writes mp4 clips of moving faces with per-frame ground truth.
 The package's modules: `photos` (the photos, `Box`, the transforms),
-`face_set` (the labelled set, `match`, `score`), `clips`.
+`face_set` (the labelled set, `match`, `score`), `clips`, `placed`
+(synthetic faces placed by a known similarity, `alignment_error`).
 `write_synthetic_video` writes a clip of the synthetic dataset's kind of
 face, whose AUs a model trained on it reads.
 """
@@ -57,6 +58,11 @@ from drml_jax.benchmark.sample_media.photos import (
   with_alpha,
   yaw,
 )
+from drml_jax.benchmark.sample_media.placed import (
+  Placed,
+  alignment_error,
+  placed_faces,
+)
 
 __all__ = [
   "CLIP_KINDS",
@@ -68,6 +74,8 @@ __all__ = [
   "Box",
   "Cutout",
   "Item",
+  "Placed",
+  "alignment_error",
   "cutout",
   "face_photos",
   "labelled_set",
@@ -77,6 +85,7 @@ __all__ = [
   "mirror",
   "negatives",
   "paste",
+  "placed_faces",
   "roll",
   "scale",
   "score",
