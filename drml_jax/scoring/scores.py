@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from drml_jax.scoring import metrics
 
@@ -25,6 +24,10 @@ def roc_auc(probabilities, labels) -> np.ndarray:
 
   probabilities: (N, C); labels: (N, C) in {-1, 0, +1}, 0 left out.
   """
+  # Imported here: scikit-learn takes 0.7 s to import, which every process
+  # that imports the scores (training, evaluation) would pay at start-up.
+  from sklearn.metrics import roc_auc_score  # pylint: disable=import-outside-toplevel
+
   probabilities, labels = np.asarray(probabilities), np.asarray(labels)
   auc = np.full(labels.shape[1], np.nan)
   for c in range(labels.shape[1]):
