@@ -21,7 +21,8 @@ roll) comes from its landmarks (`alignment.from_landmarks`), found again
 with the face turned upright by its own roll.
 
 `near` searches only around a face found before, turned upright by its
-last roll: a tracker's cheap step between full detections.
+last roll; `follow`, a tracker's step between full detections, first asks
+O-Net alone whether the face is still where its box was.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ MAX_COVER = 0.5  # of the smaller box inside the larger: one face boxed twice
 NEAR_REGION = 2.0  # `near` searches a square this many face sides wide
 NEAR_SIDE = 48  # pixels a face is scaled to for `near`
 NEAR_SIZES = (0.7, 1.4)  # the sizes `near` accepts, relative to the face
+# Where O-Net's box lies around a Face's square, in its sides: centre
+# offset (x, y) and side (measured on the three photos: 0.88-1.04 wide,
+# 0.06-0.1 lower).
+FOLLOW_BOX = (0.0, 0.06, 0.9)
 
 
 def same_face(a: Face, b: Face) -> bool:
@@ -178,6 +183,13 @@ class Detector:
       keep = faceness > R_THRESHOLD
       boxes = _moved(boxes[keep], offsets[keep])
       boxes = _squared(boxes[_nms(boxes, R_MERGE)])
+    return self._output(image, boxes)
+
+  def _output(
+    self, image: np.ndarray, boxes: np.ndarray
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """O-Net on square candidate boxes: those it takes for faces, moved by
+    its offsets and merged, with their landmarks."""
     if not len(boxes):
       return np.empty((0, 5), np.float32), np.empty((0, 5, 2), np.float32)
     offsets, points, faceness = self.nets.output(_patches(image, boxes, 48))
@@ -185,6 +197,7 @@ class Detector:
     landmarks = (
       boxes[:, None, 0:2] + np.stack([points[:, :5], points[:, 5:]], -1) * size
     )
+    boxes = boxes.copy()
     boxes[:, 4] = faceness
     keep = faceness > O_THRESHOLD
     boxes, landmarks = _moved(boxes[keep], offsets[keep]), landmarks[keep]
@@ -228,11 +241,12 @@ class Detector:
     found = [f for roll in rolls for f in self._faces(image, roll, min_face)]
     return sorted(suppress(found), key=lambda face: (face.cx, face.cy))
 
-  def near(self, image: np.ndarray, face: Face) -> Face | None:
-    """`face` found again in a later `image` near where it was, or None:
-    the square NEAR_REGION sides wide around it, turned upright by its roll
-    and scaled so that the face spans NEAR_SIDE pixels, searched for a face
-    of NEAR_SIZES of its size."""
+  def _upright_region(
+    self, image: np.ndarray, face: Face
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """The square NEAR_REGION sides wide around `face`, turned upright by
+    its roll and scaled so that the face spans NEAR_SIDE pixels, and the
+    map from the image's pixels to it."""
     scale = NEAR_SIDE / face.side
     side = round(NEAR_REGION * NEAR_SIDE)
     matrix = centring(face.cx, face.cy, face.roll, scale, side)
@@ -242,10 +256,37 @@ class Detector:
       (side, side),
       flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
     )
-    found = _faces_back(*self.detect(region, NEAR_SIZES[0] * NEAR_SIDE), matrix)
+    return region, matrix
+
+  def _likeliest(
+    self, found: tuple[np.ndarray, np.ndarray], matrix, face: Face
+  ) -> Face | None:
+    """The surest of boxes and landmarks found in an upright region that
+    has NEAR_SIZES of `face`'s size, in the image's pixels, or None."""
     low, high = (face.side * f for f in NEAR_SIZES)
-    found = [f for f in found if low <= f.side <= high]
-    return max(found, key=lambda f: f.score) if found else None
+    faces = [f for f in _faces_back(*found, matrix) if low <= f.side <= high]
+    return max(faces, key=lambda f: f.score) if faces else None
+
+  def near(self, image: np.ndarray, face: Face) -> Face | None:
+    """`face` found again by the whole cascade in a later `image` (or the
+    same, turned upright) near where it was, or None."""
+    region, matrix = self._upright_region(image, face)
+    found = self.detect(region, NEAR_SIZES[0] * NEAR_SIDE)
+    return self._likeliest(found, matrix, face)
+
+  def follow(self, image: np.ndarray, face: Face) -> Face | None:
+    """`face` in the next frame of a video, or None: O-Net alone where the
+    face's box was (FOLLOW_BOX), in the region `near` searches; where it
+    takes that for no face, `near`. The faces of one video move little
+    from frame to frame, and O-Net alone costs a fraction of the cascade
+    (benchmarks/README.md#predict-speed)."""
+    region, matrix = self._upright_region(image, face)
+    dx, dy, width = (f * NEAR_SIDE for f in FOLLOW_BOX)
+    x = len(region) / 2 + dx - width / 2
+    y = len(region) / 2 + dy - width / 2
+    box = np.array([[x, y, x + width, y + width, 0.0]], np.float32)
+    followed = self._likeliest(self._output(region, box), matrix, face)
+    return followed or self.near(image, face)
 
 
 def _faces_back(

@@ -21,6 +21,11 @@ feature map with width before height, as the Caffe models they came from did.
 `faceness` is the softmax probability of "face"; `offsets` move a box's
 (x1, y1, x2, y2) by fractions of its width and height; `landmarks` are the
 five points' x (5) then y (5), as fractions of the box.
+
+The networks' matrix products run on one BLAS thread: OpenBLAS's other
+threads spin after each product, and predict runs the model on the same
+cores while it detects (the clip's overlapped stream went from 21 to 35
+frames/s: benchmarks/README.md#predict-speed).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import importlib.metadata
 
 import joblib
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 DISTRIBUTION = "mtcnn"
 WEIGHTS = "mtcnn/assets/weights/{}.lz4"
@@ -100,10 +106,26 @@ class FaceNets:
     self.pnet = load_weights("pnet")
     self.rnet = load_weights("rnet")
     self.onet = load_weights("onet")
+    self.blas = ThreadpoolController()
 
   def proposals(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """P-Net on normalised (N, H, W, 3) images: per 12x12 window, at a
     stride of 2, its box offsets (N, H', W', 4) and faceness (N, H', W')."""
+    with self.blas.limit(limits=1, user_api="blas"):
+      return self._proposals(x)
+
+  def refined(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R-Net on normalised (N, 24, 24, 3) patches: offsets (N, 4), faceness (N,)."""
+    with self.blas.limit(limits=1, user_api="blas"):
+      return self._refined(x)
+
+  def output(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """O-Net on normalised (N, 48, 48, 3) patches: offsets (N, 4),
+    landmarks (N, 10), faceness (N,)."""
+    with self.blas.limit(limits=1, user_api="blas"):
+      return self._output(x)
+
+  def _proposals(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     w = self.pnet
     x = max_pool(prelu(conv(x, w[0], w[1]), w[2]), 2, 2, same=True)
     x = prelu(conv(x, w[3], w[4]), w[5])
@@ -111,8 +133,7 @@ class FaceNets:
     offsets = conv(x, w[9], w[10])
     return offsets, softmax_face(conv(x, w[11], w[12]))
 
-  def refined(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """R-Net on normalised (N, 24, 24, 3) patches: offsets (N, 4), faceness (N,)."""
+  def _refined(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     w = self.rnet
     x = max_pool(prelu(conv(x, w[0], w[1]), w[2]), 3, 2, same=True)
     x = max_pool(prelu(conv(x, w[3], w[4]), w[5]), 3, 2, same=False)
@@ -120,9 +141,7 @@ class FaceNets:
     x = prelu(_flatten(x) @ w[9] + w[10], w[11])
     return x @ w[12] + w[13], softmax_face(x @ w[14] + w[15])
 
-  def output(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
-    """O-Net on normalised (N, 48, 48, 3) patches: offsets (N, 4),
-    landmarks (N, 10), faceness (N,)."""
+  def _output(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
     w = self.onet
     x = max_pool(prelu(conv(x, w[0], w[1]), w[2]), 3, 2, same=True)
     x = max_pool(prelu(conv(x, w[3], w[4]), w[5]), 3, 2, same=False)

@@ -5,9 +5,9 @@
     for face_id, face in tracker(frame.image, seconds): ...
 
 The rule (docs/predict.md states it for the CSV's face_id):
-- Every frame, each followed face is searched for near where it was last
-  seen, turned upright by its last roll (`Detector.near`, a cheap search:
-  benchmarks/README.md#predict-speed).
+- Every frame, each followed face is looked for where it was last seen,
+  turned upright by its last roll (`Detector.follow`: O-Net alone, else a
+  search around it; benchmarks/README.md#predict-speed).
 - Every DISCOVER_EVERY frames, one of the detector's full-frame passes (the
   frame at one of its rolls) runs, in turn, to find faces that came in, down to
   DISCOVER_SMALLEST of the frame's shorter side (a coarser, cheaper search
@@ -77,7 +77,7 @@ class Tracker:
     self.tracks = [t for t in self.tracks if seconds - t.seen_s <= MAX_GAP_S]
     seen = []
     for track in self.tracks:
-      face = self.detector.near(image, track.face)
+      face = self.detector.follow(image, track.face)
       if face is None:
         self.lost = True
         continue
