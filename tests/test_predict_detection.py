@@ -131,6 +131,19 @@ def test_a_rolled_face_is_levelled_to_the_upright_crop(
   )
 
 
+def test_crops_of_placed_synthetic_faces_match_their_training_crops(
+  detector,
+):
+  # The 49 known landmarks, as the crop shows them, against the training
+  # crop's, in crop pixels: measured 1.0-3.5 on these six faces, 2.4-2.8 on
+  # average over 180 (the cascades with the eye cascade: 9.9-12.3).
+  errors = [
+    sample_media.alignment_error(detector(item.image)[0], item)
+    for item in sample_media.placed_faces(3, rolls=(-20, 20), seed=2)
+  ]
+  assert np.mean(errors) < 4.0 and max(errors) < 6.0, errors
+
+
 def _track(path: str) -> list[list[tuple[int, alignment.Face]]]:
   tracker = tracking.Tracker(detection.Detector())
   return [
