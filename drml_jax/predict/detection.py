@@ -212,12 +212,11 @@ class Detector:
     """The faces found in `image` turned by `roll` degrees, in its pixels,
     each searched for again turned upright by its own roll (`near`).
 
-    O-Net places the landmarks best on an upright face: searched again so,
-    the AU probabilities of photos rolled by +-10 and +-20 degrees came
-    twice as close to the upright photo's. A face found only in a turned
-    image is kept only if found again: on the labelled set this kept 166 of
-    168 true faces and none of the false alarms that turned images of grass
-    and gravel give.
+    O-Net places the landmarks best on an upright face, so rolled faces'
+    crops come closer to the upright face's. A face found only in a turned
+    image is kept only if found again: turned textures give false alarms
+    that no O-Net threshold separates from turned faces
+    (benchmarks/README.md#predict-speed).
     """
     matrix, size = _rotation(image.shape[:2], roll)
     turned = image if roll == 0 else cv2.warpAffine(image, matrix, size)
@@ -272,7 +271,10 @@ class Detector:
   def near(self, image: np.ndarray, face: Face) -> Face | None:
     """`face` found again by the whole cascade in a later `image` (or the
     same, turned upright) near where it was, or None."""
-    region, matrix = self._upright_region(image, face)
+    return self._searched(*self._upright_region(image, face), face)
+
+  def _searched(self, region, matrix, face: Face) -> Face | None:
+    """`face` found by the whole cascade in its upright region, or None."""
     found = self.detect(region, NEAR_SIZES[0] * NEAR_SIDE)
     return self._likeliest(found, matrix, face)
 
@@ -288,7 +290,7 @@ class Detector:
     y = len(region) / 2 + dy - width / 2
     box = np.array([[x, y, x + width, y + width, 0.0]], np.float32)
     followed = self._likeliest(self._output(region, box), matrix, face)
-    return followed or self.near(image, face)
+    return followed or self._searched(region, matrix, face)
 
 
 def _faces_back(

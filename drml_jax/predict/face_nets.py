@@ -24,12 +24,12 @@ five points' x (5) then y (5), as fractions of the box.
 
 The networks' matrix products run on one BLAS thread: OpenBLAS's other
 threads spin after each product, and predict runs the model on the same
-cores while it detects (the clip's overlapped stream went from 21 to 35
-frames/s: benchmarks/README.md#predict-speed).
+cores while it detects (benchmarks/README.md#predict-speed).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 
 import joblib
@@ -99,6 +99,17 @@ def _flatten(x: np.ndarray) -> np.ndarray:
   return x.transpose(0, 2, 1, 3).reshape(len(x), -1)
 
 
+def _on_one_blas_thread(network):
+  """`network(self, x)` run with NumPy's BLAS limited to one thread."""
+
+  @functools.wraps(network)
+  def run(self, x):
+    with self.blas.limit(limits=1, user_api="blas"):
+      return network(self, x)
+
+  return run
+
+
 class FaceNets:
   """P-Net, R-Net and O-Net with the mtcnn wheel's weights."""
 
@@ -108,24 +119,10 @@ class FaceNets:
     self.onet = load_weights("onet")
     self.blas = ThreadpoolController()
 
+  @_on_one_blas_thread
   def proposals(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """P-Net on normalised (N, H, W, 3) images: per 12x12 window, at a
     stride of 2, its box offsets (N, H', W', 4) and faceness (N, H', W')."""
-    with self.blas.limit(limits=1, user_api="blas"):
-      return self._proposals(x)
-
-  def refined(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """R-Net on normalised (N, 24, 24, 3) patches: offsets (N, 4), faceness (N,)."""
-    with self.blas.limit(limits=1, user_api="blas"):
-      return self._refined(x)
-
-  def output(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
-    """O-Net on normalised (N, 48, 48, 3) patches: offsets (N, 4),
-    landmarks (N, 10), faceness (N,)."""
-    with self.blas.limit(limits=1, user_api="blas"):
-      return self._output(x)
-
-  def _proposals(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     w = self.pnet
     x = max_pool(prelu(conv(x, w[0], w[1]), w[2]), 2, 2, same=True)
     x = prelu(conv(x, w[3], w[4]), w[5])
@@ -133,7 +130,9 @@ class FaceNets:
     offsets = conv(x, w[9], w[10])
     return offsets, softmax_face(conv(x, w[11], w[12]))
 
-  def _refined(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  @_on_one_blas_thread
+  def refined(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R-Net on normalised (N, 24, 24, 3) patches: offsets (N, 4), faceness (N,)."""
     w = self.rnet
     x = max_pool(prelu(conv(x, w[0], w[1]), w[2]), 3, 2, same=True)
     x = max_pool(prelu(conv(x, w[3], w[4]), w[5]), 3, 2, same=False)
@@ -141,7 +140,10 @@ class FaceNets:
     x = prelu(_flatten(x) @ w[9] + w[10], w[11])
     return x @ w[12] + w[13], softmax_face(x @ w[14] + w[15])
 
-  def _output(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+  @_on_one_blas_thread
+  def output(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """O-Net on normalised (N, 48, 48, 3) patches: offsets (N, 4),
+    landmarks (N, 10), faceness (N,)."""
     w = self.onet
     x = max_pool(prelu(conv(x, w[0], w[1]), w[2]), 3, 2, same=True)
     x = max_pool(prelu(conv(x, w[3], w[4]), w[5]), 3, 2, same=False)
