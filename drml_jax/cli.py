@@ -102,9 +102,10 @@ def check_free(path: str, overwrite: bool) -> None:
     )
 
 
-def setup_logging(verbose: bool = True) -> None:
-  """Status lines of the project's loggers go to stdout, message only."""
-  handler = logging.StreamHandler(sys.stdout)
+def setup_logging(verbose: bool = True, stream=None) -> None:
+  """Status lines of the project's loggers go to stdout (or `stream`),
+  message only."""
+  handler = logging.StreamHandler(stream or sys.stdout)
   handler.setFormatter(logging.Formatter("%(message)s"))
   for name in LOGGERS:
     logger = logging.getLogger(name)

@@ -16,7 +16,6 @@ missing.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
 import logging
@@ -37,38 +36,18 @@ from drml_jax.predict import gathered, predictions_page
 from drml_jax.predict.stream import FaceAUs, FrameAUs
 from drml_jax.rendering import run_page
 from drml_jax.store import workdir
+from tests import browser_support
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ODD_NAME = 'a<b>&"x".png'  # a file name to escape
 VIDEO_FRAMES = 6
 
 
-def _chromium() -> str | None:
-  return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture(scope="module")
 def browser():
   """Headless Chromium (the system's), driven by Playwright."""
-  if importlib.util.find_spec("playwright") is None:
-    pytest.skip("playwright is not installed (pip install playwright)")
-  executable = _chromium()
-  if executable is None:
-    pytest.skip("no chromium binary (apt-get install chromium)")
-  from playwright.sync_api import sync_playwright  # pylint: disable=import-outside-toplevel
-
-  with sync_playwright() as playwright:
-    launched = playwright.chromium.launch(executable_path=executable)
+  with browser_support.chromium() as launched:
     yield launched
-    launched.close()
-
-
-def _shots(name: str, page_shot: pathlib.Path) -> None:
-  """Copies a page's screenshot to DRML_REPORT_SHOTS, when set."""
-  folder = os.environ.get("DRML_REPORT_SHOTS")
-  if folder:
-    os.makedirs(folder, exist_ok=True)
-    shutil.copy(page_shot, os.path.join(folder, f"{name}.png"))
 
 
 def _not_blank(png: bytes | pathlib.Path) -> None:
@@ -149,7 +128,7 @@ def test_the_predict_page_in_a_browser(predict_run, browser, tmp_path):
     ["#summary", "#timelines img.timeline", ".card"],
     tmp_path / "predictions.png",
   )
-  _shots("predictions", tmp_path / "predictions.png")
+  browser_support.keep_shot("predictions", tmp_path / "predictions.png")
   assert page.locator("#summary .stat").first.inner_text().startswith("3")
   assert page.locator("#timelines img.timeline").count() == 1
   cards = page.locator(".card")
@@ -247,7 +226,7 @@ def test_the_run_page_in_a_browser(reference_run, browser, tmp_path, capsys):
     ["#results table.scores", "#curves img.curve", "#tables"],
     tmp_path / "run.png",
   )
-  _shots("run", tmp_path / "run.png")
+  browser_support.keep_shot("run", tmp_path / "run.png")
   assert page.locator("#curves img.curve").count() == 2
   results = page.locator("#results").inner_text()
   assert "finished" in results and "--selection test" in results

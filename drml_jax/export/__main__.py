@@ -17,20 +17,12 @@ with an ONNX file.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
 
 from drml_jax import cli
-from drml_jax.predict import metadata
-
-# --format: the module that writes it (`write(trained, props, path)`, and
-# the conv forms to load the model with, `KERNELS`).
-FORMATS = {
-  "onnx": "drml_jax.export.to_onnx",
-  "stablehlo": "drml_jax.export.stablehlo",
-}
+from drml_jax.export import files
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument(
     "--format",
     required=True,
-    choices=sorted(FORMATS),
+    choices=sorted(files.FORMATS),
     help="onnx: one .onnx file; stablehlo: a zip of jax.export's program, "
     "its weights and the metadata",
   )
@@ -69,29 +61,14 @@ def run(args: argparse.Namespace) -> int:
   """Reads the model, writes the file; returns the exit status."""
   cli.check_free(args.out, args.overwrite)
   check_folder(args.out)
-  # Imported once the output is known good: Flax, orbax and, for ONNX,
-  # torch take seconds.
-  writer = importlib.import_module(FORMATS[args.format])
-  from drml_jax.store import saved_run  # pylint: disable=import-outside-toplevel
-
-  trained = saved_run.load(
+  start = time.perf_counter()
+  inputs = files.write(
+    args.format,
+    args.out,
     workdir=args.workdir,
     checkpoint=args.checkpoint,
     aus=args.aus,
-    **writer.KERNELS,
   )
-  inputs = trained.inputs
-  props = metadata.encode(
-    aus=saved_run.named_aus(trained),
-    thresholds=trained.thresholds,
-    mode=inputs.mode,
-    normalization=inputs.normalization,
-    input_size=inputs.input_size,
-    mean=inputs.mean,
-    description=trained.description,
-  )
-  start = time.perf_counter()
-  writer.write(trained, props, args.out)
   print(
     f"wrote {args.out}: {args.format}, {inputs.input_size}x"
     f"{inputs.input_size} inputs, AUs {' '.join(map(str, inputs.aus))}, "

@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     total=total, unit="frame", disable=not args.progress, file=sys.stderr
   ) as bar:
     for frame in stream(paths, on_error):
-      rows += csv_rows(frame, len(stream.predictor.aus))
+      rows += csv_rows(frame, stream.predictor.aus)
       if sheets:
         sheets.write(frame, stream.predictor)
       gathered.add(frame)

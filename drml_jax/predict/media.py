@@ -39,6 +39,7 @@ import os
 import struct
 import warnings
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -182,12 +183,18 @@ def read_image(path: str) -> tuple[np.ndarray, float]:
   at most MAX_SIDE, and the file's pixels per pixel of it; or raises
   `DataError`."""
   _check_not_empty(path)
+  return decode_image(path, path)
+
+
+def decode_image(source: str | BinaryIO, path: str) -> tuple[np.ndarray, float]:
+  """`read_image` of a file or a file object (bytes received: a live frame),
+  named `path` in its errors."""
   try:
     # PIL's warnings (a size near the bomb limit, odd EXIF) are about images it
     # still decodes; they would add lines to the output.
     with warnings.catch_warnings():
       warnings.filterwarnings("ignore", module="PIL")
-      with Image.open(path) as image:
+      with Image.open(source) as image:
         width, height = image.size
         scale = MAX_SIDE / max(width, height)
         if scale < 1:  # a JPEG decodes at 1/2, 1/4 or 1/8 when that is enough

@@ -2,7 +2,7 @@
 
   stream = Stream(lambda: load_predictor(...), detect=True, every=1)
   for frame in stream(paths, on_error=report):  # FrameAUs, in input order
-    rows = csv_rows(frame, len(predictor.aus))
+    rows = csv_rows(frame, predictor.aus)
   stream.timings                                # seconds in decode, detect, model
 
 `load` runs in the caller's thread while the first frames are decoded and
@@ -91,32 +91,81 @@ def au_columns(aus: Iterable[int]) -> list[str]:
   return [au_name(au) for au in aus] + [f"{au_name(au)}_c" for au in aus]
 
 
-def csv_rows(frame: FrameAUs, num_aus: int) -> list[list]:
+def face_fields(item: FaceAUs, aus: Iterable[int]) -> dict:
+  """A predicted face as the CSV's and the live JSON's named values, from
+  face_id to the last AU's occurrence, rounded as the CSV writes them
+  (None where the CSV has a blank cell)."""
+  x, y, w, h = item.face.box
+  fields = {
+    "face_id": item.face_id,
+    "face_x": x,
+    "face_y": y,
+    "face_w": w,
+    "face_h": h,
+    "face_roll": round(item.face.roll, 1),
+    "face_score": None
+    if item.face.score is None
+    else round(float(item.face.score), 4),
+  }
+  points = item.face.landmarks
+  for axis, letter in enumerate("xy"):
+    for index, id in enumerate(alignment.LANDMARK_IDS):
+      fields[f"{letter}_{id}"] = (
+        None if points is None else round(float(points[index][axis]), 1)
+      )
+  fields["success"] = 1
+  names = au_columns(aus)
+  values = [round(float(p), 6) for p in item.probabilities]
+  values += [int(o) for o in item.occurrences]
+  fields.update(zip(names, values))
+  return fields
+
+
+def _cell(name: str, value) -> str | int:
+  """A value of `face_fields` as its CSV cell."""
+  if value is None:
+    return ""
+  if isinstance(value, float):
+    places = 6 if name.startswith("AU") else 4 if name == "face_score" else 1
+    return f"{value:.{places}f}"
+  return value
+
+
+def csv_rows(frame: FrameAUs, aus: Iterable[int]) -> list[list]:
   """A frame's CSV cells: one row per face, or one with success 0 and no AUs."""
+  aus = list(aus)
   where = [
     frame.file,
     frame.index,
     "" if frame.timestamp_s is None else f"{frame.timestamp_s:.3f}",
   ]
   if not frame.faces:
-    return [where + [""] * (len(COLUMNS) - 4) + [0] + [""] * (2 * num_aus)]
+    return [where + [""] * (len(COLUMNS) - 4) + [0] + [""] * (2 * len(aus))]
   return [
-    where
-    + [item.face_id, *item.face.box, f"{item.face.roll:.1f}"]
-    + ["" if item.face.score is None else f"{item.face.score:.4f}"]
-    + _landmark_cells(item.face)
-    + [1]
-    + [f"{p:.6f}" for p in item.probabilities]
-    + [int(o) for o in item.occurrences]
+    where + [_cell(n, v) for n, v in face_fields(item, aus).items()]
     for item in frame.faces
   ]
 
 
-def _landmark_cells(face: alignment.Face) -> list[str]:
-  """The landmarks' x then y cells, blank for a face given, not found."""
-  if face.landmarks is None:
-    return [""] * 2 * len(alignment.LANDMARK_IDS)
-  return [f"{point[axis]:.1f}" for axis in (0, 1) for point in face.landmarks]
+def found_faces(
+  detector: detection.Detector,
+  image: np.ndarray,
+  tracker: tracking.Tracker | None,
+  seconds: float,
+  scale: float = 1.0,
+) -> list[FaceAUs]:
+  """An image's faces, each cropped as its landmarks align it: every pass
+  of `detector` for a photo (ids in order), or the next frame of
+  `tracker`'s video, at `seconds`. Boxes are given `scale` times larger
+  (the file's pixels per pixel of `image`)."""
+  if tracker is None:
+    found = enumerate(detector(image))
+  else:
+    found = tracker(image, seconds)
+  return [
+    FaceAUs(face_id, face.scaled(scale), alignment.crop(image, face))
+    for face_id, face in found
+  ]
 
 
 class _Failure:
@@ -151,21 +200,14 @@ class Stream:
     self, frame: media.Frame, tracker: tracking.Tracker | None
   ) -> list[FaceAUs]:
     """A frame's faces: found (a video's tracked) and cropped."""
-    image = frame.image
     if self.detector is None:
-      return [FaceAUs(0, *alignment.given(image))]
-    if tracker is None:
-      found = enumerate(self.detector(image))
-    else:
-      seconds = frame.timestamp_s
-      if seconds is None:
-        seconds = frame.index / FALLBACK_FPS
-      found = tracker(image, seconds)
-    items = []
-    for face_id, face in found:
-      crop = alignment.crop(image, face)
-      items.append(FaceAUs(face_id, face.scaled(frame.scale), crop))
-    return items
+      return [FaceAUs(0, *alignment.given(frame.image))]
+    seconds = frame.timestamp_s
+    if seconds is None:
+      seconds = frame.index / FALLBACK_FPS
+    return found_faces(
+      self.detector, frame.image, tracker, seconds, frame.scale
+    )
 
   def _frames(self, paths: list[str]) -> Iterator[FrameAUs | DataError]:
     """Each file's frames with their cropped faces, or the file's error."""

@@ -19,7 +19,8 @@ frontal Haar cascade frames it, in continuous pixel coordinates (pixel i
 spans [i, i + 1]). The transforms (`roll`, `mirror`, `scale`, `yaw`,
 `paste`) move the boxes with the pixels. `labelled_set` builds about 110
 labelled images from them, `score` measures a face detector on them, and
-`write_clip` writes mp4 clips of moving faces with per-frame ground truth.
+`write_clip` writes mp4 clips of moving faces with per-frame ground truth;
+`write_y4m` turns one into a fake camera's file for Chromium.
 The package's modules: `photos` (the photos, `Box`, the transforms),
 `face_set` (the labelled set, `match`, `score`), `clips`, `placed`
 (synthetic faces placed by a known similarity, `alignment_error`).
@@ -32,6 +33,7 @@ from drml_jax.benchmark.sample_media.clips import (
   OUT_SECONDS,
   write_clip,
   write_synthetic_video,
+  write_y4m,
 )
 from drml_jax.benchmark.sample_media.face_set import (
   LARGEST_SIDE,
@@ -92,5 +94,6 @@ __all__ = [
   "with_alpha",
   "write_clip",
   "write_synthetic_video",
+  "write_y4m",
   "yaw",
 ]

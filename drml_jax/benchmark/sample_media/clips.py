@@ -173,3 +173,27 @@ def write_synthetic_video(
     writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
   writer.release()
   return path
+
+
+def write_y4m(path: str, video: str, frames: int | None = None) -> str:
+  """The frames of `video` as a raw YUV4MPEG2 file (4:2:0), the form
+  Chromium's fake camera plays (--use-file-for-fake-video-capture), at the
+  video's frame rate; `frames` of them at most. Returns `path`."""
+  capture = cv2.VideoCapture(video)
+  fps = round(capture.get(cv2.CAP_PROP_FPS)) or 25
+  width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+  height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+  with open(path, "wb") as out:
+    out.write(
+      f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode()
+    )
+    count = 0
+    while frames is None or count < frames:
+      ok, bgr = capture.read()
+      if not ok:
+        break
+      out.write(b"FRAME\n")
+      out.write(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes())
+      count += 1
+  capture.release()
+  return path

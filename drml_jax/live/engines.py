@@ -1,0 +1,124 @@
+"""The model stage of live prediction, on the engine that is fastest here.
+
+  predictor, line = engines.load(workdir="workdirs/quick", engine="auto")
+
+Live frames come one face at a time, where a batch's fixed costs weigh most.
+Two engines run the same network: JAX's exported program (`Predictor`) and
+onnxruntime on the model exported to ONNX (`OnnxPredictor`), whose
+probabilities agree within the export tests' tolerance. "auto" times both
+on one face on this machine, after a warm-up, and keeps the faster: a
+choice per platform made by measurement, not by a table
+(benchmarks/README.md#live gives the figures). The ONNX file of a work
+directory or checkpoint is exported once, through PyTorch (tens of seconds),
+and kept in the cache (`drml_jax.runtime.cache`, folder onnx/) under the
+same key as its saved predictor, so later runs start at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from data_pipeline.sources.base import IMAGE_SIZE
+from drml_jax.predict import onnx_predictor, saved_predictor
+from drml_jax.predict.predictor import BatchedPredictor
+from drml_jax.runtime import cache
+
+ENGINES = ("auto", "jax", "onnxruntime")
+TIMED_CALLS = 7  # calls on one face per engine; their median decides
+
+
+def onnx_file(
+  workdir: str | None, checkpoint: str | None, aus: tuple[int, ...] | None
+) -> str:
+  """The cached ONNX export of a work directory or checkpoint, made if new."""
+  # Imported here: torch, for the export only.
+  from drml_jax.export import files  # pylint: disable=import-outside-toplevel
+
+  folder = cache.folder("onnx")
+  if folder is None:
+    folder = tempfile.mkdtemp(prefix="drml-onnx-")
+  os.makedirs(folder, exist_ok=True)
+  path = os.path.join(
+    folder, saved_predictor.entry_key(workdir, checkpoint, aus) + ".onnx"
+  )
+  if not os.path.isfile(path):
+    files.write("onnx", path, workdir=workdir, checkpoint=checkpoint, aus=aus)
+    _evict(folder, keep=path)
+  return path
+
+
+def _evict(folder: str, keep: str) -> None:
+  """Keeps the saved predictors' number of ONNX files, the newest."""
+  names = sorted(
+    (
+      os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".onnx")
+    ),
+    key=lambda p: os.stat(p).st_mtime_ns,
+  )
+  for path in names[: -saved_predictor.MAX_ENTRIES]:
+    if path != keep:
+      with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def milliseconds_per_face(predictor: BatchedPredictor) -> float:
+  """The median time of `predictor` on one face, after a warm-up."""
+  face = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+  predictor(face)
+  times = []
+  for _ in range(TIMED_CALLS):
+    start = time.perf_counter()
+    predictor(face)
+    times.append(time.perf_counter() - start)
+  return 1000 * float(np.median(times))
+
+
+def load(*args, **kwargs) -> tuple[BatchedPredictor, str]:
+  """`_chosen(...)`, its one-face program compiled: the first frame waits
+  for no compilation."""
+  predictor, line = _chosen(*args, **kwargs)
+  predictor.prepare(1)
+  return predictor, line
+
+
+def _chosen(
+  *,
+  workdir: str | None = None,
+  checkpoint: str | None = None,
+  onnx: str | None = None,
+  aus: tuple[int, ...] | None = None,
+  engine: str = "auto",
+  batch_size: int = 8,
+) -> tuple[BatchedPredictor, str]:
+  """(the predictor to run live, a line saying which engine and why)."""
+  if onnx:
+    if engine == "jax":
+      raise ValueError(
+        f"--engine jax runs a checkpoint, and {onnx} is an ONNX file: give"
+        " --workdir or --checkpoint, or leave --engine out"
+      )
+    predictor = onnx_predictor.load(onnx, batch_size)
+    return predictor, f"model stage: onnxruntime ({onnx})"
+  if engine == "onnxruntime":
+    path = onnx_file(workdir, checkpoint, aus)
+    return onnx_predictor.load(path, batch_size), "model stage: onnxruntime"
+  jax_predictor = saved_predictor.load_predictor(
+    workdir=workdir, checkpoint=checkpoint, aus=aus, batch_size=batch_size
+  )
+  if engine == "jax":
+    return jax_predictor, "model stage: jax"
+  onnx_runner = onnx_predictor.load(
+    onnx_file(workdir, checkpoint, aus), batch_size
+  )
+  timed = {
+    "jax": (milliseconds_per_face(jax_predictor), jax_predictor),
+    "onnxruntime": (milliseconds_per_face(onnx_runner), onnx_runner),
+  }
+  fastest = min(timed, key=lambda name: timed[name][0])
+  figures = ", ".join(f"{name} {ms:.1f} ms" for name, (ms, _) in timed.items())
+  return timed[fastest][1], f"model stage: {fastest} (one face: {figures})"
