@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 
@@ -126,10 +127,12 @@ def run(args: argparse.Namespace) -> int:
         )
         latencies.add(fields["latency_ms"])
         processed += 1
-        print(json.dumps(fields), flush=True)
         if writer:
           writer.writerows(analysis.csv_rows(result, predictor.aus, fields))
           table.flush()
+        if not _emit(fields):
+          latest.ended = "stdout was closed (the reading program ended)"
+          break
       ended = "stopped by a signal" if received.signum else latest.ended
       seen, dropped = latest.seen, latest.dropped
   finally:
@@ -144,6 +147,17 @@ def run(args: argparse.Namespace) -> int:
     + (f"; rows in {args.out}" if args.out else "")
   )
   return 0
+
+
+def _emit(fields: dict) -> bool:
+  """Writes one JSON line to stdout, flushed; False once the reader is gone."""
+  try:
+    print(json.dumps(fields), flush=True)
+    return True
+  except BrokenPipeError:
+    # Python would report the pipe again when it flushes stdout at exit.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return False
 
 
 def _ms(value: float | None) -> str:

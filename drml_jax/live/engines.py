@@ -9,15 +9,18 @@ probabilities agree within the export tests' tolerance. "auto" times both
 on one face on this machine, after a warm-up, and keeps the faster: a
 choice per platform made by measurement, not by a table
 (benchmarks/README.md#live gives the figures). The ONNX file of a work
-directory or checkpoint is exported once, through PyTorch (tens of seconds),
-and kept in the cache (`drml_jax.runtime.cache`, folder onnx/) under the
-same key as its saved predictor, so later runs start at once.
+directory or checkpoint is exported once, through PyTorch (tens of seconds,
+in a process of its own), and kept in the cache (`drml_jax.runtime.cache`,
+folder onnx/) under the same key as its saved predictor, so later runs
+start at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -35,10 +38,10 @@ TIMED_CALLS = 7  # calls on one face per engine; their median decides
 def onnx_file(
   workdir: str | None, checkpoint: str | None, aus: tuple[int, ...] | None
 ) -> str:
-  """The cached ONNX export of a work directory or checkpoint, made if new."""
-  # Imported here: torch, for the export only.
-  from drml_jax.export import files  # pylint: disable=import-outside-toplevel
-
+  """The cached ONNX export of a work directory or checkpoint, made if new
+  by `python -m drml_jax.export` in a process of its own: PyTorch, which the
+  export goes through, never enters a live process (it would keep about a
+  gigabyte of memory there)."""
   folder = cache.folder("onnx")
   if folder is None:
     folder = tempfile.mkdtemp(prefix="drml-onnx-")
@@ -46,9 +49,30 @@ def onnx_file(
   path = os.path.join(
     folder, saved_predictor.entry_key(workdir, checkpoint, aus) + ".onnx"
   )
-  if not os.path.isfile(path):
-    files.write("onnx", path, workdir=workdir, checkpoint=checkpoint, aus=aus)
-    _evict(folder, keep=path)
+  if os.path.isfile(path):
+    return path
+  model = ["--workdir", workdir] if workdir else ["--checkpoint", checkpoint]
+  if aus:
+    model += ["--aus", ",".join(map(str, aus))]
+  done = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "drml_jax.export",
+      *model,
+      "--format",
+      "onnx",
+      "--out",
+      path,
+    ],
+    capture_output=True,
+    text=True,
+    check=False,
+  )
+  if done.returncode:
+    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+    raise ValueError(f"exporting the model to ONNX failed: {last}")
+  _evict(folder, keep=path)
   return path
 
 
@@ -64,6 +88,15 @@ def _evict(folder: str, keep: str) -> None:
     if path != keep:
       with contextlib.suppress(OSError):
         os.remove(path)
+
+
+def _cached_onnx(workdir, checkpoint, aus, batch_size: int):
+  """onnxruntime on the cached export, described as the model it came from."""
+  predictor = onnx_predictor.load(
+    onnx_file(workdir, checkpoint, aus), batch_size
+  )
+  predictor.description = f"{predictor.exported_from}, on onnxruntime"
+  return predictor
 
 
 def milliseconds_per_face(predictor: BatchedPredictor) -> float:
@@ -105,16 +138,15 @@ def _chosen(
     predictor = onnx_predictor.load(onnx, batch_size)
     return predictor, f"model stage: onnxruntime ({onnx})"
   if engine == "onnxruntime":
-    path = onnx_file(workdir, checkpoint, aus)
-    return onnx_predictor.load(path, batch_size), "model stage: onnxruntime"
+    return _cached_onnx(workdir, checkpoint, aus, batch_size), (
+      "model stage: onnxruntime"
+    )
   jax_predictor = saved_predictor.load_predictor(
     workdir=workdir, checkpoint=checkpoint, aus=aus, batch_size=batch_size
   )
   if engine == "jax":
     return jax_predictor, "model stage: jax"
-  onnx_runner = onnx_predictor.load(
-    onnx_file(workdir, checkpoint, aus), batch_size
-  )
+  onnx_runner = _cached_onnx(workdir, checkpoint, aus, batch_size)
   timed = {
     "jax": (milliseconds_per_face(jax_predictor), jax_predictor),
     "onnxruntime": (milliseconds_per_face(onnx_runner), onnx_runner),

@@ -49,6 +49,9 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 import cv2  # pylint: disable=wrong-import-position
 
+# The same, where another module imported OpenCV first.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 from data_pipeline.errors import first_line  # pylint: disable=wrong-import-position
 from data_pipeline.sources.base import DataError  # pylint: disable=wrong-import-position
 

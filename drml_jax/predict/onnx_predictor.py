@@ -43,6 +43,7 @@ class OnnxPredictor(BatchedPredictor):
   mean: np.ndarray | None = None  # the BGR mean image, for "bgr_mean"
   batch_size: int = DEFAULT_BATCH_SIZE
   description: str = ""
+  exported_from: str = ""  # the checkpoint's description, from the metadata
   preprocess: Callable = dataclasses.field(init=False, repr=False)
 
   def __post_init__(self):
@@ -104,4 +105,5 @@ def load(path: str, batch_size: int = DEFAULT_BATCH_SIZE) -> OnnxPredictor:
     mean=fields.mean,
     batch_size=batch_size,
     description=f"ONNX file {path}, exported from {fields.description}",
+    exported_from=fields.description,
   )
