@@ -141,7 +141,6 @@ class Worker:
     self._photos: collections.deque = collections.deque()
     self._ready = threading.Condition()
     self._stop = False
-    self.processed = 0
     self._thread = threading.Thread(target=self._run, daemon=True)
 
   def start(self) -> None:
@@ -216,7 +215,6 @@ class Worker:
           if isinstance(frame, Refused)
           else analysis.record(frame, self.aus, pending.received, ready)
         )
-      self.processed += len(jobs)
       for pending in taken:
         _resolve(pending.answer, answers[id(pending)])
 
