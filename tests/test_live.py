@@ -28,13 +28,19 @@ from drml_jax.live import __main__ as live
 from drml_jax.live import analysis, server, sources
 from drml_jax.model import factory
 from drml_jax.predict import __main__ as predict
-from drml_jax.predict import saved_predictor
+from drml_jax.predict import programs, stream
 from drml_jax.store import checkpoint
 from tests import browser_support
 from tests import train_support as support
 
 AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
-MODEL_CONFIG = {"num_aus": 12, "input_size": 66, "init": "he", "dropout": 0.0}
+MODEL_CONFIG = {
+  "num_aus": 12,
+  "input_size": 66,
+  "grid": (2, 2),  # a region conv per cell, each compiled apart: few is quick
+  "init": "he",
+  "dropout": 0.0,
+}
 # Live against offline predict: the same crops run in batches of other
 # sizes, so XLA's float32 sums differ in order (up to 1.4e-6 measured in
 # tests/test_predict.py), and both round to 6 decimals (5e-7).
@@ -44,10 +50,16 @@ WAIT_S = 60  # the most a test waits for a subprocess's output
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-  """A tiny random DRML's checkpoint, its probabilities spread over (0, 1)."""
-  drml = factory.build_model(MODEL_CONFIG, seed=3)
-  drml.fc3.kernel[...] = drml.fc3.kernel[...] * 30
+def drml():
+  """A tiny random DRML whose probabilities spread over (0, 1)."""
+  model = factory.build_model(MODEL_CONFIG, seed=3)
+  model.fc3.kernel[...] = model.fc3.kernel[...] * 30
+  return model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, drml):
+  """Its checkpoint, for the commands."""
   path = tmp_path_factory.mktemp("live_model") / "checkpoints"
   checkpoint.save_model(
     path, drml, MODEL_CONFIG, checkpoint.Inputs(aus=AUS, input_size=66)
@@ -56,8 +68,8 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def predictor(model_dir):
-  return saved_predictor.load_predictor(checkpoint=str(model_dir))
+def predictor(drml):
+  return programs.predictor_of(drml, AUS, input_size=66)
 
 
 @pytest.fixture(scope="module")
@@ -339,20 +351,17 @@ async def _post(session, url, body, content_type="image/png", **headers):
     return response.status, await response.json()
 
 
-def test_a_photo_posted_gets_predicts_row(predictor, model_dir, tmp_path):
+def test_a_photo_posted_gets_predicts_row(predictor, tmp_path):
   png = _astronaut_png()
   (tmp_path / "astronaut.png").write_bytes(png)
-  offline = tmp_path / "offline.csv"
-  predict.main(
-    [
-      str(tmp_path / "astronaut.png"),
-      "--checkpoint",
-      str(model_dir),
-      "--out",
-      str(offline),
-      "--no-progress",
-    ]
+  # Predict's own stream on the file: what `python -m drml_jax.predict` writes.
+  [offline] = stream.Stream(lambda: predictor)(
+    [str(tmp_path / "astronaut.png")], on_error=pytest.fail
   )
+  [row] = [
+    dict(zip(stream.COLUMNS + tuple(stream.au_columns(AUS)), map(str, cells)))
+    for cells in stream.csv_rows(offline, AUS)
+  ]
   with server.running(predictor) as url:
 
     async def ask():
@@ -362,7 +371,6 @@ def test_a_photo_posted_gets_predicts_row(predictor, model_dir, tmp_path):
     status, record = asyncio.run(ask())
   assert status == 200 and record["source"] == "photo"
   [face] = record["faces"]
-  [row] = _rows(offline)
   _assert_face_is_row(face, row, atol=PROBABILITY_ATOL)
 
 
