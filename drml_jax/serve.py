@@ -18,6 +18,7 @@ tunnel. docs/predict.md (Live) gives the JSON fields and limits.
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 from drml_jax import cli
@@ -53,6 +54,20 @@ def parse_args(argv=None) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
+def _check_free(host: str, port: int) -> None:
+  """OSError in one line, before the model loads, when the address cannot
+  be listened on (a port taken, a host that is not this machine's)."""
+  try:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+      probe.bind((host, port))
+  except OSError as error:
+    raise OSError(
+      f"cannot listen on {host} port {port} ({error.strerror or error}):"
+      " pass another --host or --port, or stop what holds the port"
+    ) from None
+
+
 def run(args: argparse.Namespace) -> int:
   if args.onnx and args.aus:
     raise ValueError(
@@ -61,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     )
   if not 0 <= args.port <= 65535:
     raise ValueError(f"--port {args.port}: give a port from 0 to 65535")
+  _check_free(args.host, args.port)
   # Imported here: aiohttp, once the arguments are good.
   from aiohttp import web  # pylint: disable=import-outside-toplevel
 

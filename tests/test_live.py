@@ -9,6 +9,7 @@ import http.server
 import io
 import json
 import signal
+import socket
 import socketserver
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from PIL import Image
 from skimage import data
 
 from data_pipeline.sources.base import DataError
+from drml_jax import serve
 from drml_jax.benchmark import sample_media
 from drml_jax.live import __main__ as live
 from drml_jax.live import analysis, server, sources
@@ -399,14 +401,29 @@ def test_bad_requests_get_a_reason_and_the_server_serves_on(
           session, url, good, "image/jpeg", Origin="http://elsewhere.example"
         )
         after = await _post(session, url, good, "image/jpeg")
-        return answers, foreign, after
+        async with session.get(url + "nothing") as missing:
+          missing = missing.status, await missing.json()
+        async with session.put(url + "aus") as method:
+          method = method.status, await method.json()
+        return answers, foreign, after, missing, method
 
-    answers, foreign, after = asyncio.run(ask())
+    answers, foreign, after, missing, method = asyncio.run(ask())
   for (_, _, status, reason), (got, answer) in zip(cases, answers):
     assert got == status and reason in answer["error"], answer
     assert "\n" not in answer["error"]
   assert foreign[0] == 403
   assert after[0] == 200 and len(after[1]["faces"]) == 1
+  assert missing[0] == 404 and "GET /nothing" in missing[1]["error"]
+  assert method[0] == 405 and "PUT /aus" in method[1]["error"]
+
+
+def test_serve_refuses_a_taken_port_before_loading_a_model(tmp_path, capsys):
+  with socket.create_server(("127.0.0.1", 0)) as taken:
+    port = taken.getsockname()[1]
+    argv = ["--checkpoint", str(tmp_path / "none"), "--port", str(port)]
+    assert serve.main(argv) == 2
+  [line] = capsys.readouterr().err.strip().splitlines()
+  assert f"cannot listen on 127.0.0.1 port {port}" in line
 
 
 def test_websocket_frames_flood_errors_and_clients_that_leave(

@@ -26,7 +26,7 @@ MESSAGE_LIMIT closes the socket, code 1009), MAX_FRAME_SIDE (413), MAX_CONNECTIO
 WebSockets and MAX_WAITING_PHOTOS photos (503, busy), a type that is not
 an image (415), bytes that do not decode (400), a request whose Origin is
 another site's (403: a page elsewhere cannot use this server through the
-user's browser).
+user's browser), and aiohttp's own 404 and 405 (`json_errors`).
 """
 
 from __future__ import annotations
@@ -380,9 +380,27 @@ def _page_text(predictor: BatchedPredictor) -> str:
   )
 
 
+@web.middleware
+async def json_errors(request: web.Request, handler):
+  """aiohttp's own refusals (no such route, a method a route does not take)
+  as the JSON every other refusal is."""
+  try:
+    return await handler(request)
+  except web.HTTPException as error:
+    if error.status < 400:
+      raise
+    return _error(
+      error.status,
+      f"{error.reason}: {request.method} {request.path}; this server"
+      " answers GET /, POST /aus and the WebSocket /frames",
+    )
+
+
 def application(predictor: BatchedPredictor) -> web.Application:
   """The server's app: the page, POST /aus and the /frames WebSocket."""
-  app = web.Application(client_max_size=MAX_FRAME_BYTES)
+  app = web.Application(
+    client_max_size=MAX_FRAME_BYTES, middlewares=[json_errors]
+  )
   worker = Worker(analysis.Analyst(predictor))
   app[WORKER] = worker
   app[PAGE] = _page_text(predictor)
