@@ -91,12 +91,13 @@ def record(
   }
 
 
-def csv_rows(frame: stream.FrameAUs, aus, record_: dict) -> list[list]:
-  """predict's CSV rows of the frame, then its TIME_COLUMNS' cells."""
+def csv_rows(frame: stream.FrameAUs, aus, fields: dict) -> list[list]:
+  """predict's CSV rows of the frame, then the TIME_COLUMNS' cells of its
+  `record`."""
   times = [
-    f"{record_['capture_time']:.3f}",
-    f"{record_['ready_time']:.3f}",
-    f"{record_['latency_ms']:.1f}",
+    f"{fields['capture_time']:.3f}",
+    f"{fields['ready_time']:.3f}",
+    f"{fields['latency_ms']:.1f}",
   ]
   return [row + times for row in stream.csv_rows(frame, aus)]
 
