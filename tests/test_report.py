@@ -10,7 +10,8 @@ folder named by DRML_REPORT_SHOTS when it is set.
 
 Chromium is Debian's (`apt-get install chromium`), driven by Playwright
 without its own browser download; the browser tests skip when either is
-missing.
+missing. The tests that read the reference run are marked slow: they wait
+for its training.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def predict_run(tmp_path_factory, reference_run):
   return SimpleNamespace(base=base, argv=argv, page=base / "p.html")
 
 
+@pytest.mark.slow
 def test_the_predict_page_in_a_browser(predict_run, browser, tmp_path):
   text = predict_run.page.read_text()
   assert "&lt;b&gt;&amp;&#34;x&#34;.png" in text and "<b>&" not in text
@@ -159,6 +161,7 @@ def test_the_predict_page_in_a_browser(predict_run, browser, tmp_path):
   context.close()
 
 
+@pytest.mark.slow
 def test_predict_refuses_an_existing_page(predict_run, capsys):
   before = predict_run.page.read_bytes()
   argv = list(predict_run.argv)
@@ -213,6 +216,7 @@ def test_faces_left_out_and_evidence_images(browser, tmp_path):
   page.context.close()
 
 
+@pytest.mark.slow
 def test_the_run_page_in_a_browser(reference_run, browser, tmp_path, capsys):
   assert (reference_run / workdir.REPORT_FILE).stat().st_size > 0, (
     "training writes report.html"
@@ -239,6 +243,7 @@ def test_the_run_page_in_a_browser(reference_run, browser, tmp_path, capsys):
   page.context.close()
 
 
+@pytest.mark.slow
 def test_the_page_of_an_unfinished_run(reference_run, browser, tmp_path):
   """A run interrupted after its first epoch, then one with no record."""
   run = tmp_path / "run<i>"
@@ -271,6 +276,7 @@ def test_the_page_of_an_unfinished_run(reference_run, browser, tmp_path):
   page.context.close()
 
 
+@pytest.mark.slow
 def test_bad_inputs_of_the_report_command(reference_run, tmp_path, capsys):
   not_a_run = tmp_path / "photos"
   not_a_run.mkdir()
