@@ -71,9 +71,10 @@ def au_list(text: str) -> tuple[int, ...]:
     ) from None
 
 
-def add_model_flags(parser: argparse.ArgumentParser):
+def add_model_flags(parser: argparse.ArgumentParser, onnx: bool = False):
   """A trained model's flags, as predict and export take them: --workdir or
-  --checkpoint (the returned group: one of them is required), and --aus."""
+  --checkpoint (the returned group: one of them is required), --aus, and
+  with `onnx` --onnx as a third choice (`check_model_flags`)."""
   model = parser.add_mutually_exclusive_group(required=True)
   model.add_argument(
     "--workdir", help="a drml_jax.train work directory (its best checkpoint)"
@@ -81,6 +82,11 @@ def add_model_flags(parser: argparse.ArgumentParser):
   model.add_argument(
     "--checkpoint", help="an orbax checkpoint directory or a PyTorch DRML .pth"
   )
+  if onnx:
+    model.add_argument(
+      "--onnx",
+      help="an ONNX file from python -m drml_jax.export, run by onnxruntime",
+    )
   parser.add_argument(
     "--aus",
     type=au_list,
@@ -89,6 +95,15 @@ def add_model_flags(parser: argparse.ArgumentParser):
     "else DISFA+'s 12 or DISFA's 8)",
   )
   return model
+
+
+def check_model_flags(args: argparse.Namespace) -> None:
+  """ValueError in one line for --aus beside --onnx, whose file names its own."""
+  if getattr(args, "onnx", None) and args.aus:
+    raise ValueError(
+      f"--aus names a checkpoint's AUs, and {args.onnx} carries its own: "
+      "drop --aus"
+    )
 
 
 def check_free(path: str, overwrite: bool) -> None:

@@ -30,18 +30,7 @@ SHUTDOWN_S = 5.0  # Ctrl-C: seconds given to requests under way
 
 def parse_args(argv=None) -> argparse.Namespace:
   parser = cli.parser("python -m drml_jax.serve", __doc__)
-  model = cli.add_model_flags(parser)
-  model.add_argument(
-    "--onnx",
-    help="an ONNX file from python -m drml_jax.export, run by onnxruntime",
-  )
-  parser.add_argument(
-    "--engine",
-    choices=engines.ENGINES,
-    default="auto",
-    help="what runs the model: auto (default) times both on this machine"
-    " and keeps the faster",
-  )
+  engines.add_flags(parser)
   parser.add_argument(
     "--host",
     default="127.0.0.1",
@@ -69,11 +58,6 @@ def _check_free(host: str, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  if args.onnx and args.aus:
-    raise ValueError(
-      f"--aus names a checkpoint's AUs, and {args.onnx} carries its own: "
-      "drop --aus"
-    )
   if not 0 <= args.port <= 65535:
     raise ValueError(f"--port {args.port}: give a port from 0 to 65535")
   _check_free(args.host, args.port)
@@ -82,13 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
   from drml_jax.live import server  # pylint: disable=import-outside-toplevel
 
-  predictor, engine_line = engines.load(
-    workdir=args.workdir,
-    checkpoint=args.checkpoint,
-    onnx=args.onnx,
-    aus=args.aus,
-    engine=args.engine,
-  )
+  predictor, engine_line = engines.from_flags(args)
   host = f"[{args.host}]" if ":" in args.host else args.host
   print(f"{engine_line}", flush=True)
   web.run_app(

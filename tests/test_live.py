@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import http.server
 import io
 import json
 import signal
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
@@ -27,7 +25,7 @@ from data_pipeline.sources.base import DataError
 from drml_jax import serve
 from drml_jax.benchmark import sample_media
 from drml_jax.live import __main__ as live
-from drml_jax.live import analysis, server, sources
+from drml_jax.live import analysis, server, sources, worker
 from drml_jax.model import factory
 from drml_jax.predict import __main__ as predict
 from drml_jax.predict import programs, stream
@@ -89,67 +87,9 @@ def _jpeg(image: np.ndarray) -> bytes:
   ].tobytes()
 
 
-class _MotionJpeg(http.server.BaseHTTPRequestHandler):
-  """Serves `frames` as an HTTP MJPEG stream at `fps`, in a loop until
-  `stop`, or `limit` frames, then `after`: "close" or "stall" (the
-  connection held open, silent)."""
-
-  frames: list[bytes] = []
-  fps = 30.0
-  limit: int | None = None
-  after = "close"
-  stop = threading.Event()
-
-  def do_GET(self):  # pylint: disable=invalid-name
-    self.send_response(200)
-    self.send_header(
-      "Content-Type", "multipart/x-mixed-replace; boundary=frame"
-    )
-    self.end_headers()
-    count = 0
-    try:
-      while not self.stop.is_set() and count != self.limit:
-        frame = self.frames[count % len(self.frames)]
-        self.wfile.write(
-          b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-          % len(frame)
-          + frame
-          + b"\r\n"
-        )
-        self.wfile.flush()
-        count += 1
-        time.sleep(1 / self.fps)
-      if self.after == "stall":
-        self.stop.wait(30)
-    except (BrokenPipeError, ConnectionResetError):
-      pass
-
-  def log_message(self, *args):  # pylint: disable=arguments-differ
-    pass
-
-
-def _stream(frames, **settings):
-  """An MJPEG server (a subclass of _MotionJpeg with `settings`) on a free
-  port, and its URL."""
-  handler = type(
-    "Handler",
-    (_MotionJpeg,),
-    {"frames": frames, "stop": threading.Event(), **settings},
-  )
-  httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
-  httpd.daemon_threads = True
-  threading.Thread(target=httpd.serve_forever, daemon=True).start()
-  return httpd, handler, f"http://127.0.0.1:{httpd.server_address[1]}/live.mjpg"
-
-
 @pytest.fixture(scope="module")
 def clip_jpegs(clip):
-  capture = cv2.VideoCapture(str(clip))
-  frames = []
-  while (read := capture.read())[0]:
-    frames.append(cv2.imencode(".jpg", read[1])[1].tobytes())
-  capture.release()
-  return frames
+  return sample_media.jpeg_frames(str(clip))
 
 
 def _rows(path) -> list[dict]:
@@ -231,7 +171,30 @@ def test_a_file_played_live_gives_offline_predicts_rows(
 def test_a_network_stream_answers_while_it_plays_and_ctrl_c_summarises(
   tmp_path, clip_jpegs, model_dir
 ):
-  httpd, handler, url = _stream(clip_jpegs, fps=60.0)
+  with sample_media.serve_mjpeg(clip_jpegs, fps=60.0) as url:
+    arrivals, summary, returncode = _live_until_20_lines(
+      url, tmp_path, model_dir
+    )
+  assert returncode == 0, summary
+  assert "stopped by a signal" in summary
+  seen, processed, dropped = (
+    int(summary.split(word)[0].split()[-1])
+    for word in (" frames seen", " processed", " dropped")
+  )
+  records = [record for _, record in arrivals]
+  assert processed == len(records) and "latency p50" in summary
+  assert processed + dropped <= seen <= processed + dropped + 1
+  # Served faster than the model runs: frames were dropped, not queued,
+  # and each record's frame number counts them.
+  indices = [r["frame"] for r in records]
+  assert dropped > 0 and indices == sorted(set(indices))
+  assert sum(np.diff(indices) - 1) <= dropped
+
+
+def _live_until_20_lines(url, tmp_path, model_dir):
+  """`python -m drml_jax.live URL --out CSV` until 20 JSON lines came (each
+  checked as it came, the CSV beside them), then SIGINT: (the lines with
+  their arrival times, the last line on stderr, the exit status)."""
   out = tmp_path / "stream.csv"
   process = subprocess.Popen(
     [
@@ -274,25 +237,10 @@ def test_a_network_stream_answers_while_it_plays_and_ctrl_c_summarises(
     process.send_signal(signal.SIGINT)
     process.wait(timeout=WAIT_S)
   finally:
-    handler.stop.set()
-    httpd.shutdown()
     process.kill()
   reader.join(timeout=5)
   summary = process.stderr.read().strip().splitlines()[-1]
-  assert process.returncode == 0, summary
-  assert "stopped by a signal" in summary
-  seen, processed, dropped = (
-    int(summary.split(word)[0].split()[-1])
-    for word in (" frames seen", " processed", " dropped")
-  )
-  records = [record for _, record in arrivals]
-  assert processed == len(records) and "latency p50" in summary
-  assert processed + dropped <= seen <= processed + dropped + 1
-  # Served faster than the model runs: frames were dropped, not queued,
-  # and each record's frame number counts them.
-  indices = [r["frame"] for r in records]
-  assert dropped > 0 and indices == sorted(set(indices))
-  assert sum(np.diff(indices) - 1) <= dropped
+  return arrivals, summary, process.returncode
 
 
 def test_sources_that_cannot_be_read_are_one_line(tmp_path):
@@ -310,17 +258,13 @@ def test_sources_that_cannot_be_read_are_one_line(tmp_path):
 
 @pytest.mark.parametrize("after", ["close", "stall"])
 def test_a_stream_that_ends_or_stalls_ends_the_run(clip_jpegs, after):
-  httpd, handler, url = _stream(clip_jpegs, fps=30.0, limit=3, after=after)
-  try:
+  with sample_media.serve_mjpeg(clip_jpegs, 30.0, limit=3, after=after) as url:
     with sources.Latest(sources.open_source(url, stall_s=1.0)) as latest:
       frames = []
       start = time.monotonic()
       while (frame := latest.next()) is not None:
         frames.append(frame)
       waited = time.monotonic() - start
-  finally:
-    handler.stop.set()
-    httpd.shutdown()
   assert 1 <= len(frames) <= 3 and latest.seen == 3
   assert latest.ended and waited < 10
   if after == "stall":
@@ -379,7 +323,7 @@ def test_a_photo_posted_gets_predicts_row(predictor, tmp_path):
 def test_bad_requests_get_a_reason_and_the_server_serves_on(
   predictor, monkeypatch
 ):
-  monkeypatch.setattr(server, "MAX_FRAME_BYTES", 200_000)
+  monkeypatch.setattr(worker, "MAX_FRAME_BYTES", 200_000)
   wide = io.BytesIO()
   Image.new("RGB", (5000, 8)).save(wide, format="PNG")  # small bytes, wide
   good = _jpeg(
@@ -429,7 +373,7 @@ def test_serve_refuses_a_taken_port_before_loading_a_model(tmp_path, capsys):
 def test_websocket_frames_flood_errors_and_clients_that_leave(
   predictor, monkeypatch
 ):
-  monkeypatch.setattr(server, "MAX_FRAME_BYTES", 200_000)
+  monkeypatch.setattr(worker, "MAX_FRAME_BYTES", 200_000)
   monkeypatch.setattr(server, "MESSAGE_LIMIT", 400_000)
   monkeypatch.setattr(server, "MAX_CONNECTIONS", 2)
   frame = _jpeg(cv2.resize(data.astronaut(), (320, 320)))
@@ -490,7 +434,7 @@ def test_websocket_frames_flood_errors_and_clients_that_leave(
 
 
 def test_more_photos_than_the_queue_holds_get_busy(predictor, monkeypatch):
-  monkeypatch.setattr(server, "MAX_WAITING_PHOTOS", 1)
+  monkeypatch.setattr(worker, "MAX_WAITING_PHOTOS", 1)
   photo = _jpeg(cv2.resize(data.astronaut(), (256, 256)))
   with server.running(predictor) as url:
 

@@ -30,19 +30,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.server
 import json
 import os
 import shutil
 import socket
-import socketserver
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-import cv2
 import numpy as np
 
 from drml_jax import cli
@@ -113,56 +110,19 @@ def live_row(engine: str, clip: str, model: list[str], seconds: float) -> list:
   ]
 
 
-class _Looped(http.server.BaseHTTPRequestHandler):
-  """An HTTP MJPEG stream of `frames` at FPS, looped until the client goes."""
-
-  frames: list[bytes] = []
-
-  def do_GET(self):  # pylint: disable=invalid-name
-    self.send_response(200)
-    self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
-    self.end_headers()
-    start, count = time.monotonic(), 0
-    with contextlib.suppress(ConnectionError):
-      while True:
-        frame = self.frames[count % len(self.frames)]
-        self.wfile.write(
-          b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
-          % (len(frame), frame)
-        )
-        count += 1
-        time.sleep(max(0.0, start + count / FPS - time.monotonic()))
-
-  def log_message(self, *args):  # pylint: disable=arguments-differ
-    pass
-
-
-def _jpegs(clip: str) -> list[bytes]:
-  capture, frames = cv2.VideoCapture(clip), []
-  while (read := capture.read())[0]:
-    frames.append(cv2.imencode(".jpg", read[1])[1].tobytes())
-  capture.release()
-  return frames
-
-
 def memory_row(frames: list[bytes], model: list[str], minutes: float) -> list:
-  handler = type("Handler", (_Looped,), {"frames": frames})
-  httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
-  httpd.daemon_threads = True
-  threading.Thread(target=httpd.serve_forever, daemon=True).start()
-  url = f"http://127.0.0.1:{httpd.server_address[1]}/live.mjpg"
-  process = _start("drml_jax.live", url, *model)
-  samples = []
-  start = time.monotonic()
-  drain = threading.Thread(target=lambda: sum(1 for _ in process.stdout))
-  drain.start()
-  while time.monotonic() - start < 60 * minutes and process.poll() is None:
-    time.sleep(5)
-    samples.append((time.monotonic() - start, _rss_mb(process.pid)))
-  process.send_signal(2)
-  process.wait()
-  drain.join()
-  httpd.shutdown()
+  with sample_media.serve_mjpeg(frames, FPS) as url:
+    process = _start("drml_jax.live", url, *model)
+    samples = []
+    start = time.monotonic()
+    drain = threading.Thread(target=lambda: sum(1 for _ in process.stdout))
+    drain.start()
+    while time.monotonic() - start < 60 * minutes and process.poll() is None:
+      time.sleep(5)
+      samples.append((time.monotonic() - start, _rss_mb(process.pid)))
+    process.send_signal(2)
+    process.wait()
+    drain.join()
   after = [rss for t, rss in samples if t >= 60]
   if not after:
     raise ValueError(f"live stopped: {process.stderr.read().strip()[-300:]}")
@@ -324,7 +284,7 @@ def main(argv: list[str]) -> int:
     sample_media.write_clip(
       clip, "one", frames=int(FPS * 20), size=SIZE, fps=FPS
     )
-    frames = _jpegs(clip)
+    frames = sample_media.jpeg_frames(clip)
     chosen = args.rows.split(",")
     if "live" in chosen:
       for engine in ("onnxruntime", "jax"):

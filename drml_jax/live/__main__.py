@@ -40,18 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     help="a camera index (0), a stream URL (rtsp, http, udp, tcp ...) or a"
     " video file, played at its frame rate",
   )
-  model = cli.add_model_flags(parser)
-  model.add_argument(
-    "--onnx",
-    help="an ONNX file from python -m drml_jax.export, run by onnxruntime",
-  )
-  parser.add_argument(
-    "--engine",
-    choices=engines.ENGINES,
-    default="auto",
-    help="what runs the model: auto (default) times both on this machine"
-    " and keeps the faster",
-  )
+  engines.add_flags(parser)
   parser.add_argument(
     "--out", help="also append each frame's rows to this CSV, as they come"
   )
@@ -75,11 +64,6 @@ def _say(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
   """Predicts the source's frames until it ends or Ctrl-C; returns the exit status."""
-  if args.onnx and args.aus:
-    raise ValueError(
-      f"--aus names a checkpoint's AUs, and {args.onnx} carries its own: "
-      "drop --aus"
-    )
   if args.stall_timeout <= 0:
     raise ValueError(
       f"--stall-timeout {args.stall_timeout:g}: give a positive number of"
@@ -88,13 +72,7 @@ def run(args: argparse.Namespace) -> int:
   if args.out:
     cli.check_free(args.out, args.overwrite)
   source = sources.open_source(args.source, args.stall_timeout)
-  predictor, engine_line = engines.load(
-    workdir=args.workdir,
-    checkpoint=args.checkpoint,
-    onnx=args.onnx,
-    aus=args.aus,
-    engine=args.engine,
-  )
+  predictor, engine_line = engines.from_flags(args)
   _say(f"{engine_line}; reading {source.name}; Ctrl-C ends")
   analyst = analysis.Analyst(predictor)
   viewer = analyst.viewer()

@@ -42,6 +42,7 @@ class Analyst:
   def __init__(self, predictor: BatchedPredictor):
     self.predictor = predictor
     self.detector = detection.Detector()
+    predictor.prepare(1)  # the first frame waits for no compilation
 
   def viewer(self) -> tracking.Tracker:
     """A new sequence of frames to follow faces through."""

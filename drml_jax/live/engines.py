@@ -17,7 +17,7 @@ start at once.
 
 from __future__ import annotations
 
-import contextlib
+import argparse
 import os
 import subprocess
 import sys
@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from data_pipeline.sources.base import IMAGE_SIZE
+from drml_jax import cli
 from drml_jax.predict import onnx_predictor, saved_predictor
 from drml_jax.predict.predictor import BatchedPredictor
 from drml_jax.runtime import cache
@@ -50,6 +51,7 @@ def onnx_file(
     folder, saved_predictor.entry_key(workdir, checkpoint, aus) + ".onnx"
   )
   if os.path.isfile(path):
+    os.utime(path)  # most recently used
     return path
   model = ["--workdir", workdir] if workdir else ["--checkpoint", checkpoint]
   if aus:
@@ -72,22 +74,8 @@ def onnx_file(
   if done.returncode:
     last = (done.stderr.strip().splitlines() or ["no message"])[-1]
     raise ValueError(f"exporting the model to ONNX failed: {last}")
-  _evict(folder, keep=path)
+  cache.keep_newest(folder, saved_predictor.MAX_ENTRIES)
   return path
-
-
-def _evict(folder: str, keep: str) -> None:
-  """Keeps the saved predictors' number of ONNX files, the newest."""
-  names = sorted(
-    (
-      os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".onnx")
-    ),
-    key=lambda p: os.stat(p).st_mtime_ns,
-  )
-  for path in names[: -saved_predictor.MAX_ENTRIES]:
-    if path != keep:
-      with contextlib.suppress(OSError):
-        os.remove(path)
 
 
 def _cached_onnx(workdir, checkpoint, aus, batch_size: int):
@@ -111,15 +99,31 @@ def milliseconds_per_face(predictor: BatchedPredictor) -> float:
   return 1000 * float(np.median(times))
 
 
-def load(*args, **kwargs) -> tuple[BatchedPredictor, str]:
-  """`_chosen(...)`, its one-face program compiled: the first frame waits
-  for no compilation."""
-  predictor, line = _chosen(*args, **kwargs)
-  predictor.prepare(1)
-  return predictor, line
+def add_flags(parser: argparse.ArgumentParser) -> None:
+  """The live commands' model flags: predict's, and --engine."""
+  cli.add_model_flags(parser, onnx=True)
+  parser.add_argument(
+    "--engine",
+    choices=ENGINES,
+    default="auto",
+    help="what runs the model: auto (default) times both on this machine"
+    " and keeps the faster",
+  )
 
 
-def _chosen(
+def from_flags(args: argparse.Namespace) -> tuple[BatchedPredictor, str]:
+  """`load` of the model `add_flags`' flags name."""
+  cli.check_model_flags(args)
+  return load(
+    workdir=args.workdir,
+    checkpoint=args.checkpoint,
+    onnx=args.onnx,
+    aus=args.aus,
+    engine=args.engine,
+  )
+
+
+def load(
   *,
   workdir: str | None = None,
   checkpoint: str | None = None,

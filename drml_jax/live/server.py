@@ -15,51 +15,39 @@ Routes:
                 types), answered by one JSON text message, faces tracked
                 across the connection's frames.
 
-One worker thread runs the detector and the model for everyone: each round
-it takes every connection's newest frame and the waiting photos (at most
-ROUND_JOBS), and runs their faces as one batch. A connection holds at most
-one frame waiting; a newer one replaces it, and the answers count the
-replaced ones as dropped, so a client that floods gets the newest frames
-answered and nothing piles up. Limits, each refused with a JSON reason and
-the server serving on: MAX_FRAME_BYTES (413; a WebSocket message over
-MESSAGE_LIMIT closes the socket, code 1009), MAX_FRAME_SIDE (413), MAX_CONNECTIONS
-WebSockets and MAX_WAITING_PHOTOS photos (503, busy), a type that is not
-an image (415), bytes that do not decode (400), a request whose Origin is
-another site's (403: a page elsewhere cannot use this server through the
-user's browser), and aiohttp's own 404 and 405 (`json_errors`).
+One worker thread (`worker.Worker`) runs the detector and the model for
+everyone; a connection holds at most one frame waiting there, a newer one
+replacing it. Limits, each refused with a JSON reason and the server
+serving on: the worker's frame limits (413) and photo queue (503), bytes
+that do not decode (400); here, a WebSocket message over MESSAGE_LIMIT
+(the socket closes, code 1009), MAX_CONNECTIONS WebSockets (503, busy), a
+type that is not an image (415), a request whose Origin is another site's
+(403: a page elsewhere cannot use this server through the user's
+browser), and aiohttp's own 404 and 405 (`json_errors`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
-import dataclasses
-import io
 import itertools
 import json
 import threading
 import time
 
-import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
-from PIL import Image
 
-from data_pipeline.errors import first_line
-from data_pipeline.sources.base import DataError
-from drml_jax.live import analysis
-from drml_jax.predict import media, tracking
+from drml_jax.live import analysis, worker
+from drml_jax.live.worker import Pending, Refused, Worker
 from drml_jax.predict.predictor import BatchedPredictor, au_name
 from drml_jax.rendering import html
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp")
-MAX_FRAME_BYTES = 4 * 1024 * 1024
-MESSAGE_LIMIT = 4 * MAX_FRAME_BYTES  # a WebSocket message larger closes it
-MAX_FRAME_SIDE = 4096  # pixels, either side
+MESSAGE_LIMIT = (
+  4 * worker.MAX_FRAME_BYTES
+)  # a WebSocket message larger closes it
 MAX_CONNECTIONS = 16  # WebSockets at once
-MAX_WAITING_PHOTOS = 8  # POST /aus requests waiting for the worker
-ROUND_JOBS = 16  # frames the worker takes in one round
 # The page and the answers load nothing from elsewhere; the page connects
 # to this server alone.
 CONTENT_SECURITY_POLICY = (
@@ -67,166 +55,10 @@ CONTENT_SECURITY_POLICY = (
   "script-src 'unsafe-inline'; connect-src 'self'; media-src blob:"
 )
 PAGE_TEMPLATE = "live.html"
-WORKER = web.AppKey("worker", "Worker")
+WORKER = web.AppKey("worker", Worker)
 PAGE = web.AppKey("page", str)
 SOCKETS = web.AppKey("sockets", dict)  # the open WebSockets, by id
 IDS = web.AppKey("ids", itertools.count)
-
-
-class Refused(Exception):
-  """A frame or request the server will not process: an HTTP status and why."""
-
-  def __init__(self, status: int, reason: str):
-    super().__init__(reason)
-    self.status = status
-    self.reason = reason
-
-
-def decode_frame(data: bytes) -> np.ndarray:
-  """A received frame's bytes -> (H, W, 3) uint8 RGB; Refused otherwise."""
-  if not data:
-    raise Refused(400, "empty frame: send the bytes of a JPEG, PNG or WebP")
-  if len(data) > MAX_FRAME_BYTES:
-    raise Refused(
-      413,
-      f"frame of {len(data)} bytes; the limit is {MAX_FRAME_BYTES}: send a"
-      " smaller image (faces are cropped to 200x200)",
-    )
-  try:
-    with Image.open(io.BytesIO(data)) as header:
-      width, height = header.size
-  except Image.UnidentifiedImageError:
-    raise Refused(
-      400, "not an image PIL can read: send a JPEG, PNG, WebP or BMP"
-    ) from None
-  except Exception as error:  # pylint: disable=broad-except
-    # PIL raises what a damaged header leads to.
-    raise Refused(
-      400,
-      f"cannot read the image ({first_line(error, 120)}): send a JPEG,"
-      " PNG, WebP or BMP",
-    ) from None
-  if max(width, height) > MAX_FRAME_SIDE:
-    raise Refused(
-      413,
-      f"frame of {width}x{height} pixels; the limit is {MAX_FRAME_SIDE} a"
-      " side: send a smaller image",
-    )
-  try:
-    image, _ = media.decode_image(io.BytesIO(data), "frame")
-  except DataError as error:
-    raise Refused(400, str(error)) from None
-  return image
-
-
-@dataclasses.dataclass
-class Pending:
-  """A frame waiting for the worker, and where its answer goes."""
-
-  data: bytes
-  received: float  # time.time() when it arrived
-  seconds: float  # its time on its connection's clock
-  index: int
-  answer: asyncio.Future
-  viewer: tracking.Tracker | None  # None: a photo
-
-
-class Worker:
-  """The one thread that decodes frames, finds faces and runs the model."""
-
-  def __init__(self, analyst: analysis.Analyst):
-    self.analyst = analyst
-    self.aus = analyst.predictor.aus
-    self._frames: collections.OrderedDict = collections.OrderedDict()
-    self._photos: collections.deque = collections.deque()
-    self._ready = threading.Condition()
-    self._stop = False
-    self._thread = threading.Thread(target=self._run, daemon=True)
-
-  def start(self) -> None:
-    self._thread.start()
-
-  def stop(self) -> None:
-    with self._ready:
-      self._stop = True
-      self._ready.notify()
-    self._thread.join()
-
-  def put_frame(self, connection: int, pending: Pending) -> Pending | None:
-    """Queues a connection's frame; returns the frame it replaced, if any."""
-    with self._ready:
-      replaced = self._frames.pop(connection, None)
-      self._frames[connection] = pending
-      self._ready.notify()
-    return replaced
-
-  def forget(self, connection: int) -> None:
-    with self._ready:
-      self._frames.pop(connection, None)
-
-  def put_photo(self, pending: Pending) -> None:
-    """Queues a photo; Refused (503) when MAX_WAITING_PHOTOS already wait."""
-    with self._ready:
-      if len(self._photos) >= MAX_WAITING_PHOTOS:
-        raise Refused(
-          503,
-          f"busy: {len(self._photos)} images are waiting; retry in a moment",
-        )
-      self._photos.append(pending)
-      self._ready.notify()
-
-  def _take(self) -> list[Pending] | None:
-    with self._ready:
-      while not (self._frames or self._photos or self._stop):
-        self._ready.wait()
-      if self._stop:
-        return None
-      taken = []
-      while self._frames and len(taken) < ROUND_JOBS:
-        taken.append(self._frames.popitem(last=False)[1])
-      while self._photos and len(taken) < ROUND_JOBS:
-        taken.append(self._photos.popleft())
-      return taken
-
-  def _run(self) -> None:
-    while (taken := self._take()) is not None:
-      jobs, answers = [], {}
-      for pending in taken:
-        try:
-          image = decode_frame(pending.data)
-        except Refused as refused:
-          answers[id(pending)] = refused
-          continue
-        jobs.append((pending, image))
-      try:
-        frames = self.analyst(
-          [
-            analysis.Job(p.viewer, "client", p.index, p.seconds, image)
-            for p, image in jobs
-          ]
-        )
-      except Exception as error:  # pylint: disable=broad-except
-        # The worker serves on; each of the round's clients is told.
-        frames = [Refused(500, first_line(error)) for _ in jobs]
-      ready = time.time()
-      for (pending, _), frame in zip(jobs, frames):
-        answers[id(pending)] = (
-          frame
-          if isinstance(frame, Refused)
-          else analysis.record(frame, self.aus, pending.received, ready)
-        )
-      for pending in taken:
-        _resolve(pending.answer, answers[id(pending)])
-
-
-def _resolve(future: asyncio.Future, value) -> None:
-  """Sets a future of the server's loop from the worker's thread."""
-
-  def settle():
-    if not future.done():
-      future.set_result(value)
-
-  future.get_loop().call_soon_threadsafe(settle)
 
 
 def _error(status: int, reason: str, **headers) -> web.Response:
@@ -259,18 +91,18 @@ async def photo(request: web.Request) -> web.Response:
       f"Content-Type {request.content_type or 'none'}: send one of "
       + ", ".join(IMAGE_TYPES),
     )
-  if (request.content_length or 0) > MAX_FRAME_BYTES:
+  if (request.content_length or 0) > worker.MAX_FRAME_BYTES:
     return _error(
       413,
       f"body of {request.content_length} bytes; the limit is"
-      f" {MAX_FRAME_BYTES}: send a smaller image",
+      f" {worker.MAX_FRAME_BYTES}: send a smaller image",
     )
   try:
     data = await request.read()
   except web.HTTPRequestEntityTooLarge:
     return _error(
       413,
-      f"body over the limit of {MAX_FRAME_BYTES} bytes: send a smaller image",
+      f"body over the limit of {worker.MAX_FRAME_BYTES} bytes: send a smaller image",
     )
   app = request.app
   answer = asyncio.get_running_loop().create_future()
@@ -305,8 +137,8 @@ async def frames(request: web.Request) -> web.StreamResponse:
   await socket.prepare(request)
   connection = next(app[IDS])
   sockets[connection] = socket
-  worker = app[WORKER]
-  viewer = worker.analyst.viewer()
+  jobs = app[WORKER]
+  viewer = jobs.analyst.viewer()
   opened = time.monotonic()
   received = dropped = 0
   answers: set[asyncio.Task] = set()
@@ -347,7 +179,7 @@ async def frames(request: web.Request) -> web.StreamResponse:
         viewer,
       )
       received += 1
-      replaced = worker.put_frame(connection, pending)
+      replaced = jobs.put_frame(connection, pending)
       if replaced is not None:
         dropped += 1
         replaced.answer.cancel()
@@ -355,7 +187,7 @@ async def frames(request: web.Request) -> web.StreamResponse:
       answers.add(task)
       task.add_done_callback(answers.discard)
   finally:
-    worker.forget(connection)
+    jobs.forget(connection)
     for task in answers:
       task.cancel()
     del sockets[connection]
@@ -367,7 +199,6 @@ def _page_text(predictor: BatchedPredictor) -> str:
   settings = {
     "aus": aus,
     "thresholds": [round(float(t), 6) for t in predictor.thresholds],
-    "maxFrameBytes": MAX_FRAME_BYTES,
   }
   return html.render(
     PAGE_TEMPLATE,
@@ -399,18 +230,18 @@ async def json_errors(request: web.Request, handler):
 def application(predictor: BatchedPredictor) -> web.Application:
   """The server's app: the page, POST /aus and the /frames WebSocket."""
   app = web.Application(
-    client_max_size=MAX_FRAME_BYTES, middlewares=[json_errors]
+    client_max_size=worker.MAX_FRAME_BYTES, middlewares=[json_errors]
   )
-  worker = Worker(analysis.Analyst(predictor))
-  app[WORKER] = worker
+  jobs = Worker(analysis.Analyst(predictor))
+  app[WORKER] = jobs
   app[PAGE] = _page_text(predictor)
   app[SOCKETS] = {}
   app[IDS] = itertools.count()
 
   async def lifetime(app: web.Application):
-    worker.start()
+    jobs.start()
     yield
-    worker.stop()
+    jobs.stop()
 
   async def close_sockets(app: web.Application):
     for socket in list(app[SOCKETS].values()):

@@ -52,11 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument(
     "inputs", nargs="+", metavar="INPUT", help="image files, folders and videos"
   )
-  model = cli.add_model_flags(parser)
-  model.add_argument(
-    "--onnx",
-    help="an ONNX file from python -m drml_jax.export, run by onnxruntime",
-  )
+  cli.add_model_flags(parser, onnx=True)
   parser.add_argument(
     "--out", default="predictions.csv", help="the CSV (default: %(default)s)"
   )
@@ -131,11 +127,7 @@ def _error(error: Exception) -> None:
 
 def run(args: argparse.Namespace) -> int:
   """Predicts every input; returns the exit status (1 if some input failed)."""
-  if args.onnx and args.aus:
-    raise ValueError(
-      f"--aus names a checkpoint's AUs, and {args.onnx} carries its own: "
-      "drop --aus"
-    )
+  cli.check_model_flags(args)
   cli.check_free(args.out, args.overwrite)
   if args.report:
     cli.check_free(args.report, args.overwrite)

@@ -179,14 +179,6 @@ def read(
   )
 
 
-def _evict(entries: str) -> None:
-  """Removes all but the MAX_ENTRIES most recently used entries."""
-  names = [n for n in os.listdir(entries) if not n.startswith(".")]
-  names.sort(key=lambda n: os.stat(os.path.join(entries, n)).st_mtime_ns)
-  for name in names[:-MAX_ENTRIES]:
-    shutil.rmtree(os.path.join(entries, name), ignore_errors=True)
-
-
 def _load_checkpoint(
   workdir: str | None,
   checkpoint: str | None,
@@ -269,6 +261,6 @@ def wait_saved() -> None:
 def _keep(predictor: Predictor, folder: str, entries: str) -> None:
   try:
     save(predictor, folder)
-    _evict(entries)
+    cache.keep_newest(entries, MAX_ENTRIES)
   except OSError:
     pass  # a read-only or full cache: this run predicts all the same

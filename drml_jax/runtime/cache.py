@@ -13,14 +13,17 @@ Where it lives, first match wins:
   DRML_CACHE=DIR       under DIR;
   otherwise            $XDG_CACHE_HOME/drml, else ~/.cache/drml.
 Compiled programs go to its jax/ (unless JAX_COMPILATION_CACHE_DIR says
-otherwise), predictors to its predictors/. Entries are keyed by what made
+otherwise), predictors to its predictors/, the live commands' ONNX exports
+to its onnx/. Entries are keyed by what made
 them (program, JAX version, device; checkpoint files, model code), so a
 stale one is never used. Delete the folder to reclaim its space.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 
 import jax
 
@@ -61,3 +64,21 @@ def enable_compilation_cache() -> str | None:
     "jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS
   )
   return programs
+
+
+def keep_newest(folder: str, count: int) -> None:
+  """Removes all but the `count` most recently used entries (files or
+  folders) of `folder`; ones being written (hidden, or .partial) are left."""
+  names = [
+    name
+    for name in os.listdir(folder)
+    if not name.startswith(".") and not name.endswith(".partial")
+  ]
+  names.sort(key=lambda n: os.stat(os.path.join(folder, n)).st_mtime_ns)
+  for name in names[:-count]:
+    path = os.path.join(folder, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+    else:
+      with contextlib.suppress(OSError):
+        os.remove(path)

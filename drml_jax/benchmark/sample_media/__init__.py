@@ -20,9 +20,10 @@ spans [i, i + 1]). The transforms (`roll`, `mirror`, `scale`, `yaw`,
 `paste`) move the boxes with the pixels. `labelled_set` builds about 110
 labelled images from them, `score` measures a face detector on them, and
 `write_clip` writes mp4 clips of moving faces with per-frame ground truth;
-`write_y4m` turns one into a fake camera's file for Chromium.
+`write_y4m` turns one into a fake camera's file for Chromium, and
+`serve_mjpeg` serves one's frames (`jpeg_frames`) as a live HTTP stream.
 The package's modules: `photos` (the photos, `Box`, the transforms),
-`face_set` (the labelled set, `match`, `score`), `clips`, `placed`
+`face_set` (the labelled set, `match`, `score`), `clips`, `streams`, `placed`
 (synthetic faces placed by a known similarity, `alignment_error`).
 `write_synthetic_video` writes a clip of the synthetic dataset's kind of
 face, whose AUs a model trained on it reads.
@@ -65,6 +66,7 @@ from drml_jax.benchmark.sample_media.placed import (
   alignment_error,
   placed_faces,
 )
+from drml_jax.benchmark.sample_media.streams import jpeg_frames, serve_mjpeg
 
 __all__ = [
   "CLIP_KINDS",
@@ -80,6 +82,7 @@ __all__ = [
   "alignment_error",
   "cutout",
   "face_photos",
+  "jpeg_frames",
   "labelled_set",
   "landscape",
   "lfw_crops",
@@ -91,6 +94,7 @@ __all__ = [
   "roll",
   "scale",
   "score",
+  "serve_mjpeg",
   "with_alpha",
   "write_clip",
   "write_synthetic_video",
