@@ -1,15 +1,17 @@
-"""Converters from dataset label codes to the internal {-1, 0, +1} convention.
+"""Converters from dataset label codes to the internal conventions.
 
-Every function returns int8 values: +1 positive, -1 negative, 0 ignore. A
-value a dataset's convention does not allow raises `DataError` naming the
-source (a file, usually with its line) and the offending value.
+The `from_*` functions return occurrence labels, int8: +1 positive, -1
+negative, 0 ignore. `intensity_values` returns FACS intensities, int8 0..5
+with `UNKNOWN_INTENSITY` (-1) for an uncoded one. A value a dataset's
+convention does not allow raises `DataError` naming the source (a file,
+usually with its line) and the offending value.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from data_pipeline.sources.base import DataError
+from data_pipeline.sources.base import UNKNOWN_INTENSITY, DataError
 
 MAX_INTENSITY = 5
 
@@ -22,13 +24,17 @@ def _as_array(values) -> np.ndarray:
 
 
 def _reject(
-  values: np.ndarray, bad: np.ndarray, source: str, allowed: str
+  values: np.ndarray,
+  bad: np.ndarray,
+  source: str,
+  allowed: str,
+  what: str = "label value",
 ) -> None:
   if bad.any():
     where = f"{source}: " if source else ""
     value = values[bad].flat[0].item()
     raise DataError(
-      f"{where}label value {value!r} is not one of {allowed};"
+      f"{where}{what} {value!r} is not one of {allowed};"
       " check that the file belongs to this dataset"
     )
 
@@ -51,14 +57,27 @@ def from_zero_one(values, *, source: str = "", unknown=None) -> np.ndarray:
   return np.where(is_unknown, 0, np.where(array == 1, 1, -1)).astype(np.int8)
 
 
+def intensity_values(values, *, source: str = "", unknown=None) -> np.ndarray:
+  """FACS intensities: the integers 0..5 as they are, `unknown` (a dataset's
+  code for an uncoded intensity, e.g. BP4D's 9) as UNKNOWN_INTENSITY."""
+  array = _as_array(values)
+  is_unknown = (
+    array == unknown if unknown is not None else np.zeros(array.shape, bool)
+  )
+  valid = (array >= 0) & (array <= MAX_INTENSITY) & (array == np.round(array))
+  allowed = f"the integers 0..{MAX_INTENSITY}"
+  if unknown is not None:
+    allowed += f" or {unknown} (unknown)"
+  _reject(array, ~valid & ~is_unknown, source, allowed, what="intensity")
+  return np.where(is_unknown, UNKNOWN_INTENSITY, array).astype(np.int8)
+
+
 def from_intensity(
   values, threshold: int = 2, *, source: str = ""
 ) -> np.ndarray:
   """FACS intensities 0..5: >= threshold is +1, anything lower -1."""
-  array = _as_array(values)
-  valid = (array >= 0) & (array <= MAX_INTENSITY) & (array == np.round(array))
-  _reject(array, ~valid, source, f"the intensities 0..{MAX_INTENSITY}")
-  return np.where(array >= threshold, 1, -1).astype(np.int8)
+  intensity = intensity_values(values, source=source)
+  return np.where(intensity >= threshold, 1, -1).astype(np.int8)
 
 
 def convert_rows(convert, rows, line_numbers, path, **kwargs) -> np.ndarray:

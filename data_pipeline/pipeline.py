@@ -2,7 +2,12 @@
 
   batches = make_dataset(builder, "train", batch_size=64, train=True)
   for batch in batches: ...  # image (64,200,200,3) u8, window (64,3) i32,
-                             # labels (64,C) i8, valid (64,) bool
+                             # labels (64,C) i8, intensity (64,C) i8,
+                             # valid (64,) bool
+
+`labels` are the occurrence labels in {-1, 0, +1} (0: ignore); `intensity`
+the FACS intensities 0..5 in the same AU order, -1 where unknown (a dataset
+without intensities, and the evaluation padding).
 
 A batch holds each face as the uint8 image a cache keeps ("fixed") and the
 crop window drawn for it; `model_inputs.ModelInputs` finishes it on the
@@ -16,7 +21,7 @@ Preprocessing modes (200x200 faces -> 170x170):
   crop:   random 170 crop + random horizontal mirror for training, center
           crop for testing (the paper's Caffe setup). Fixed images are the
           200x200 faces. The 12 AUs are bilateral, so mirroring leaves the
-          labels unchanged.
+          labels and intensities unchanged.
 Normalisations:
   rgb:      RGB / 255.
   bgr_mean: BGR 0..255 minus the per-pixel mean image of the training split
@@ -41,7 +46,7 @@ import jax
 from data_pipeline import model_inputs, splits
 from data_pipeline.errors import check_name
 from data_pipeline.model_inputs import INPUT_SIZE
-from data_pipeline.sources.base import IMAGE_SIZE
+from data_pipeline.sources.base import IMAGE_SIZE, UNKNOWN_INTENSITY
 from data_pipeline.tf_cpu import tf, tfds
 
 SHUFFLE_BUFFER = 10_000
@@ -113,7 +118,8 @@ def make_dataset(
   Returns:
     An iterable of dicts: image uint8 (B, S, S, 3) (S: 200 in crop mode,
     170 in resize mode), window int32 (B, 3) (top, left, mirrored), labels
-    int8 (B, C), valid bool (B,). Iterating it again starts over.
+    int8 (B, C), intensity int8 (B, C) (0..5, -1 unknown and in padding),
+    valid bool (B,). Iterating it again starts over.
   """
   splits.check(builder, split)
   check_name("mode", mode, model_inputs.MODES)
@@ -179,11 +185,15 @@ class _Preprocess:
     self.fixed_size = model_inputs.fixed_size(mode)
 
   def fixed(self, example: dict) -> dict:
-    """Decoded image (resize mode: resized) and labels."""
+    """Decoded image (resize mode: resized), labels and intensities."""
     image = self.decode(example["image"])
     if self.mode == "resize":
       image = tf.saturate_cast(tf.round(_resize(image)), tf.uint8)
-    return {"image": image, "labels": example["labels"]}
+    return {
+      "image": image,
+      "labels": example["labels"],
+      "intensity": example["intensity"],
+    }
 
   def __call__(self, example: dict, key: tf.Tensor | None = None) -> dict:
     """`key` (a stateless seed) augments: random crop and mirror."""
@@ -193,6 +203,7 @@ class _Preprocess:
       "image": example["image"],
       "window": self.window(key),
       "labels": example["labels"],
+      "intensity": example["intensity"],
       "valid": tf.constant(True),
     }
 
@@ -278,13 +289,15 @@ def _eval_batches(
   num_aus: int,
   image_size: int,
 ) -> tf.data.Dataset:
-  """One pass in file order, then `padding` blank examples, valid False."""
+  """One pass in file order, then `padding` blank examples, valid False,
+  labels 0 (ignore) and intensity UNKNOWN_INTENSITY."""
   examples = records.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
   blank = tf.data.Dataset.from_tensors(
     {
       "image": tf.zeros((image_size, image_size, 3), tf.uint8),
       "window": preprocess.window(None),
       "labels": tf.zeros((num_aus,), tf.int8),
+      "intensity": tf.fill((num_aus,), tf.constant(UNKNOWN_INTENSITY, tf.int8)),
       "valid": tf.constant(False),
     }
   ).repeat(padding)

@@ -181,6 +181,9 @@ def test_au_lists_builds_with_ignored_labels_and_prints_counts(
   tmp_path, capsys
 ):
   root = list_layout(tmp_path / "bp4d", "1 0 0 0 0 0 0 0 0 0 0 9\n" * 2)
+  (root / "list" / "BP4D_train_intensity_fold1.txt").write_text(
+    "3 0 0 0 0 0 0 0 0 0 0 9\n" * 2
+  )
   builder = registry.build(
     "bp4d", fold=1, data_dir=str(tmp_path / "tfds"), manual_dir=str(root)
   )
@@ -199,9 +202,31 @@ def test_au_lists_builds_with_ignored_labels_and_prints_counts(
     assert record["image"].shape == (200, 200, 3)
     assert record["labels"].dtype == np.int8
     np.testing.assert_array_equal(record["labels"], [1] + [-1] * 10 + [0])
+    assert record["intensity"].dtype == np.int8
+    np.testing.assert_array_equal(record["intensity"], [3] + [0] * 10 + [-1])
   again = registry.build("bp4d", fold=1, data_dir=str(tmp_path / "tfds"))
   assert again.info.splits["test"].num_examples == 1
+  (test,) = tfds.as_numpy(again.as_dataset("test"))  # no intensity file
+  np.testing.assert_array_equal(test["intensity"], [-1] * 12)
   assert "examples from" not in capsys.readouterr().out
+
+
+def test_a_copy_built_before_intensity_is_built_again(tmp_path):
+  root = list_layout(tmp_path / "bp4d", "1 0 0 0 0 0 0 0 0 0 0 9\n" * 2)
+  data_dir = str(tmp_path / "tfds")
+  builder = registry.build(
+    "bp4d", fold=1, data_dir=data_dir, manual_dir=str(root)
+  )
+  assert str(builder.version) == "1.1.0"
+  assert "intensity" in builder.info.features
+  builder.data_path.rename(builder.data_path.parent / "1.0.0")
+  with pytest.raises(DataError, match="^bp4d is not built in"):
+    registry.build("bp4d", fold=1, data_dir=data_dir)
+  rebuilt = registry.build(
+    "bp4d", fold=1, data_dir=data_dir, manual_dir=str(root)
+  )
+  assert rebuilt.data_path.name == "1.1.0"
+  assert rebuilt.info.splits["train"].num_examples == 2
 
 
 def test_a_built_dataset_is_never_reused_for_another_source(tmp_path):
@@ -227,7 +252,7 @@ def test_a_built_dataset_is_never_reused_for_another_source(tmp_path):
 
 def test_disfa_plus_builds_its_subject_split_at_each_threshold(tmp_path):
   root = disfa_plus_layout(tmp_path / "disfa_plus")
-  labels = {}
+  labels, intensity = {}, {}
   for config in ("threshold2", "threshold3"):
     builder = registry.build(
       "disfa_plus",
@@ -238,14 +263,19 @@ def test_disfa_plus_builds_its_subject_split_at_each_threshold(tmp_path):
     assert {
       s: builder.info.splits[s].num_examples for s in builder.info.splits
     } == {"train": 14, "test": 4}
-    labels[config] = {
-      r["frame_id"]: r["labels"]
-      for r in tfds.as_numpy(builder.as_dataset("test"))
-    }
+    records = list(tfds.as_numpy(builder.as_dataset("test")))
+    labels[config] = {r["frame_id"]: r["labels"] for r in records}
+    intensity[config] = {r["frame_id"]: r["intensity"] for r in records}
   key = b"SN025/A1_AU1_TrailNo_1/000"
   assert labels["threshold2"][key][0] == 1
   assert labels["threshold3"][key][0] == -1
   assert labels["threshold2"][b"SN027/A1_AU1_TrailNo_1/001"][-1] == 1
+  # The intensities are the AU files', whatever the threshold.
+  for frames in intensity.values():
+    np.testing.assert_array_equal(frames[key], [2] + [0] * 11)
+    np.testing.assert_array_equal(
+      frames[b"SN027/A1_AU1_TrailNo_1/001"], [0] * 11 + [5]
+    )
 
 
 def test_ck_plus_builds_a_test_split_with_disfa_plus_aus(tmp_path):
@@ -258,6 +288,8 @@ def test_ck_plus_builds_a_test_split_with_disfa_plus_aus(tmp_path):
   (record,) = tfds.as_numpy(builder.as_dataset("test"))
   expected = [1 if au in (1, 12) else -1 for au in DISFA_PLUS_AUS]
   np.testing.assert_array_equal(record["labels"], expected)
+  np.testing.assert_array_equal(record["intensity"], [-1] * 12)  # masked
+  assert record["intensity"].dtype == np.int8
   assert record["subject"] == b"S005"
 
   def source(**kwargs):

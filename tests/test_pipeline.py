@@ -3,21 +3,25 @@
 Channel 0 of every face is the column (0..199), channel 1 the row, channel 2
 the example's number, so a batch tells which example, crop and mirror it is.
 Batches leave the pipeline as uint8 images and crop windows; `batches` makes
-the model's inputs from them as the jitted steps do (`ModelInputs`).
+the model's inputs from them as the jitted steps do (`ModelInputs`). Every
+face has the labels [1, -1, 0] and the intensities [3, 0, unknown]; the
+tiny synthetic dataset has the intensities of its AU files.
 """
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from data_pipeline import model_inputs, pipeline, splits
+from data_pipeline import model_inputs, pipeline, registry, splits
 from data_pipeline.builders.base import SourceBuilder
 from data_pipeline.model_inputs import ModelInputs
-from data_pipeline.sources.base import Example
+from data_pipeline.sources.base import UNKNOWN_INTENSITY, Example
 from data_pipeline.tf_cpu import tfds
 
 NUM_TRAIN, NUM_TEST = 12, 5
 TEST_OFFSET = 100  # test examples are numbered from here
+LABELS = [1, -1, 0]
+INTENSITY = [3, 0, UNKNOWN_INTENSITY]
 
 
 def face(number: int) -> np.ndarray:
@@ -40,9 +44,10 @@ class CoordinateFaces:
     for number in range(first, first + count):
       yield Example(
         face(number),
-        np.array([1, -1, 0], np.int8),
+        np.array(LABELS, np.int8),
         f"S{number % 2}",
         f"{split}/{number:03d}",
+        intensity=np.array(INTENSITY, np.int8),
       )
 
 
@@ -112,6 +117,9 @@ def test_batches_leave_as_uint8_images_and_windows(builder, mode, size):
     assert batch["image"].shape == (4, size, size, 3)
     assert batch["window"].dtype == np.int32
     assert batch["window"].shape == (4, 3)
+    # Crop mode mirrors: the AUs are bilateral, the intensities unchanged.
+    assert batch["intensity"].dtype == np.int8
+    np.testing.assert_array_equal(batch["intensity"], [INTENSITY] * 4)
   centre = [15, 15, 0] if mode == "crop" else [0, 0, 0]
   np.testing.assert_array_equal(test["window"], [centre] * 4)
   if mode == "crop":  # training draws corners in 0..30 and mirrors
@@ -129,7 +137,7 @@ def test_shapes_dtypes_and_ranges(builder, mode, normalization):
   assert batch["image"].dtype == np.float32
   assert batch["labels"].dtype == np.int8 and batch["labels"].shape == (4, 3)
   assert batch["valid"].dtype == bool and batch["valid"].all()
-  np.testing.assert_array_equal(batch["labels"], [[1, -1, 0]] * 4)
+  np.testing.assert_array_equal(batch["labels"], [LABELS] * 4)
   image = batch["image"]
   if normalization == "rgb":
     assert 0 <= image.min() and image.max() <= 1
@@ -200,6 +208,7 @@ def test_cache_gives_the_same_batches(builder):
   cached = batches(builder, mode="crop", num_epochs=2, cache=True)
   for a, b in zip(plain, cached, strict=True):
     np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["intensity"], b["intensity"])
 
 
 def test_evaluation_sees_every_example_once_with_padding_masked(builder):
@@ -218,6 +227,10 @@ def test_evaluation_sees_every_example_once_with_padding_masked(builder):
   seen = sum((numbers(b) for b in result), [])
   assert sorted(seen) == list(range(TEST_OFFSET, TEST_OFFSET + NUM_TEST))
   assert (result[-1]["image"][1:] == 0).all()
+  np.testing.assert_array_equal(result[-1]["labels"][1:], 0)  # padding
+  np.testing.assert_array_equal(
+    result[-1]["intensity"], [INTENSITY] + [[UNKNOWN_INTENSITY] * 3] * 3
+  )
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -324,3 +337,41 @@ def test_validation_subjects_never_reach_training_batches(builder):
 def test_bad_validation_subjects_fail_in_one_line(builder, names, message):
   with pytest.raises(ValueError, match=message):
     splits.validation_split(builder, names)
+
+
+@pytest.fixture(scope="module")
+def synthetic_builder(tmp_path_factory):
+  """The tiny synthetic dataset (2 + 1 subjects x 8 frames), built once."""
+  tfds.disable_progress_bar()
+  return registry.build(
+    "synthetic",
+    dataset_config="tiny",
+    data_dir=str(tmp_path_factory.mktemp("synthetic_tfds")),
+  )
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_synthetic_batches_carry_the_au_files_intensities(
+  synthetic_builder, split
+):
+  result = raw_batches(
+    synthetic_builder, split, batch_size=5, mode="crop", num_epochs=1
+  )
+  count = synthetic_builder.info.splits[split].num_examples
+  assert len(result) == (count // 5 if split == "train" else -(-count // 5))
+  for batch in result:
+    intensity, labels, valid = (
+      batch["intensity"],
+      batch["labels"],
+      batch["valid"],
+    )
+    assert intensity.dtype == np.int8 and intensity.shape == (5, 12)
+    assert intensity.min() >= UNKNOWN_INTENSITY and intensity.max() <= 5
+    # DISFA+'s rule, which the synthetic dataset's labels follow.
+    np.testing.assert_array_equal(intensity[valid] >= 2, labels[valid] == 1)
+    assert (intensity[valid] >= 0).all()  # every intensity is coded
+    assert (intensity[~valid] == UNKNOWN_INTENSITY).all()  # the padding
+  seen = np.concatenate([b["intensity"][b["valid"]] for b in result])
+  assert (seen > 0).any()
+  if split == "test":  # 8 examples in batches of 5: 2 padding rows
+    assert (~result[-1]["valid"]).sum() == 2

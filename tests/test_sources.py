@@ -52,6 +52,22 @@ def test_label_converters_reject_values_outside_the_convention(convert, value):
     convert([1, value], source="lab.txt")
 
 
+def test_intensity_values_keep_0_to_5_and_mask_the_unknown_code():
+  values = labels.intensity_values([0, 1, 5, 9, 2.0], unknown=9)
+  np.testing.assert_array_equal(values, [0, 1, 5, -1, 2])
+  assert values.dtype == np.int8
+  np.testing.assert_array_equal(labels.intensity_values([[3, 0]]), [[3, 0]])
+  for value, allowed in [(6, "0..5"), (-1, "0..5"), (2.5, "0..5 or 9")]:
+    with pytest.raises(
+      DataError, match=f"^i.txt: intensity {value} .*{allowed}"
+    ):
+      labels.intensity_values(
+        [1, value], source="i.txt", unknown=9 if value == 2.5 else None
+      )
+  with pytest.raises(DataError, match="intensity 9 "):
+    labels.intensity_values([9])  # 9 is unknown only where a reader says so
+
+
 def test_convert_rows_names_the_line():
   with pytest.raises(DataError, match=r"f\.txt:7: label value 3"):
     labels.convert_rows(labels.from_zero_one, [[0, 1], [1, 3]], [4, 7], "f.txt")
@@ -150,6 +166,10 @@ def _check_split(reader, split, subjects):
     ]
     np.testing.assert_array_equal(e.labels, expected)
     assert e.labels.dtype == np.int8
+    np.testing.assert_array_equal(
+      e.intensity, [_intensity(subject, trial, frame, i) for i in range(12)]
+    )
+    assert e.intensity.dtype == np.int8
   return examples
 
 
@@ -175,6 +195,13 @@ def test_disfa_plus_threshold_and_default_split(tmp_path):
   intensities = [_intensity("SN025", TRIALS[0], "000", i) for i in range(12)]
   np.testing.assert_array_equal(
     example.labels, [1 if v >= 4 else -1 for v in intensities]
+  )
+  np.testing.assert_array_equal(example.intensity, intensities)  # unthresholded
+  trial = next(reader.trials("test"))
+  assert trial.intensities.shape == (3, 12)
+  assert trial.intensities.dtype == np.int8
+  np.testing.assert_array_equal(
+    trial.labels, np.where(trial.intensities >= 4, 1, -1)
   )
   with pytest.raises(DataError, match="SN001"):
     reader.num_examples("train")  # the default train subjects are absent
@@ -247,6 +274,10 @@ def _break_value(root):
   _label_file(root).write_text("000.jpg 1\n001.jpg 7\n002.jpg 0\n")
 
 
+def _break_fraction(root):
+  _label_file(root).write_text("000.jpg 1\n001.jpg 2.5\n002.jpg 0\n")
+
+
 def _break_binary(root):
   _label_file(root).write_bytes(b"000.jpg 1\n\xff\xfe\x00junk\n002.jpg 0\n")
 
@@ -295,7 +326,16 @@ def _break_mat_garbage(root):
   [
     (_break_columns, r"AU4\.txt:2: expected 'NNN\.jpg intensity'", 1),
     (_break_missing_frame, r"AU4\.txt: no line for frame 001", 1),
-    (_break_value, r"AU4\.txt:2: label value 7", 1),
+    (
+      _break_value,
+      r"AU4\.txt:2: intensity 7\.0 is not one of the integers 0\.\.5;",
+      1,
+    ),
+    (
+      _break_fraction,
+      r"AU4\.txt:2: intensity 2\.5 is not one of the integers",
+      1,
+    ),
     (_break_binary, r"AU4\.txt:2: expected 'NNN\.jpg intensity'", 1),
     (_break_missing_au_file, r"AU26\.txt: label file missing", 1),
     (
@@ -312,8 +352,9 @@ def _break_mat_garbage(root):
 def test_disfa_plus_bad_input(tmp_path, breaker, message, bad_count):
   breaker(make_disfa_plus(tmp_path, subjects=("SN001",)))
   reader = _reader(tmp_path, train_subjects=("SN001",))
-  with pytest.raises(DataError, match=message):
+  with pytest.raises(DataError, match=message) as error:
     list(reader.examples("train"))
+  assert "\n" not in str(error.value)
   skipping = _reader(tmp_path, train_subjects=("SN001",), skip_bad=True)
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -414,6 +455,7 @@ def test_ck_plus_reads_peak_frames(tmp_path):
     np.testing.assert_array_equal(
       e.labels, [1 if au in expected[k] else -1 for au in DISFA_PLUS_AUS]
     )
+    assert e.intensity is None  # CK+'s codes are not the 0..5 scale
     assert e.image.shape == (200, 200, 3) and e.image.dtype == np.uint8
     # With no margin the crop is the bright landmark square.
     assert e.image[20:180, 20:180].min() > 200
@@ -629,3 +671,50 @@ def test_list_files_image_size(tmp_path):
     list_files.ListFiles(tmp_path, "disfa_plus", resize=True).examples("train")
   )
   assert resized.image.shape == (200, 200, 3)
+
+
+def _write_intensities(root: Path, name: str, lines: list[str]) -> Path:
+  path = root / "list" / name
+  path.write_text("".join(f"{line}\n" for line in lines))
+  return path
+
+
+def test_list_files_read_an_optional_intensity_file(tmp_path):
+  make_lists(tmp_path, "BP4D", 12, BP4D_ROWS)
+  reader = list_files.ListFiles(tmp_path, "bp4d")
+  assert all(e.intensity is None for e in reader.examples("train"))
+  _write_intensities(
+    tmp_path,
+    "BP4D_train_intensity.txt",
+    ["3 0 9 " + "0 " * 9, "  ".join(["1"] * 11 + ["5"])],
+  )
+  train = list(reader.examples("train"))
+  np.testing.assert_array_equal(train[0].intensity, [3, 0, -1] + [0] * 9)
+  np.testing.assert_array_equal(train[1].intensity, [1] * 11 + [5])
+  assert train[0].intensity.dtype == np.int8
+  # The occurrence labels stay the label file's.
+  np.testing.assert_array_equal(train[0].labels, [1, -1, 0] + [-1] * 9)
+  assert next(reader.examples("test")).intensity is None  # no test file
+
+
+@pytest.mark.parametrize(
+  "lines, message",
+  [
+    (["0 " * 12], r"BP4D_train_intensity\.txt: 1 intensity lines but"),
+    (["0 " * 12, "0 " * 11 + "7"], r"intensity\.txt:2: intensity 7\.0 is not"),
+    (
+      ["0 " * 12, "0 " * 11 + "2.5"],
+      r"intensity\.txt:2: intensity 2\.5 is not",
+    ),
+    (["0 " * 12, "0 " * 11 + "x"], r"intensity\.txt:2: expected 12 integers"),
+    (["0 " * 12, "0 " * 11], r"intensity\.txt:2: expected 12 integers"),
+  ],
+)
+def test_list_files_bad_intensity_file(tmp_path, lines, message):
+  make_lists(tmp_path, "BP4D", 12, BP4D_ROWS)
+  path = _write_intensities(tmp_path, "BP4D_train_intensity.txt", lines)
+  reader = list_files.ListFiles(tmp_path, "bp4d")
+  with pytest.raises(DataError, match=message) as error:
+    next(reader.examples("train"))
+  assert str(error.value).startswith(str(path))
+  assert "\n" not in str(error.value)

@@ -11,7 +11,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from data_pipeline.sources.base import IMAGE_SIZE, Source, check_face
+from data_pipeline.sources.base import (
+  IMAGE_SIZE,
+  UNKNOWN_INTENSITY,
+  Example,
+  Source,
+  check_face,
+)
 from data_pipeline.tf_cpu import tfds
 
 # zlib level 1: faster to write than TF's default (level 6), files a little
@@ -20,13 +26,15 @@ PNG_COMPRESSION = 1
 
 
 def features(num_aus: int) -> tfds.features.FeaturesDict:
-  """The record of every dataset here: a face, its AU labels and where from."""
+  """The record of every dataset here: a face, its AU labels and
+  intensities, and where it is from."""
   return tfds.features.FeaturesDict(
     {
       "image": tfds.features.Image(
         shape=(IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8, encoding_format="png"
       ),
       "labels": tfds.features.Tensor(shape=(num_aus,), dtype=np.int8),
+      "intensity": tfds.features.Tensor(shape=(num_aus,), dtype=np.int8),
       "subject": tfds.features.Text(),
       "frame_id": tfds.features.Text(),
     }
@@ -37,10 +45,20 @@ class SourceBuilder(tfds.core.GeneratorBasedBuilder):
   """Builds every split of the `Source` that `_source` opens.
 
   Labels are int8 in {-1, 0, +1} (0: ignore), in the order of
-  `info.metadata["aus"]`. Building prints each split's per-subject counts.
+  `info.metadata["aus"]`; "intensity" is int8 in 0..5 in the same order,
+  UNKNOWN_INTENSITY (-1) where the source has none. Building prints each
+  split's per-subject counts.
   """
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+    "1.1.0": (
+      "Records gain intensity: int8 (C,) FACS intensities 0..5 in the"
+      " labels' AU order, -1 where unknown. Copies built at 1.0.0 are"
+      " built again rather than read without it."
+    ),
+    "1.0.0": "Initial release: image, labels, subject, frame_id.",
+  }
 
   @property
   @abc.abstractmethod
@@ -81,11 +99,25 @@ class SourceBuilder(tfds.core.GeneratorBasedBuilder):
         {
           "image": png(check_face(example.image, example.frame_id)),
           "labels": example.labels,
+          "intensity": intensity(example, len(self.aus)),
           "subject": example.subject,
           "frame_id": example.frame_id,
         },
       )
     tqdm.write(summary(f"{self.name} {split}", counts, positives, self.aus))
+
+
+def intensity(example: Example, num_aus: int) -> np.ndarray:
+  """The example's (C,) int8 intensities; all UNKNOWN_INTENSITY for None."""
+  if example.intensity is None:
+    return np.full(num_aus, UNKNOWN_INTENSITY, np.int8)
+  values = np.asarray(example.intensity)
+  if values.shape != (num_aus,) or values.dtype != np.int8:
+    raise ValueError(
+      f"{example.frame_id}: intensity is {values.dtype} {values.shape},"
+      f" expected int8 ({num_aus},)"
+    )
+  return values
 
 
 def summary(

@@ -3,6 +3,10 @@
 A source reads one dataset from disk and yields `Example`s for a split in a
 sorted, deterministic order. Labels are always in the internal convention:
 int8 in {-1, 0, +1}, where 0 means "ignore this AU for this image".
+Intensities, where the dataset codes them, are int8 FACS intensities 0..5 in
+the labels' AU order, `UNKNOWN_INTENSITY` (-1) where one is unknown; a source
+whose dataset codes none gives `intensity=None`, which the builders write as
+all -1.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ DISFA_PLUS_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 BP4D_AUS = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 DISFA_AUS = (1, 2, 4, 6, 9, 12, 25, 26)
 
+UNKNOWN_INTENSITY = -1  # An intensity not coded: masked, never a guess.
+
 
 class DataError(ValueError):
   """A bad input, with a one-line message naming the file and what to do."""
@@ -34,6 +40,9 @@ class Example:
   labels: np.ndarray  # (C,) int8 in {-1, 0, +1}
   subject: str  # e.g. "SN001"
   frame_id: str  # unique within the dataset, e.g. "SN001/A1_AU1_TrailNo_1/000"
+  # (C,) int8 in 0..5 or UNKNOWN_INTENSITY, the labels' AU order; None: the
+  # dataset codes no intensity.
+  intensity: np.ndarray | None = None
 
 
 class Source(Protocol):

@@ -12,6 +12,15 @@ FACS file codes it (at any intensity) and -1 otherwise, for the 12 DISFA+
 AUs. The face is the square around the 68 landmarks, widened by `margin` of
 its side on every side, resized to 200x200 (antialiased); parts beyond the
 frame are black. Grayscale frames become RGB.
+
+Examples carry no intensity (`intensity=None`: the built records hold
+UNKNOWN_INTENSITY, -1, for every AU). A FACS file lists only the AUs coded
+at the peak, each followed by an intensity code written as a float: 1..5
+for the FACS grades A..E, and 0 where the coders scored no intensity for an
+AU they did code as present. That 0 is not the 0 of DISFA+'s or BP4D's 0..5
+scale (absent), so the codes are not that scale, and translating them would
+invent values: they are not used, and the labels say only present (+1) or
+absent (-1).
 """
 
 from __future__ import annotations
@@ -187,4 +196,5 @@ class CKPlus:
       labels=labels,
       subject=subject,
       frame_id=f"{subject}/{sequence}/{stem}",
+      intensity=None,  # not DISFA+'s scale: see the module docstring
     )

@@ -19,6 +19,11 @@ a frame one file lists and another lacks, makes the whole trial bad (a
 `DataError`; skipped with `skip_bad=True`) rather than silently dropping an AU
 or a frame. Faces are matched to labels by frame name; faces without labels
 are ignored. Order: subject, trial, frame, each in natural order (2 < 10).
+
+Each example carries the AU files' intensities (int8 0..5, `intensity`) and
+the occurrence labels made from them: +1 at intensity >= `threshold`, else
+-1. An intensity that is not an integer in 0..5 is a `DataError` naming the
+file and line.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import scipy.io
 
-from data_pipeline.labels import convert_rows, from_intensity
+from data_pipeline.labels import convert_rows, from_intensity, intensity_values
 from data_pipeline.sources.base import (
   DISFA_PLUS_AUS,
   BadInputs,
@@ -75,12 +80,13 @@ def subject_dir(base: Path, subject: str) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Trial:
-  """The labels of one trial folder."""
+  """The labels and intensities of one trial folder."""
 
   subject: str
   name: str
   frames: tuple[str, ...]  # frame names without extension, e.g. "000"
-  labels: np.ndarray  # (len(frames), 12) int8
+  labels: np.ndarray  # (len(frames), 12) int8 in {-1, +1}
+  intensities: np.ndarray  # (len(frames), 12) int8 in 0..5
 
 
 def _read_au_file(path: Path) -> tuple[list[str], np.ndarray, list[int]]:
@@ -119,7 +125,8 @@ def _read_au_file(path: Path) -> tuple[list[str], np.ndarray, list[int]]:
 
 
 def read_trial(label_dir: Path, subject: str, threshold: int = 2) -> Trial:
-  """The labels of one trial folder, frames in natural order."""
+  """The labels and intensities of one trial folder, frames in natural
+  order; labels are +1 at intensity >= `threshold`, else -1."""
   per_au = {
     au: _read_au_file(label_dir / f"AU{au}.txt") for au in DISFA_PLUS_AUS
   }
@@ -143,12 +150,15 @@ def read_trial(label_dir: Path, subject: str, threshold: int = 2) -> Trial:
         " AU file of the trial lists; all AU files of a trial"
         " must list the same frames"
       )
-    labels = convert_rows(
-      from_intensity, values, numbers, path, threshold=threshold
-    )
-    columns.append(labels[[index[frame] for frame in frames]])
+    intensities = convert_rows(intensity_values, values, numbers, path)
+    columns.append(intensities[[index[frame] for frame in frames]])
+  intensities = np.stack(columns, axis=1)
   return Trial(
-    subject, label_dir.name, tuple(frames), np.stack(columns, axis=1)
+    subject,
+    label_dir.name,
+    tuple(frames),
+    from_intensity(intensities, threshold),
+    intensities,
   )
 
 
@@ -345,6 +355,7 @@ class DisfaPlus:
         labels=trial.labels[i],
         subject=trial.subject,
         frame_id=f"{trial.subject}/{trial.name}/{frame}",
+        intensity=trial.intensities[i],
       )
 
   def subject_counts(self, split: str) -> dict[str, int]:
