@@ -3,6 +3,8 @@ results.md's published row and sections, folds.md."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from drml_jax.rendering import tables
@@ -105,3 +107,91 @@ def test_fold_report_means_the_folds_and_names_a_failed_one():
   assert (
     summary.startswith("t: mean F1 ") and "fold 2 failed (no data)" in summary
   )
+
+
+def _intensity_record(aus=(1, 2, 4)):
+  labels = np.array([[0, 1, -1], [2, 3, -1], [5, 4, -1], [1, 1, -1]])
+  predicted = np.array([[0.5, 1, 0], [2, 2.5, 0], [4, 4, 0], [1.5, 2, 0]])
+  intensity = scores.intensity_scores(predicted, labels, aus)
+  result = scores.evaluation_scores(
+    np.ones((3, 4), int), aus, [0.5, 0.75, None], intensity=intensity
+  )
+  return result, scores.eval_record(result, aus)
+
+
+def test_intensity_rows_only_when_scored():
+  aus = (1, 2, 4)
+  plain = scores.evaluation_scores(np.ones((3, 4), int), aus, [0.5, 0.75, None])
+  header, rows = tables.score_rows(plain)
+  assert [row[0] for row in rows] == ["DRML", "DRML AUC"]
+  text = tables.evaluation_text(plain)
+  assert "ICC" not in text and "MAE" not in text and "Pearson" not in text
+  result, _ = _intensity_record(aus)
+  header, rows = tables.score_rows(result)
+  assert [row[0] for row in rows] == [
+    "DRML",
+    "DRML AUC",
+    "DRML ICC(3,1)",
+    "DRML Pearson r",
+    "DRML MAE",
+  ]
+  mae = rows[-1]
+  assert mae[1] == f"{result['mae'][0]:.2f}" and mae[3] == "n/a"
+  assert mae[4] == f"{result['mean_mae']:.2f}"
+  assert rows[2][1] == f"{result['icc'][0]:.2f}"  # not in %
+  _, _, lines = tables.evaluation_table(result)
+  assert lines[0].endswith(
+    f"; mean ICC(3,1) {result['mean_icc']:.2f}, MAE {result['mean_mae']:.2f}"
+  )
+
+
+def test_record_scores_round_trips_intensity():
+  aus = (1, 2, 4)
+  result, record = _intensity_record(aus)
+  record = json.loads(json.dumps(record))
+  rebuilt = tables.record_scores(record, aus)
+  assert tables.score_rows(rebuilt) == tables.score_rows(result)
+  assert tables.record_text(record, aus) == tables.evaluation_text(result)
+
+
+def test_fold_report_adds_icc_and_mae_rows_only_with_intensity():
+  aus = (1, 2, 4)
+  _, with_intensity = _intensity_record(aus)
+  plain = scores.eval_record(
+    scores.evaluation_scores(np.ones((3, 4), int), aus, [0.5, 0.75, None]),
+    aus,
+  )
+  text, summary = tables.folds_markdown(
+    "t", [], {1: ("final", plain), 2: ("final", plain)}, {}, aus
+  )
+  assert "ICC" not in text and "MAE" not in text and "ICC" not in summary
+  text, summary = tables.folds_markdown(
+    "t",
+    [],
+    {1: ("final", with_intensity), 2: ("final", with_intensity)},
+    {},
+    aus,
+  )
+  mae = with_intensity["mean_mae"]
+  assert f"| MAE | {with_intensity['mae']['1']:.2f} ± 0.00 |" in text
+  assert f"| {mae:.2f} ± 0.00 |" in text and "| ICC(3,1) |" in text
+  assert f"mean MAE {mae:.2f} ± 0.00" in summary
+
+
+def test_tuned_thresholds_and_results_page_sections_with_intensity():
+  aus = (1, 2, 4)
+  _, record = _intensity_record(aus)
+  record = {
+    "epoch": 1,
+    "step": 5,
+    "loss": 0.1,
+    **record,
+    "tuned": {
+      "thresholds": {"1": 0.4, "2": 0.5, "4": 0.6},
+      **{k: record[k] for k in ("f1", "mean_f1")},
+    },
+  }
+  header, rows = tables.tuned_thresholds_table(record, aus)
+  assert rows[0][1] == "0.400" and len(rows) == 3
+  text = tables.results_markdown("t", [], [("Final", record)], [record], aus)
+  assert "| DRML ICC(3,1) |" in text and "| DRML MAE |" in text

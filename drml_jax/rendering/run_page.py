@@ -5,7 +5,8 @@
 
 The page (templates/run.html) shows what the directory holds, finished or
 not: the reported model's test scores per AU beside the constant
-predictor's (and the published row, `tables.published_cells`), how its
+predictor's (and the published row, `tables.published_cells`), with the
+intensity rows (ICC(3,1), Pearson r, MAE) when the model scores them, how its
 epoch was chosen, the per-AU thresholds, the loss and F1 curves
 (`plots`), each model's per-AU table and the table by epoch (`tables`, as
 results.md has them), and the config. A run in progress, or interrupted,
@@ -209,8 +210,14 @@ def page(run_dir: str) -> str:
         (tables.percent(reported["mean_f1"]), "mean F1 (%)"),
         (tables.percent(reported.get("mean_auc")), "mean AUC (%)"),
         (tables.percent(reported["constant_mean_f1"]), "constant F1 (%)"),
+        *(
+          [(tables.decimal(reported.get("mean_icc")), "mean ICC(3,1)")]
+          if "icc" in reported
+          else []
+        ),
         (reported["epoch"], "epoch"),
       ],
+      intensity="icc" in reported,
       choice=_choice(config, evals, tests, finished),
       tables=[(h, _score_table(r, aus)) for h, r in shown[1:]],
       epochs={

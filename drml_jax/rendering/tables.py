@@ -2,13 +2,15 @@
 
 Renders what `drml_jax.scoring.scores` computes: F1/accuracy in % per AU and
 their mean (the style of docs/protocol.md#published-results), the AUC row,
-the constant predictor's row, and any collapse. `results_page` renders a
-training run's results.md from plain inputs (the config, the evaluation and
-test records, the split sizes, the runtime), with the published row
-(`drml_jax.scoring.published`) beside the reported model; `folds_markdown`
-renders folds.md. The tables are built as (header, rows) of text cells
-(`score_rows`, `evaluation_table`, `tuned_thresholds_table`, `epoch_rows`),
-which the run's HTML page (`drml_jax.rendering.run_page`) shows too.
+the intensity rows when scored (ICC(3,1), Pearson r and MAE, as they are,
+not in %), the constant predictor's row, and any collapse. `results_page`
+renders a training run's results.md from plain inputs (the config, the
+evaluation and test records, the split sizes, the runtime), with the
+published row (`drml_jax.scoring.published`) beside the reported model;
+`folds_markdown` renders folds.md. The tables are built as (header, rows)
+of text cells (`score_rows`, `evaluation_table`, `tuned_thresholds_table`,
+`epoch_rows`), which the run's HTML page (`drml_jax.rendering.run_page`)
+shows too.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ def percent(value) -> str:
   return "n/a" if value is None or np.isnan(value) else f"{100 * value:.2f}"
 
 
+def decimal(value) -> str:
+  """A value as it is with two decimals; "n/a" for None or NaN."""
+  return "n/a" if value is None or np.isnan(value) else f"{value:.2f}"
+
+
+INTENSITY_ROWS = (("ICC(3,1)", "icc"), ("Pearson r", "pearson"), ("MAE", "mae"))
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
   """A Markdown table of text cells."""
   return "\n".join(
@@ -47,7 +57,9 @@ def score_rows(
   scores: dict, name: str = "DRML"
 ) -> tuple[list[str], list[list[str]]]:
   """(header, rows) of F1/accuracy in %, per AU and mean (the style of
-  docs/protocol.md#published-results), and a row of AUC in % when scored."""
+  docs/protocol.md#published-results), a row of AUC in % when scored, and
+  rows of ICC(3,1), Pearson r and MAE of the intensities (two decimals) when
+  scored."""
   header = ["model"] + [f"AU{a}" for a in scores["aus"]] + ["mean"]
   cells = [_cell(f, a) for f, a in zip(scores["f1"], scores["accuracy"])]
   rows = [[name] + cells + [_cell(scores["mean_f1"], scores["mean_accuracy"])]]
@@ -56,6 +68,12 @@ def score_rows(
       [f"{name} AUC"]
       + [percent(a) for a in scores["auc"] + [scores["mean_auc"]]]
     )
+  if "icc" in scores:
+    for label, key in INTENSITY_ROWS:
+      rows.append(
+        [f"{name} {label}"]
+        + [decimal(v) for v in [*scores[key], scores[f"mean_{key}"]]]
+      )
   return header, rows
 
 
@@ -68,8 +86,9 @@ def evaluation_table(
   result: dict, name: str = "DRML"
 ) -> tuple[list[str], list[list[str]], list[str]]:
   """(header, rows, lines) of `scoring.evaluation_scores`' result: its
-  `score_rows` (with AUC when scored) and the constant predictor's row; the
-  lines give the mean F1s and any collapse."""
+  `score_rows` (with AUC and intensity when scored) and the constant
+  predictor's row; the lines give the mean F1s (and AUC, ICC(3,1), MAE when
+  scored) and any collapse."""
   constant = scoring.au_scores(
     scoring.constant_counts(result["counts"]), result["aus"]
   )
@@ -78,7 +97,13 @@ def evaluation_table(
   lines = [
     f"mean F1 {100 * result['mean_f1']:.2f}  (constant predictor "
     f"{100 * constant['mean_f1']:.2f})"
-    + (f"; mean AUC {percent(result['mean_auc'])}" if "auc" in result else ""),
+    + (f"; mean AUC {percent(result['mean_auc'])}" if "auc" in result else "")
+    + (
+      f"; mean ICC(3,1) {decimal(result['mean_icc'])}, "
+      f"MAE {decimal(result['mean_mae'])}"
+      if "icc" in result
+      else ""
+    ),
   ]
   if result["collapse"]:
     lines.append(result["collapse"])
@@ -93,11 +118,28 @@ def evaluation_text(result: dict, name: str = "DRML") -> str:
   return "\n".join([markdown_table(header, rows), *lines])
 
 
+def _nan(value) -> float:
+  return float("nan") if value is None else value
+
+
 def record_scores(record: dict, aus) -> dict:
-  """`scoring.evaluation_scores` of a metrics.jsonl evaluation record."""
+  """`scoring.evaluation_scores` of a metrics.jsonl evaluation record, with
+  its intensity scores when it has them ("icc", "pearson", "mae" per AU and
+  their means, None for NaN)."""
   auc = record.get("auc")
+  intensity = None
+  if "icc" in record:
+    intensity = {}
+    for key in scoring.INTENSITY_SCORES:
+      values = [_nan(record[key][str(a)]) for a in aus]
+      mean = f"mean_{key}"
+      intensity[key] = values
+      intensity[mean] = _nan(record.get(mean))
   return scoring.evaluation_scores(
-    record["counts"], aus, None if auc is None else [auc[str(a)] for a in aus]
+    record["counts"],
+    aus,
+    None if auc is None else [auc[str(a)] for a in aus],
+    intensity=intensity,
   )
 
 
@@ -107,16 +149,19 @@ def record_text(record: dict, aus, name: str = "DRML") -> str:
 
 
 FOLD_METRICS = (("F1", "f1"), ("AUC", "auc"), ("accuracy", "accuracy"))
+# Shown when the folds' records have intensity scores; as they are, not in %.
+FOLD_INTENSITY_METRICS = (("ICC(3,1)", "icc"), ("MAE", "mae"))
 
 
-def _mean_std(values) -> str:
-  """`mean ± sd` in % of the known values (sample sd), "n/a" if none."""
+def _mean_std(values, scale: float = 100) -> str:
+  """`mean ± sd` of the known values (sample sd) times `scale` (in % by
+  default), "n/a" if none."""
   values = np.array([np.nan if v is None else v for v in values], np.float64)
   values = values[~np.isnan(values)]
   if not len(values):
     return "n/a"
   sd = values.std(ddof=1) if len(values) > 1 else 0.0
-  return f"{100 * values.mean():.2f} ± {100 * sd:.2f}"
+  return f"{scale * values.mean():.2f} ± {scale * sd:.2f}"
 
 
 def folds_markdown(
@@ -124,8 +169,10 @@ def folds_markdown(
 ) -> tuple[str, str]:
   """(folds.md, a one-line summary): each fold's table of its reported
   evaluation record (`folds`: {fold: (heading, record)}), then the mean ±
-  standard deviation over folds of F1, AUC and accuracy per AU and of the
-  per-fold means; `failed` is {fold: reason}."""
+  standard deviation over folds of F1, AUC and accuracy (and ICC(3,1) and
+  MAE when the records have intensity scores; a record without them is
+  left out of those rows) per AU and of the per-fold means; `failed` is
+  {fold: reason}."""
   lines = [f"# {title}", "", *notes, ""]
   for fold, (heading, record) in folds.items():
     lines += [
@@ -139,19 +186,31 @@ def folds_markdown(
   records = [record for _, record in folds.values()]
   summary = f"{title}: every fold failed" if not records else ""
   if records:
+    intensity = any("icc" in r for r in records)
     lines += [
       f"## Mean ± standard deviation over folds {', '.join(map(str, folds))}",
       "",
       "Mean and sample standard deviation over the folds, in %; the mean "
-      "column is taken over each fold's mean over AUs.",
+      "column is taken over each fold's mean over AUs."
+      + (
+        " ICC(3,1) and MAE of the intensities (0-5) as they are, not in %."
+        if intensity
+        else ""
+      ),
       "",
       "| | " + " | ".join(f"AU{a}" for a in aus) + " | mean |",
       "|" + " --- |" * (len(aus) + 2),
     ]
     means = {}
-    for name, key in FOLD_METRICS:
-      cells = [_mean_std([r[key][str(a)] for r in records]) for a in aus]
-      means[name] = _mean_std([r[f"mean_{key}"] for r in records])
+    metrics = [(name, key, 100) for name, key in FOLD_METRICS]
+    if intensity:
+      metrics += [(name, key, 1) for name, key in FOLD_INTENSITY_METRICS]
+    for name, key, scale in metrics:
+      cells = [
+        _mean_std([r.get(key, {}).get(str(a)) for r in records], scale)
+        for a in aus
+      ]
+      means[name] = _mean_std([r.get(f"mean_{key}") for r in records], scale)
       lines.append(f"| {name} | " + " | ".join(cells) + f" | {means[name]} |")
     lines.append("")
     summary = f"{title}: " + ", ".join(

@@ -3,10 +3,14 @@
 From the per-AU confusion counts (`confusion`, which
 `drml_jax.scoring.metrics` also sums on device): F1 and accuracy per AU, the
 constant predictor's score, collapse detection; from the per-example
-probabilities, the ROC AUC per AU and the per-AU thresholds tuned for F1.
-NumPy (and scikit-learn) only, so the JAX and PyTorch sides share it. A new
-score is computed in `au_scores` and shown by
-`drml_jax.rendering.tables.format_table`.
+probabilities, the ROC AUC per AU and the per-AU thresholds tuned for F1;
+from the per-example intensities (0-5), how strongly each AU is shown
+(`intensity_scores`): ICC(3,1) of prediction and label (`icc`, the
+intraclass correlations of Shrout & Fleiss 1979), Pearson r and the mean
+absolute error per AU. NumPy (and scikit-learn) only, so the JAX and
+PyTorch sides share it. A new score is computed in `au_scores` (or
+`intensity_scores`), merged by `evaluation_scores`, written by
+`eval_record` and shown by `drml_jax.rendering.tables.score_rows`.
 """
 
 from __future__ import annotations
@@ -113,6 +117,85 @@ def au_scores(counts, aus, auc=None) -> dict:
   return result
 
 
+INTENSITY_SCORES = ("icc", "pearson", "mae")
+INTENSITY_KEYS = INTENSITY_SCORES + tuple(f"mean_{k}" for k in INTENSITY_SCORES)
+
+
+def icc(ratings) -> dict:
+  """The intraclass correlations of Shrout & Fleiss (1979) of an (n targets,
+  k judges) array of ratings, from the two-way ANOVA's mean squares.
+
+  {"icc_1_1": ICC(1,1), one-way random (each target rated by its own
+  judges); "icc_2_1": ICC(2,1), two-way random, absolute agreement;
+  "icc_3_1": ICC(3,1), two-way mixed, consistency (a judge's constant offset
+  is not counted against it)}, each of a single judge's rating. NaN where
+  undefined: fewer than 2 targets or judges, or a zero denominator.
+  """
+  x = np.asarray(ratings, np.float64)
+  if x.ndim != 2:
+    raise ValueError(f"ratings of shape {x.shape}: expected (targets, judges)")
+  nan = {"icc_1_1": np.nan, "icc_2_1": np.nan, "icc_3_1": np.nan}
+  n, k = x.shape
+  if n < 2 or k < 2:
+    return nan
+  grand = x.mean()
+  ss_targets = k * ((x.mean(axis=1) - grand) ** 2).sum()
+  ss_judges = n * ((x.mean(axis=0) - grand) ** 2).sum()
+  ss_total = ((x - grand) ** 2).sum()
+  bms = ss_targets / (n - 1)  # between targets
+  wms = (ss_total - ss_targets) / (n * (k - 1))  # within targets
+  jms = ss_judges / (k - 1)  # between judges
+  ems = (ss_total - ss_targets - ss_judges) / ((n - 1) * (k - 1))  # residual
+
+  def ratio(numerator, denominator):
+    return float(numerator / denominator) if denominator != 0 else np.nan
+
+  return {
+    "icc_1_1": ratio(bms - wms, bms + (k - 1) * wms),
+    "icc_2_1": ratio(bms - ems, bms + (k - 1) * ems + k * (jms - ems) / n),
+    "icc_3_1": ratio(bms - ems, bms + (k - 1) * ems),
+  }
+
+
+def intensity_scores(predicted, labels, aus) -> dict:
+  """How well each AU's intensity (0-5) is predicted, over its known examples.
+
+  predicted: (N, C) float intensities; labels: (N, C) int, 0..5 known and -1
+  unknown (left out). Per AU, lists "icc" (ICC(3,1) with the prediction and
+  the label as the two judges, `icc`: the AU-intensity field's standard),
+  "pearson" (Pearson r) and "mae" (mean absolute error); each NaN for an AU
+  with fewer than 2 known examples, ICC and Pearson NaN too where the
+  labels are all equal, and Pearson where the prediction is constant (its
+  ICC is then about 0, and counts in the mean). "mean_icc", "mean_pearson",
+  "mean_mae": their means over the AUs that are not NaN.
+  """
+  predicted = np.asarray(predicted, np.float64)
+  labels = np.asarray(labels)
+  if predicted.shape != labels.shape or labels.shape[1:] != (len(aus),):
+    raise ValueError(
+      f"intensities of shape {predicted.shape} and labels of shape "
+      f"{labels.shape} do not match (N, {len(aus)} AUs)"
+    )
+  result = {key: [] for key in INTENSITY_SCORES}
+  for c in range(len(aus)):
+    known = labels[:, c] >= 0
+    p, y = predicted[known, c], labels[known, c].astype(np.float64)
+    icc_c = pearson_c = mae_c = np.nan
+    if known.sum() >= 2:
+      mae_c = float(np.abs(p - y).mean())
+      if np.ptp(y) > 0:  # exact, unlike std
+        # A constant prediction scores its ICC (near 0), not NaN: a model
+        # collapsed on an AU must not leave it out of the mean.
+        icc_c = icc(np.stack([p, y], axis=1))["icc_3_1"]
+        if np.ptp(p) > 0:
+          pearson_c = float(np.corrcoef(p, y)[0, 1])
+    result["icc"].append(icc_c)
+    result["pearson"].append(pearson_c)
+    result["mae"].append(mae_c)
+  result.update({f"mean_{k}": _mean(result[k]) for k in INTENSITY_SCORES})
+  return result
+
+
 def per_au(values, aus) -> dict:
   """{"<AU>": value} for a JSON record, NaN written as None."""
   return {
@@ -161,19 +244,24 @@ def collapse(counts) -> str | None:
   )
 
 
-def evaluation_scores(counts, aus, auc=None) -> dict:
+def evaluation_scores(counts, aus, auc=None, intensity=None) -> dict:
   """`au_scores` with the constant predictor's mean F1 (`constant_mean_f1`,
   `constant_counts`) and the collapse warning (`collapse`, None if none):
-  what an evaluation reports."""
+  what an evaluation reports. intensity: a dict of `intensity_scores`,
+  whose keys are merged in (after those) when given."""
   result = au_scores(counts, aus, auc)
   constant = au_scores(constant_counts(counts), aus)
   result.update(constant_mean_f1=constant["mean_f1"], collapse=collapse(counts))
+  if intensity is not None:
+    result.update({key: intensity[key] for key in INTENSITY_KEYS})
   return result
 
 
 def eval_record(result: dict, aus) -> dict:
-  """The scores of `evaluation_scores` as a metrics.jsonl record's fields."""
-  return {
+  """The scores of `evaluation_scores` as a metrics.jsonl record's fields;
+  with intensity scores, "mean_icc", "mean_pearson", "mean_mae" (None for
+  NaN) and "icc", "pearson", "mae" per AU (`per_au`) after the others."""
+  record = {
     "mean_f1": result["mean_f1"],
     "mean_accuracy": result["mean_accuracy"],
     "mean_auc": None if np.isnan(result["mean_auc"]) else result["mean_auc"],
@@ -184,3 +272,14 @@ def eval_record(result: dict, aus) -> dict:
     "counts": result["counts"],
     "collapse": result["collapse"],
   }
+  if "icc" in result:
+    record.update(
+      {
+        f"mean_{key}": None
+        if np.isnan(result[f"mean_{key}"])
+        else result[f"mean_{key}"]
+        for key in INTENSITY_SCORES
+      }
+    )
+    record.update({key: per_au(result[key], aus) for key in INTENSITY_SCORES})
+  return record
