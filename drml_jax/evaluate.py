@@ -1,4 +1,6 @@
-"""Evaluates a DRML checkpoint on a dataset's test split: per-AU F1, accuracy and AUC.
+"""Evaluates a DRML checkpoint on a dataset's test split: per-AU F1, accuracy
+and AUC, and with the intensity head ICC(3,1), Pearson r and MAE where the
+dataset codes intensity.
 
   python -m drml_jax.evaluate --workdir workdirs/quick [--which best|latest]
   python -m drml_jax.evaluate --checkpoint CKPT_DIR_OR_MODEL.pth --dataset ck_plus \\
@@ -20,10 +22,11 @@ import time
 
 from data_pipeline import model_inputs, registry
 from drml_jax import cli
+from drml_jax.predict.predictor import require_intensity
 from drml_jax.rendering import tables
 from drml_jax.scoring import scores
 from drml_jax.store import saved_run, workdir
-from drml_jax.train.evaluation import evaluate_model
+from drml_jax.train.evaluation import evaluate_model, scored_intensity
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -67,6 +70,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     choices=model_inputs.NORMALIZATIONS,
     default=None,
     help="default: the run's, else rgb",
+  )
+  parser.add_argument(
+    "--intensity",
+    action="store_true",
+    help="require the intensity scores: refuse a checkpoint without the "
+    "intensity head (without this flag they are scored whenever the "
+    "checkpoint has the head and the dataset codes intensity)",
   )
   parser.add_argument("--batch-size", type=cli.positive_int, default=64)
   parser.add_argument(
@@ -114,6 +124,8 @@ def main(argv: list[str]) -> int:
     which=args.which,
     step=args.step,
   )
+  if args.intensity:
+    require_intensity(trained.model.has_intensity, trained.description)
   inputs = trained.inputs
   builder = registry.build(
     dataset,
@@ -153,8 +165,16 @@ def main(argv: list[str]) -> int:
     evaluation.counts,
     aus,
     auc=scores.roc_auc(evaluation.probabilities, evaluation.labels),
+    intensity=scored_intensity(evaluation, aus),
   )
   text = tables.evaluation_text(result)
+  if not trained.model.has_intensity:
+    text += (
+      f"\nintensity not scored: {trained.description} has no intensity "
+      "head (train with --intensity)"
+    )
+  elif "icc" not in result:
+    text += f"\nintensity not scored: {dataset} test codes no intensity"
   result.update(
     dataset=dataset,
     fold=fold,

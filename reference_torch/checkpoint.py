@@ -78,7 +78,7 @@ def infer_model_config(
   state_dict: Mapping[str, torch.Tensor],
 ) -> dict[str, Any]:
   """DRML constructor arguments (num_aus, grid, region_bn, region_layer,
-  input_size), JSON-ready.
+  intensity, input_size), JSON-ready.
 
   Without a region layer, grid and region_bn are the constructor defaults.
   """
@@ -90,6 +90,7 @@ def infer_model_config(
     "grid": [8, 8],
     "region_bn": "affine",
     "region_layer": False,
+    "intensity": "intensity.weight" in state_dict,
   }
   region_keys = [m.groups() for m in map(_REGION_KEY.match, state_dict) if m]
   if region_keys:

@@ -1,4 +1,5 @@
-"""DRML's multi-label sigmoid cross-entropy (docs/model.md#loss)."""
+"""DRML's multi-label sigmoid cross-entropy and the intensity head's masked
+ordinal cross-entropy (docs/model.md#loss)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,19 @@ def multilabel_sigmoid_cross_entropy(
     torch.where(labels < 0, F.logsigmoid(-logits), zero),
   )
   return -log_likelihood.sum() / logits.shape[0]
+
+
+def masked_intensity_loss(
+  intensity_logits: torch.Tensor, targets: torch.Tensor, max_intensity: int = 5
+) -> torch.Tensor:
+  """The ordinal head's loss: a sigmoid cross-entropy per threshold "intensity
+  >= k" (k = 1 .. max_intensity) of (N, C, max_intensity) logits, summed,
+  averaged over the batch; a target of -1 (unknown) contributes nothing."""
+  thresholds = torch.arange(1, max_intensity + 1)
+  reached = targets[..., None] >= thresholds
+  per_threshold = torch.where(
+    reached, F.logsigmoid(intensity_logits), F.logsigmoid(-intensity_logits)
+  )
+  known = (targets >= 0)[..., None]
+  zero = intensity_logits.new_zeros(())
+  return -torch.where(known, per_threshold, zero).sum() / len(intensity_logits)

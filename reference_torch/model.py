@@ -16,6 +16,7 @@ from torch import nn
 
 REGION_BNS = ("affine", "batch_stats")
 INITS = ("pytorch", "caffe", "he")
+MAX_INTENSITY = 5  # FACS intensities run 0 (absent) to 5 (maximum)
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -110,7 +111,15 @@ def _he_std(layer: nn.Module) -> float:
 
 
 class DRML(nn.Module):
-  """Deep Region and Multi-label Learning: (N, 3, H, W) images to AU logits."""
+  """Deep Region and Multi-label Learning: (N, 3, H, W) images to AU logits.
+
+  With `intensity`, the ordinal intensity head: a linear layer `intensity`
+  on the second fc layer's features (beside `classifier.6`, the features
+  detached: its loss does not train them) gives each AU MAX_INTENSITY
+  logits of P(intensity >= k) (`outputs`; `expected_intensity` turns them
+  into intensities). `forward` returns the logits alone, as the ports'
+  models do.
+  """
 
   def __init__(
     self,
@@ -120,6 +129,7 @@ class DRML(nn.Module):
     region_bn: str = "affine",
     init: str = "pytorch",
     region_layer: bool = True,
+    intensity: bool = False,
     dropout: float = 0.5,
     input_size: int = 170,
   ):
@@ -155,6 +165,9 @@ class DRML(nn.Module):
       nn.Dropout(dropout),
       nn.Linear(2048, num_aus),
     )
+    self.intensity = (
+      nn.Linear(2048, num_aus * MAX_INTENSITY) if intensity else None
+    )
     self._initialize(init)
 
   def _initialize(self, init: str) -> None:
@@ -175,10 +188,29 @@ class DRML(nn.Module):
     else:
       for layer in (*convs, *hidden_fcs):
         _set_normal(layer, _he_std(layer), bias=0.0)
-    _set_normal(self.classifier[6], 0.01, bias=0.0)
+    for out in (self.classifier[6], self.intensity):
+      if out is not None:
+        _set_normal(out, 0.01, bias=0.0)
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     return self.classifier(self.extractor(x).flatten(1))
+
+  def outputs(
+    self, x: torch.Tensor
+  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(logits (N, C), intensity logits (N, C, MAX_INTENSITY) of
+    P(intensity >= k)); the intensity logits None without the head."""
+    features = self.classifier[:6](self.extractor(x).flatten(1))
+    logits = self.classifier[6](features)
+    if self.intensity is None:
+      return logits, None
+    thresholds = self.intensity(features.detach())
+    return logits, thresholds.unflatten(1, (-1, MAX_INTENSITY))
+
+
+def expected_intensity(intensity_logits: torch.Tensor) -> torch.Tensor:
+  """sum_k P(intensity >= k): intensities in [0, MAX_INTENSITY]."""
+  return torch.sigmoid(intensity_logits).sum(-1)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -32,6 +32,7 @@ def test_convert_cli_both_ways(tmp_path, capsys):
     "grid": [8, 8],
     "region_bn": "affine",
     "region_layer": True,
+    "intensity": False,
     "input_size": INPUT,
   }
   assert_identical(to_torch_state_dict(model), reference.state_dict())

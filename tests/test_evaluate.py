@@ -5,8 +5,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from drml_jax import evaluate
+from reference_torch.model import DRML as TorchDRML
 from tests import train_support as support
 
 
@@ -66,7 +68,17 @@ def test_orbax_and_pytorch_checkpoints_give_the_final_table(
 def test_bad_inputs_fail_in_one_line(tmp_path_factory, tmp_path, capsys):
   garbage = tmp_path / "model.pth"
   garbage.write_bytes(b"not a checkpoint")
+  # A public port's kind of checkpoint: occurrence only, no intensity head.
+  occurrence_only = tmp_path / "port.pth"
+  torch.save(
+    TorchDRML(12, grid=(2, 2), input_size=66).state_dict(), occurrence_only
+  )
   cases = [
+    (
+      ["--checkpoint", str(occurrence_only), "--intensity"]
+      + _tiny_data(tmp_path_factory),
+      "has no intensity head",
+    ),
     (["--workdir", str(tmp_path / "missing")], "not a training work directory"),
     (["--checkpoint", str(tmp_path / "missing")], "no checkpoint at"),
     (

@@ -7,7 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from drml_jax.model.network import Outputs
 from drml_jax.train.losses import (
+  drml_loss,
+  masked_intensity_loss,
   multilabel_sigmoid_cross_entropy,
   positive_weights,
 )
@@ -79,3 +82,31 @@ def test_weighted_loss_matches_numpy_and_the_torch_reference_in_float64():
   ).item()
   assert abs(ours - theirs) <= 1e-10 and abs(ours - expected) <= 1e-10
   assert ours != pytest.approx(_numpy_loss(logits, LABELS))
+
+
+def test_the_intensity_loss_against_numpy_leaves_unknowns_out():
+  rng = np.random.default_rng(0)
+  thresholds = rng.normal(0, 2, (2, 3, 5))
+  targets = np.array([[0, 3, -1], [-1, 5, 1]], np.int8)
+  # Per threshold k = 1..5, the cross-entropy of "intensity >= k".
+  p = 1 / (1 + np.exp(-thresholds))
+  reached = targets[..., None] >= np.arange(1, 6)
+  terms = np.where(reached, np.log(p), np.log(1 - p))
+  expected = -np.where(targets[..., None] >= 0, terms, 0).sum() / 2
+  with jax.enable_x64(True):
+    loss = masked_intensity_loss(jnp.asarray(thresholds), jnp.asarray(targets))
+    assert float(loss) == pytest.approx(expected, rel=1e-12)
+    grad = jax.grad(masked_intensity_loss)(
+      jnp.asarray(thresholds), jnp.asarray(targets)
+    )
+  assert np.all(np.asarray(grad)[targets < 0] == 0)
+  assert np.all(np.asarray(grad)[targets >= 0] != 0)
+  logits = jnp.asarray(LOGITS[:2, :3])
+  batch = {"labels": jnp.asarray(LABELS[:2, :3]), "intensity": targets}
+  occurrence = multilabel_sigmoid_cross_entropy(logits, batch["labels"])
+  # Without the head the loss is the cross-entropy itself, bit for bit.
+  assert drml_loss(Outputs(logits), batch) == occurrence
+  thresholds = jnp.asarray(thresholds, jnp.float32)
+  assert float(
+    drml_loss(Outputs(logits, thresholds), batch, intensity_weight=3.0)
+  ) == pytest.approx(float(occurrence) + 3 * expected, rel=1e-5)

@@ -164,3 +164,40 @@ def test_max_pool_sends_the_gradient_to_the_first_maximum():
   np.testing.assert_array_equal(vjp(jnp.asarray(cotangent))[0], expected_grad)
   x[0, 3, 5, 1] = np.nan  # a NaN is not hidden by a larger value
   assert np.isnan(max_pool_2x2(jnp.asarray(x))[0, 1, 2, 1])
+
+
+def test_the_intensity_head_leaves_the_rest_of_the_network_as_it_was():
+  plain = DRML(3, grid=(2, 2), input_size=66, init="he", rngs=nnx.Rngs(0))
+  headed = DRML(
+    3, grid=(2, 2), input_size=66, init="he", intensity=True, rngs=nnx.Rngs(0)
+  )
+  assert not plain.has_intensity and headed.has_intensity
+  # The same initial values for every layer the two share.
+  shared = nnx.state(plain, nnx.Param)
+  np.testing.assert_array_equal(
+    np.concatenate([np.ravel(x) for x in jax.tree.leaves(shared)]),
+    np.concatenate(
+      [
+        np.ravel(x)
+        for path, x in jax.tree.leaves_with_path(nnx.state(headed, nnx.Param))
+        if "fc_intensity" not in jax.tree_util.keystr(path)
+      ]
+    ),
+  )
+  headed.eval()
+  x = _random((2, 66, 66, 3), 7)
+  outputs = nnx.jit(lambda m, x: m.outputs(x))(headed, x)
+  np.testing.assert_array_equal(
+    outputs.logits, nnx.jit(lambda m, x: m(x))(headed, x)
+  )
+  assert outputs.intensity_logits.shape == (2, 3, 5)  # 5 thresholds per AU
+  assert outputs.intensity.shape == (2, 3)
+  assert np.all((0 <= outputs.intensity) & (outputs.intensity <= 5))
+  # The head's loss does not reach the features: the gradient of any
+  # function of the intensities leaves every other layer at zero.
+  grads = nnx.grad(lambda m: m.outputs(x).intensity.sum())(headed)
+  for path, grad in jax.tree.leaves_with_path(nnx.state(grads, nnx.Param)):
+    if "fc_intensity" not in jax.tree_util.keystr(path):
+      assert not np.any(grad), jax.tree_util.keystr(path)
+  plain.eval()
+  assert nnx.jit(lambda m, x: m.outputs(x))(plain, x).intensity is None

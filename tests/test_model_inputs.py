@@ -121,7 +121,9 @@ def test_steps_fed_uint8_match_steps_fed_the_host_inputs():
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
 
   evaluate = make_eval_step(graphdefs.eval, prepare=prepare)
-  counts, loss, probabilities = evaluate(train_state.model_state(state), batch)
+  counts, loss, probabilities, _ = evaluate(
+    train_state.model_state(state), batch
+  )
   expected = make_eval_step(graphdefs.eval)(
     train_state.model_state(state), host
   )

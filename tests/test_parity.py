@@ -1,5 +1,8 @@
 """The Flax DRML and the PyTorch reference compute the same network.
 
+The intensity head is on in every test: the logits' path is the same with
+it, and its layer, activation and loss are compared beside them.
+
 Both models get the same random weights (random BatchNorm statistics and
 affine parameters too, so no layer is an identity), through the interchange
 layer, and random inputs. Errors are measured relative to the largest
@@ -14,9 +17,10 @@ Tolerances (measured maxima in brackets):
   four orders of magnitude of slack and still catches any real difference (a
   wrong flatten order or variance is off by ~1e-1).
 - float32: the same rounding at eps 6e-8 compounds to a few 1e-6 [logits
-  2.9e-6, gradients 7.3e-6 (a region conv bias: a sum over a whole patch and
+  2.9e-6, intensities 9.2e-8, gradients 7.3e-6 without the head and 1.6e-5
+  with it (conv1's or a region conv's bias: a sum over a whole map and
   batch), after 3 SGD steps 7.0e-6]. 1e-4 forward and 2e-4 for gradients and
-  SGD steps are ~30x the measured maxima, so a noisier summation order on
+  SGD steps are 10-30x the measured maxima, so a noisier summation order on
   another CPU still passes while any real difference fails.
 """
 
@@ -30,15 +34,19 @@ import torch
 from flax import nnx
 
 from drml_jax.model import train_state
-from drml_jax.model.network import DRML
+from drml_jax.model.network import DRML, Outputs
 from drml_jax.store.interchange import to_torch_state_dict
-from drml_jax.train.losses import multilabel_sigmoid_cross_entropy
+from drml_jax.train.losses import drml_loss
 from drml_jax.train.optim import make_optimizer
 from drml_jax.train.steps import make_train_step
+from reference_torch.losses import masked_intensity_loss
 from reference_torch.losses import (
-  multilabel_sigmoid_cross_entropy as torch_loss,
+  multilabel_sigmoid_cross_entropy as torch_occurrence_loss,
 )
 from reference_torch.model import DRML as TorchDRML
+from reference_torch.model import (
+  expected_intensity as torch_expected_intensity,
+)
 
 TOLERANCE = {
   "float32": {"forward": 1e-4, "grad": 2e-4, "sgd": 2e-4},
@@ -91,8 +99,10 @@ def make_pair(
   region_bn: str = "affine",
   dropout=0.0,
   grid=(8, 8),
+  intensity: bool = True,
 ):
-  """A Flax DRML and a PyTorch DRML holding the same random weights."""
+  """A Flax DRML and a PyTorch DRML holding the same random weights, the
+  intensity head included unless `intensity` is False."""
   param_dtype = jnp.dtype(dtype)
   model = DRML(
     NUM_AUS,
@@ -101,6 +111,7 @@ def make_pair(
     region_bn=region_bn,
     input_size=input_size,
     dropout=dropout,
+    intensity=intensity,
     region_conv="unrolled",
     param_dtype=param_dtype,
     rngs=nnx.Rngs(0),
@@ -113,6 +124,7 @@ def make_pair(
     region_bn=region_bn,
     input_size=input_size,
     dropout=dropout,
+    intensity=intensity,
   )
   reference = reference.to(getattr(torch, dtype))
   reference.load_state_dict(to_torch_state_dict(model), strict=True)
@@ -125,7 +137,17 @@ def inputs(dtype: str, batch: int, input_size: int, seed: int = 0):
   labels = rng.choice(
     np.array([-1, 0, 1], np.int8), (batch, NUM_AUS), p=[0.5, 0.2, 0.3]
   )
-  return images, labels
+  # Intensities 0..5, a fifth of them unknown (-1).
+  intensity = rng.integers(-1, 6, (batch, NUM_AUS)).astype(np.int8)
+  return images, {"labels": labels, "intensity": intensity}
+
+
+def torch_loss(reference, images, batch):
+  """The reference model's training loss of a batch (`drml_loss`'s terms)."""
+  logits, thresholds = reference.outputs(to_torch_images(images))
+  return torch_occurrence_loss(
+    logits, torch.from_numpy(batch["labels"])
+  ) + masked_intensity_loss(thresholds, torch.from_numpy(batch["intensity"]))
 
 
 def to_torch_images(images):
@@ -150,12 +172,22 @@ def test_eval_logits_agree(dtype):
   images, _ = inputs(dtype, 2, size)
   model.eval()
   reference.eval()
-  logits = nnx.jit(lambda m, x: m(x))(model, jnp.asarray(images))
+  logits, intensity = nnx.jit(
+    lambda m, x: (lambda o: (o.logits, o.intensity))(m.outputs(x))
+  )(model, jnp.asarray(images))
   with torch.no_grad():
-    expected = reference(to_torch_images(images)).numpy()
-  assert np.abs(expected).max() > 1e-2  # logits that actually vary
+    expected, thresholds = reference.outputs(to_torch_images(images))
+    expected_intensity = torch_expected_intensity(thresholds)
+  assert np.abs(expected.numpy()).max() > 1e-2  # logits that actually vary
   assert_close(
     logits, expected, TOLERANCE[dtype]["forward"], f"eval logits {dtype}"
+  )
+  assert np.ptp(expected_intensity.numpy()) > 1e-3  # intensities that vary
+  assert_close(
+    intensity,
+    expected_intensity,
+    TOLERANCE[dtype]["forward"],
+    f"eval intensities {dtype}",
   )
 
 
@@ -191,12 +223,13 @@ def test_train_forward_and_running_statistics_agree(dtype, region_bn):
       assert int(ours[key]) == int(value) == 1, key
 
 
-def _jax_gradients(model, images, labels):
+def _jax_gradients(model, images, batch):
   graphdefs, state = train_state.split(model)
 
   def loss_of(params, batch_stats):
     merged = nnx.merge(graphdefs.train, params, batch_stats, copy=True)
-    return multilabel_sigmoid_cross_entropy(merged(images), labels)
+    outputs: Outputs = merged.outputs(images)
+    return drml_loss(outputs, batch)
 
   loss, grads = jax.jit(jax.value_and_grad(loss_of))(
     state.params, state.batch_stats
@@ -208,19 +241,18 @@ def _jax_gradients(model, images, labels):
 @pytest.mark.slow
 def test_loss_and_every_gradient_agree(dtype):
   model, reference = make_pair(dtype, input_size=SMALL_INPUT, grid=TRAIN_GRID)
-  images, labels = inputs(dtype, 4, SMALL_INPUT, seed=2)
-  loss, grads = _jax_gradients(model, jnp.asarray(images), jnp.asarray(labels))
+  images, batch = inputs(dtype, 4, SMALL_INPUT, seed=2)
+  loss, grads = _jax_gradients(model, jnp.asarray(images), batch)
   reference.train()
-  expected_loss = torch_loss(
-    reference(to_torch_images(images)), torch.from_numpy(labels)
-  )
+  expected_loss = torch_loss(reference, images, batch)
   expected_loss.backward()
   assert_close(
     loss, expected_loss.item(), TOLERANCE[dtype]["forward"], f"loss {dtype}"
   )
   named = dict(reference.named_parameters())
   regions = TRAIN_GRID[0] * TRAIN_GRID[1]
-  assert len(named) == regions * 4 + 8 * 2  # region BN + conv, 5 convs, 3 fcs
+  # Region BN + conv; 5 convs, 3 fcs and the intensity layer.
+  assert len(named) == regions * 4 + 9 * 2
   worst = max(named, key=lambda k: relative_error(grads[k], named[k].grad))
   assert_close(
     grads[worst],
@@ -244,14 +276,10 @@ def test_three_sgd_steps_agree(dtype):
   )
   reference.train()
   for seed in range(3):
-    images, labels = inputs(dtype, 4, SMALL_INPUT, seed=10 + seed)
-    state, loss = step(
-      state, {"image": jnp.asarray(images), "labels": jnp.asarray(labels)}
-    )
+    images, batch = inputs(dtype, 4, SMALL_INPUT, seed=10 + seed)
+    state, loss = step(state, {"image": jnp.asarray(images), **batch})
     torch_sgd.zero_grad()
-    expected = torch_loss(
-      reference(to_torch_images(images)), torch.from_numpy(labels)
-    )
+    expected = torch_loss(reference, images, batch)
     expected.backward()
     torch_sgd.step()
     assert_close(

@@ -41,6 +41,11 @@ def test_reference_run_writes_every_output(reference_run, tmp_path_factory):
     "| model | AU1 | AU2 |" in results
     and "constant: all AUs present" in results
   )
+  # The intensity head (on in these runs) is scored every epoch, per AU.
+  for record in evals:
+    assert set(record["icc"]) == set(record["f1"])
+    assert 0 <= record["mean_mae"] <= 5
+  assert "DRML ICC(3,1)" in results and "DRML MAE" in results
   assert (
     json.loads((reference_run / "config.json").read_text())["model"][
       "input_size"
@@ -59,6 +64,7 @@ def test_reference_run_writes_every_output(reference_run, tmp_path_factory):
   torch_model = TorchDRML(**infer_model_config(state_dict))
   torch_model.load_state_dict(state_dict, strict=True)
   assert torch_model.classifier[6].out_features == 12
+  assert torch_model.intensity.out_features == 12 * 5  # 5 thresholds per AU
 
 
 @pytest.mark.slow

@@ -22,7 +22,8 @@ TIMEOUT_S = 600
 
 
 def tiny_args(workdir, data_dir, *extra: str) -> list[str]:
-  """A 12-AU DRML on 66x66 inputs, 16 synthetic faces, 2 steps per epoch.
+  """A 12-AU DRML with the intensity head on 66x66 inputs, 16 synthetic
+  faces, 2 steps per epoch.
 
   A 2x2 region grid, not the paper's 8x8: the loop is under test, and each
   region adds its own convolutions to the compiled CPU step (4x4 took 2.3
@@ -56,6 +57,8 @@ def tiny_args(workdir, data_dir, *extra: str) -> list[str]:
     "--checkpoint-every-steps",
     "1",
     "--no-progress",
+    # The intensity head: the tiny synthetic set codes every intensity.
+    "--intensity",
     # All training subjects and the test split every epoch: the tiny set has
     # two training subjects, and these runs test the loop, not selection.
     "--selection",

@@ -199,6 +199,12 @@ def _checks(config) -> list[tuple[str, bool, str]]:
     ),
     ("model.dropout", 0 <= m.dropout < 1, "in [0, 1)"),
     (
+      "loss.intensity_weight",
+      finite(config.loss.intensity_weight)
+      and config.loss.intensity_weight >= 0,
+      "zero or a positive number",
+    ),
+    (
       "optim.learning_rate",
       finite(o.learning_rate) and o.learning_rate > 0,
       "a positive number",

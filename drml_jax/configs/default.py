@@ -91,6 +91,11 @@ FIELDS = {
     "use the region layer; --no-region-layer is the paper's ablation",
     None,
   ),
+  "model.intensity": (
+    "add the intensity head: each AU's intensity 0-5 beside its occurrence, "
+    "trained where the dataset codes it",
+    None,
+  ),
   "model.region_bn": (
     "region BatchNorm: affine (running statistics, as the PyTorch ports) "
     "or batch_stats (no affine, batch statistics always, as Caffe)",
@@ -122,6 +127,10 @@ FIELDS = {
     "weigh each AU's positives in the training loss: none, or train_rates "
     "(its negatives / positives in the training split)",
     ("none", "train_rates"),
+  ),
+  "loss.intensity_weight": (
+    "the weight of the intensity head's loss (with --intensity): how fast the head learns",
+    None,
   ),
   "optim.learning_rate": ("SGD's learning rate", None),
   "optim.momentum": ("SGD's momentum, in [0, 1)", None),
@@ -202,6 +211,7 @@ def get_config():
   config.model.input_size = 170
   config.model.grid = (8, 8)
   config.model.region_layer = True
+  config.model.intensity = False
   config.model.region_bn = "affine"
   config.model.init = "pytorch"
   config.model.dropout = 0.5
@@ -213,10 +223,12 @@ def get_config():
   config.kernels.region_conv = "auto"
   config.kernels.region_layout = "auto"
 
-  # The training loss (drml_jax/train/losses.py); the evaluation loss is never
-  # weighted. Neither the seed nor the paper weighs positives.
+  # The training loss (drml_jax/train/losses.py); the evaluation loss is the
+  # occurrence loss, never weighted. Neither the seed nor the paper weighs
+  # positives or predicts intensity.
   config.loss = ml_collections.ConfigDict()
   config.loss.pos_weight = "none"
+  config.loss.intensity_weight = 1.0
 
   # SGD as torch.optim.SGD computes it: make_optimizer's arguments.
   config.optim = ml_collections.ConfigDict()

@@ -22,6 +22,9 @@ def get_config():
   # decoding them again costs little CPU against an epoch
   # (benchmarks/README.md#the-quick-run).
   config.model.init = "he"
+  # The intensity head is on, so a new user sees it: the synthetic faces
+  # code every AU's intensity (docs/training.md#intensity).
+  config.model.intensity = True
   config.model.dropout = 0.0
   config.optim.learning_rate = 0.003
   config.optim.schedule = "step"

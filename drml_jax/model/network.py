@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from data_pipeline.labels import MAX_INTENSITY
 from drml_jax.model.convs import Conv
 from drml_jax.model.region import (
   RegionLayer,
@@ -20,6 +21,32 @@ from drml_jax.model.region import (
 
 INIT_VARIANTS = ("pytorch", "caffe", "he")
 REGION_LAYOUTS = ("auto", "image", "patches")
+
+
+class Outputs(NamedTuple):
+  """What the network computes for a batch.
+
+  logits: (B, num_aus) occurrence logits.
+  intensity_logits: (B, num_aus, MAX_INTENSITY) logits of P(intensity >= k),
+    k = 1 .. MAX_INTENSITY, or None for a network without the intensity head.
+  """
+
+  logits: jax.Array
+  intensity_logits: jax.Array | None = None
+
+  @property
+  def intensity(self) -> jax.Array | None:
+    """(B, num_aus) intensities in [0, MAX_INTENSITY] (`expected_intensity`),
+    or None without the head."""
+    if self.intensity_logits is None:
+      return None
+    return expected_intensity(self.intensity_logits)
+
+
+def expected_intensity(intensity_logits: jax.Array) -> jax.Array:
+  """sum_k P(intensity >= k): the intensity the ordinal head's threshold
+  logits (..., MAX_INTENSITY) expect, in [0, MAX_INTENSITY]."""
+  return jax.nn.sigmoid(intensity_logits).sum(-1)
 
 
 class Layer(NamedTuple):
@@ -227,6 +254,10 @@ class DRML(nnx.Module):
       convs (drml_jax.model.convs); "auto" runs conv1 banded and conv2 as an FFT
       on CPU, the others "chunked", and everything as lax on accelerators.
     region_layer: False removes the region layer (ablation).
+    intensity: add the intensity head, an ordinal one: a linear layer on
+      fc2's features beside fc3, giving each AU MAX_INTENSITY logits of
+      P(intensity >= k) (`outputs`); the features reach it without its
+      gradient, so it never changes what the occurrence layers learn.
     dropout: rate of the two hidden fc layers' dropout.
     input_size: side of the square input image.
     dtype: computation dtype (None: that of the parameters).
@@ -244,6 +275,7 @@ class DRML(nnx.Module):
     region_layout: str = "auto",
     conv: str = "auto",
     region_layer: bool = True,
+    intensity: bool = False,
     dropout: float = 0.5,
     input_size: int = 170,
     dtype=None,
@@ -311,6 +343,11 @@ class DRML(nnx.Module):
     self.fc1 = linear(height * width * channels, 4096, "fc_hidden")
     self.fc2 = linear(4096, 2048, "fc_hidden")
     self.fc3 = linear(2048, num_aus, "fc_out")
+    # Made after every other layer, so the others' initial values are the
+    # same with and without it.
+    self.fc_intensity = (
+      linear(2048, num_aus * MAX_INTENSITY, "fc_out") if intensity else None
+    )
     # Stateless: the train step passes a key derived from the step number.
     self.dropout1 = nnx.Dropout(dropout)
     self.dropout2 = nnx.Dropout(dropout)
@@ -375,6 +412,25 @@ class DRML(nnx.Module):
     for layer in self.layers(rngs):
       x = layer.apply(x)
     return x
+
+  @property
+  def has_intensity(self) -> bool:
+    """Whether the network has the intensity head."""
+    return self.fc_intensity is not None
+
+  def outputs(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> Outputs:
+    """The logits and, with the head, the intensity logits of a batch."""
+    *hidden, logits_layer = self.layers(rngs)
+    for layer in hidden:
+      x = layer.apply(x)
+    if self.fc_intensity is None:
+      return Outputs(logits_layer.apply(x))
+    # The head reads the features; its loss does not train them.
+    thresholds = self.fc_intensity(jax.lax.stop_gradient(x))
+    return Outputs(
+      logits_layer.apply(x),
+      thresholds.reshape(x.shape[0], -1, MAX_INTENSITY),
+    )
 
 
 def count_parameters(model: nnx.Module) -> int:

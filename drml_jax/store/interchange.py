@@ -138,6 +138,8 @@ def entries(model: DRML) -> list[Entry]:
   )
   result += _layer("classifier.3", "fc2", np.transpose, np.transpose)
   result += _layer("classifier.6", "fc3", np.transpose, np.transpose)
+  if model.has_intensity:
+    result += _layer("intensity", "fc_intensity", np.transpose, np.transpose)
   return result
 
 

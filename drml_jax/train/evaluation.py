@@ -14,6 +14,7 @@ from jax.experimental import multihost_utils
 from drml_jax.model import train_state
 from drml_jax.model.train_state import ModelState
 from drml_jax.runtime import parallel
+from drml_jax.scoring import scores
 from drml_jax.train import batches
 from drml_jax.train.steps import make_eval_step
 
@@ -28,38 +29,58 @@ class SplitResult:
     probabilities: (N, C) predicted probabilities of the split's examples
       (padding left out), in no particular order.
     labels: (N, C) their labels in {-1, 0, +1} (0: ignored).
+    intensity: (N, C) predicted intensities, None without the intensity head.
+    intensity_labels: (N, C) their intensities 0..5 (-1: unknown), None
+      without the head.
   """
 
   counts: np.ndarray
   loss: float
   probabilities: np.ndarray
   labels: np.ndarray
+  intensity: np.ndarray | None = None
+  intensity_labels: np.ndarray | None = None
 
 
 def evaluate_split(
   eval_step, state: ModelState, batches: Iterable[dict], mesh
 ) -> SplitResult:
-  """Counts, loss and probabilities over every batch of a split."""
+  """Counts, loss, probabilities and intensities over every batch of a split."""
   counts, loss, rows = None, jnp.zeros(()), []
   for batch in batches:
     batch = parallel.shard_batch(batch, mesh)
-    batch_counts, batch_loss, probabilities = eval_step(state, batch)
+    batch_counts, batch_loss, probabilities, intensity = eval_step(state, batch)
     counts = batch_counts if counts is None else counts + batch_counts
     loss = loss + batch_loss
-    rows.append((probabilities, batch["labels"], batch["valid"]))
+    row = {
+      "probabilities": probabilities,
+      "labels": batch["labels"],
+      "valid": batch["valid"],
+    }
+    if intensity is not None:
+      row.update(intensity=intensity, intensity_labels=batch["intensity"])
+    rows.append(row)
   counts, loss = parallel.fetch((counts, loss))
-  probabilities, labels, valid = (
-    np.concatenate(part)
-    for part in zip(
-      *(multihost_utils.process_allgather(row, tiled=True) for row in rows)
-    )
-  )
+  gathered = [
+    multihost_utils.process_allgather(row, tiled=True) for row in rows
+  ]
+  columns = {
+    key: np.concatenate([row[key] for row in gathered]) for key in rows[0]
+  }
+  valid = columns.pop("valid")
   return SplitResult(
     counts=counts,
     loss=float(loss) / max(int(valid.sum()), 1),
-    probabilities=probabilities[valid],
-    labels=labels[valid],
+    **{key: column[valid] for key, column in columns.items()},
   )
+
+
+def scored_intensity(result: SplitResult, aus) -> dict | None:
+  """`scores.intensity_scores` of an evaluation; None without the intensity
+  head or where the split codes no intensity at all."""
+  if result.intensity is None or not (result.intensity_labels >= 0).any():
+    return None
+  return scores.intensity_scores(result.intensity, result.intensity_labels, aus)
 
 
 def evaluate_model(

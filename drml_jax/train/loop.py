@@ -27,7 +27,7 @@ from drml_jax.rendering import plots, run_page, tables
 from drml_jax.runtime import parallel, signals
 from drml_jax.scoring import scores
 from drml_jax.store import checkpoint, workdir
-from drml_jax.train.evaluation import SplitResult
+from drml_jax.train.evaluation import SplitResult, scored_intensity
 from drml_jax.train.run import Run, TrainingError, is_primary, kept_message
 
 logger = logging.getLogger(__name__)
@@ -231,6 +231,7 @@ def _scored(run: Run, evaluation: SplitResult) -> tuple[dict, str]:
     evaluation.counts,
     run.aus,
     auc=scores.roc_auc(evaluation.probabilities, evaluation.labels),
+    intensity=scored_intensity(evaluation, run.aus),
   )
   return scores.eval_record(result, run.aus), tables.evaluation_text(result)
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from data_pipeline import errors, registry, splits
 from drml_jax import configs
+from drml_jax.configs import default
 from drml_jax.model import factory, train_state
 from drml_jax.model.factory import build_model
 from drml_jax.model.train_state import TrainState
@@ -26,10 +27,7 @@ from drml_jax.runtime import host_memory, parallel
 from drml_jax.store import checkpoint, saved_run, workdir
 from drml_jax.train import batches
 from drml_jax.train.evaluation import SplitResult, evaluate_split
-from drml_jax.train.losses import (
-  multilabel_sigmoid_cross_entropy,
-  positive_weights,
-)
+from drml_jax.train.losses import drml_loss, positive_weights
 from drml_jax.train.optim import make_optimizer
 from drml_jax.train.steps import make_eval_step, make_train_step
 
@@ -65,10 +63,14 @@ def _lookup(tree: dict, path: str):
 
 
 def _check_resumable(config, saved: dict) -> None:
-  """Raises unless `config` asks for the computation of the saved config."""
+  """Raises unless `config` asks for the computation of the saved config; a
+  field the saved config lacks (added since) has its default value."""
   resolved = json.loads(config.to_json())
+  defaults = json.loads(default.get_config().to_json())
   for path in configs.paths(config):
     old, new = _lookup(saved, path), _lookup(resolved, path)
+    if old is None:
+      old = _lookup(defaults, path)
     if not configs.resumable(path) and old != new:
       flag = configs.flag(path)
       raise TrainingError(
@@ -163,10 +165,11 @@ class Run:
       tx,
       seed=config.seed,
       loss_fn=functools.partial(
-        multilabel_sigmoid_cross_entropy,
+        drml_loss,
         pos_weight=None
         if self.pos_weight is None
         else jnp.asarray(self.pos_weight),
+        intensity_weight=config.loss.intensity_weight,
       ),
       prepare=self.batches.model_inputs,
     )

@@ -3,7 +3,8 @@
 The steps are plain `jax.jit` functions of state pytrees (no `nnx.jit`
 per-call overhead); the train step differentiates exactly the parameters
 and returns the next state, its buffers donated. A step takes a batch dict
-with "labels" (and "valid" to evaluate); `prepare` makes the model's inputs
+with "labels", "intensity" where the network has the intensity head, and
+"valid" to evaluate; `prepare` makes the model's inputs
 from it inside the step: `model_inputs.ModelInputs` from the pipeline's
 uint8 images and crop windows, or by default the batch's "image" as it is.
 """
@@ -18,7 +19,7 @@ from flax import nnx
 
 from drml_jax.model.train_state import ModelState, TrainState, merge
 from drml_jax.scoring.metrics import confusion_counts
-from drml_jax.train.losses import multilabel_sigmoid_cross_entropy
+from drml_jax.train.losses import drml_loss, multilabel_sigmoid_cross_entropy
 
 
 def model_images(batch: dict) -> jax.Array:
@@ -36,20 +37,22 @@ def make_train_step(
   tx: optax.GradientTransformation,
   *,
   seed: int = 0,
-  loss_fn: Callable = multilabel_sigmoid_cross_entropy,
+  loss_fn: Callable = drml_loss,
   prepare: Callable = model_images,
   donate: bool = True,
 ) -> Callable:
-  """step(state, batch) -> (next state, loss)."""
+  """step(state, batch) -> (next state, loss); loss_fn(outputs, batch) is
+  the loss of the network's `Outputs`."""
 
   def step(state: TrainState, batch: dict):
-    images, labels = prepare(batch), batch["labels"]
+    images = prepare(batch)
 
     def loss_of(params):
       # Fresh Variables at this trace level: the region layer's nnx.vmap
       # refuses the ones jit created one level up.
       model = nnx.merge(graphdef, params, state.batch_stats, copy=True)
-      loss = loss_fn(model(images, rngs=dropout_rngs(seed, state.step)), labels)
+      outputs = model.outputs(images, rngs=dropout_rngs(seed, state.step))
+      loss = loss_fn(outputs, batch)
       return loss, nnx.state(model, nnx.BatchStat)
 
     (loss, batch_stats), grads = jax.value_and_grad(loss_of, has_aux=True)(
@@ -71,17 +74,21 @@ def make_eval_step(
   loss_fn: Callable = multilabel_sigmoid_cross_entropy,
   prepare: Callable = model_images,
 ) -> Callable:
-  """step(model_state, batch) -> (counts (C,4), summed loss, probabilities
-  (B,C)); the probabilities feed the host-side AUC."""
+  """step(model_state, batch) -> (counts (C,4), summed occurrence loss,
+  probabilities (B,C), intensities (B,C) or None without the intensity
+  head); the probabilities feed the host-side AUC, the intensities the
+  intensity scores."""
 
   def step(state: ModelState, batch: dict):
     images, labels, valid = prepare(batch), batch["labels"], batch["valid"]
-    logits = merge(graphdef, state)(images)
+    outputs = merge(graphdef, state).outputs(images)
+    logits, intensity = outputs.logits, outputs.intensity
     labels = labels * valid[:, None].astype(labels.dtype)
     return (
       confusion_counts(logits, labels, valid),
       loss_fn(logits, labels) * images.shape[0],
       jax.nn.sigmoid(logits.astype(jax.numpy.float32)),
+      None if intensity is None else intensity.astype(jax.numpy.float32),
     )
 
   return jax.jit(step)
