@@ -73,8 +73,9 @@ def au_list(text: str) -> tuple[int, ...]:
 
 def add_model_flags(parser: argparse.ArgumentParser, onnx: bool = False):
   """A trained model's flags, as predict and export take them: --workdir or
-  --checkpoint (the returned group: one of them is required), --aus, and
-  with `onnx` --onnx as a third choice (`check_model_flags`)."""
+  --checkpoint (the returned group: one of them is required), --aus,
+  --intensity (the model must have the intensity head), and with `onnx`
+  --onnx as a third choice (`check_model_flags`)."""
   model = parser.add_mutually_exclusive_group(required=True)
   model.add_argument(
     "--workdir", help="a drml_jax.train work directory (its best checkpoint)"
@@ -93,6 +94,13 @@ def add_model_flags(parser: argparse.ArgumentParser, onnx: bool = False):
     default=None,
     help="the checkpoint's AUs, e.g. 1,2,4 (default: the run's dataset's, "
     "else DISFA+'s 12 or DISFA's 8)",
+  )
+  parser.add_argument(
+    "--intensity",
+    action="store_true",
+    help="require AU intensities (0-5): refuse a model without the "
+    "intensity head (one trained with --intensity has it); without this "
+    "flag they are given whenever the model has the head",
   )
   return model
 

@@ -1,9 +1,11 @@
 """python -m drml_jax.export: ONNX and StableHLO files that compute the JAX
-model's logits and carry its AUs, thresholds and preprocessing; predict
---onnx; bad inputs in one line, nothing half written.
+model's logits (and intensities, with the intensity head) and carry its AUs,
+thresholds and preprocessing; predict --onnx, on those files and on files
+from before the head; bad inputs in one line, nothing half written.
 
-A random DRML on 66x66 inputs with a 2x2 region grid stands for the real
-one (it exports in seconds); one slow test exports the full 170x170 model.
+A random DRML on 66x66 inputs with a 2x2 region grid and the intensity head
+stands for the real one (it exports in seconds); one slow test exports the
+full 170x170 model, without the head.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import onnxruntime
 import orbax.checkpoint as ocp
 import pytest
 import torch
+from flax import nnx
 from PIL import Image
 
 from data_pipeline.sources.base import DISFA_PLUS_AUS
@@ -37,8 +40,10 @@ MODEL_CONFIG = {
   "grid": [2, 2],
   "init": "he",
   "dropout": 0.0,
+  "intensity": True,
 }
-# onnxruntime against the JAX model, relative to the largest |logit|: two
+# onnxruntime against the JAX model, relative to the largest |logit| (and
+# the intensities to the largest intensity): two
 # frameworks' float32 convolutions sum in different orders (4.0e-6
 # measured here and 4.0e-6 on the full model).
 ONNX_RTOL = 1e-5
@@ -67,8 +72,10 @@ def run(tmp_path_factory):
   mean image (which the exports must carry)."""
   folder = tmp_path_factory.mktemp("export") / "run"
   model = factory.build_model(MODEL_CONFIG, seed=3)
-  # Logits of about +-2.6 on these inputs: probabilities spread, unsaturated.
+  # Logits of about +-2.6 on these inputs: probabilities spread, unsaturated;
+  # the intensity head's scaled up to spread the intensities over (0, 5).
   model.fc3.kernel[...] = model.fc3.kernel[...] * 0.2
+  model.fc_intensity.kernel[...] = model.fc_intensity.kernel[...] * 30
   mean = np.random.default_rng(1).uniform(60, 180, (200, 200, 3))
   checkpoint.save_model(
     folder,
@@ -96,10 +103,21 @@ def _logits(model, images) -> np.ndarray:
   return np.asarray(jax.jit(logits)(weights, images))
 
 
+def _intensities(model, images) -> np.ndarray:
+  outputs, weights = network_of(model, outputs=True)
+  return np.asarray(jax.jit(outputs)(weights, images)[1])
+
+
 @pytest.fixture(scope="module")
 def expected(run, images):
   """The JAX model's logits, in the forms it runs on this backend."""
   return _logits(saved_run.load(checkpoint=run).model, images)
+
+
+@pytest.fixture(scope="module")
+def expected_intensities(run, images):
+  """The JAX model's intensities, likewise."""
+  return _intensities(saved_run.load(checkpoint=run).model, images)
 
 
 def _export(argv, capsys) -> tuple[int, str]:
@@ -118,7 +136,9 @@ def onnx_file(run, tmp_path_factory):
   return out
 
 
-def test_onnx_gives_the_jax_logits_for_any_batch(onnx_file, images, expected):
+def test_onnx_gives_the_jax_logits_for_any_batch(
+  onnx_file, images, expected, expected_intensities
+):
   assert os.listdir(onnx_file.parent) == [onnx_file.name]  # one file
   model = onnx.load(str(onnx_file))
   assert max(o.version for o in model.opset_import if o.domain == "") >= 17
@@ -127,10 +147,13 @@ def test_onnx_gives_the_jax_logits_for_any_batch(onnx_file, images, expected):
   session = onnxruntime.InferenceSession(
     str(onnx_file), providers=["CPUExecutionProvider"]
   )
+  assert [o.name for o in session.get_outputs()] == ["logits", "intensities"]
   for count in (1, 3):
-    (logits,) = session.run(None, {"images": images[:count]})
-    assert logits.shape == (count, 12)
+    logits, intensities = session.run(None, {"images": images[:count]})
+    assert logits.shape == intensities.shape == (count, 12)
     assert relative_error(logits, expected[:count]) < ONNX_RTOL
+    assert relative_error(intensities, expected_intensities[:count]) < ONNX_RTOL
+  assert expected_intensities.std() > 0.3, "spread, not one value"
 
 
 def test_onnx_metadata_carries_the_checkpoints_inputs(onnx_file, run):
@@ -140,6 +163,8 @@ def test_onnx_metadata_carries_the_checkpoints_inputs(onnx_file, run):
   assert fields.aus == DISFA_PLUS_AUS
   assert json.loads(props["au_names"])[:2] == ["AU01", "AU02"]
   assert fields.thresholds.tolist() == [0.5] * 12
+  assert fields.outputs == ("logits", "intensities") and fields.has_intensity
+  assert "intensities: float32 (N, 12)" in props["output"]
   assert (fields.mode, fields.normalization, fields.input_size) == (
     "crop",
     "bgr_mean",
@@ -162,6 +187,12 @@ def test_metadata_round_trip_of_tuned_thresholds():
   assert "mean_image" not in props
   fields = metadata.decode(props, "x.onnx")
   assert fields.aus == (1, 2) and fields.thresholds.tolist() == [0.3, 0.71]
+  assert fields.outputs == ("logits",) and not fields.has_intensity
+  # A file from before the intensity head has no "outputs": logits alone.
+  old = {k: v for k, v in props.items() if k != "outputs"}
+  assert metadata.decode(old, "x.onnx").outputs == ("logits",)
+  with pytest.raises(ValueError, match="x.onnx: damaged DRML metadata"):
+    metadata.decode({**props, "outputs": '["probabilities"]'}, "x.onnx")
   with pytest.raises(ValueError, match="x.onnx: metadata thresholds"):
     metadata.decode({**props, "thresholds": "[0.3]"}, "x.onnx")
   with pytest.raises(ValueError, match="x.onnx: damaged DRML metadata"):
@@ -169,7 +200,7 @@ def test_metadata_round_trip_of_tuned_thresholds():
 
 
 def test_stablehlo_archive_gives_the_jax_logits(
-  run, images, expected, tmp_path
+  run, images, expected, expected_intensities, tmp_path
 ):
   out = tmp_path / "drml.zip"
   assert (
@@ -180,18 +211,39 @@ def test_stablehlo_archive_gives_the_jax_logits(
   )
   assert os.listdir(tmp_path) == ["drml.zip"]
   exported, weights, props = stablehlo.read(str(out))
-  assert metadata.decode(props, str(out)).aus == DISFA_PLUS_AUS
+  fields = metadata.decode(props, str(out))
+  assert fields.aus == DISFA_PLUS_AUS and fields.has_intensity
   same_forms = saved_run.load(checkpoint=run, **stablehlo.KERNELS).model
   for count in (1, 3):
-    logits = np.asarray(exported.call(weights, images[:count]))
+    logits, intensities = map(
+      np.asarray, exported.call(weights, images[:count])
+    )
     same = _logits(same_forms, images[:count])  # the same batch: one program
     assert relative_error(logits, same) <= STABLEHLO_RTOL
     assert relative_error(logits, expected[:count]) < FORMS_RTOL
+    same = _intensities(same_forms, images[:count])
+    assert relative_error(intensities, same) <= STABLEHLO_RTOL
+    wanted = expected_intensities[:count]
+    assert relative_error(intensities, wanted) < FORMS_RTOL
 
 
 def _read_csv(path) -> list[dict]:
   with open(path, newline="") as f:
     return list(csv.DictReader(f))
+
+
+def _one_output(onnx_file, path) -> str:
+  """The export as a file from before the intensity head: the logits its
+  only output, no "outputs" in its metadata."""
+  model = onnx.load(str(onnx_file))
+  kept = [o for o in model.graph.output if o.name == "logits"]
+  del model.graph.output[:]
+  model.graph.output.extend(kept)
+  props = [p for p in model.metadata_props if p.key != "outputs"]
+  del model.metadata_props[:]
+  model.metadata_props.extend(props)
+  onnx.save(model, str(path))
+  return str(path)
 
 
 def test_predict_onnx_gives_the_jax_predictors_csv(
@@ -207,22 +259,77 @@ def test_predict_onnx_gives_the_jax_predictors_csv(
     predict.main([*common, "--checkpoint", run, "--out", str(jax_csv)]) == 0
   )
   assert (
-    predict.main([*common, "--onnx", str(onnx_file), "--out", str(onnx_csv)])
+    predict.main(
+      [*common, "--onnx", str(onnx_file), "--out", str(onnx_csv)]
+      + ["--intensity"]
+    )
     == 0
   )
   assert "predicting with ONNX file" in capsys.readouterr().out
   jax_rows, onnx_rows = _read_csv(jax_csv), _read_csv(onnx_csv)
   assert list(jax_rows[0]) == list(onnx_rows[0])
   aus = [name for name in jax_rows[0] if name.startswith("AU")]
+  assert aus[24:] == [f"AU{au:02d}_r" for au in DISFA_PLUS_AUS]
   values = [
     np.array([[float(row[name]) for name in aus] for row in rows])
     for rows in (jax_rows, onnx_rows)
   ]
-  probabilities = values[0][:, :12]
+  probabilities, intensities = values[0][:, :12], values[0][:, 24:]
   assert probabilities.std() > 0.1, "spread, not saturated"
-  np.testing.assert_allclose(values[1], values[0], atol=PROBABILITY_ATOL)
+  assert 0 <= intensities.min() and intensities.max() <= 5
+  np.testing.assert_allclose(
+    values[1][:, :24], values[0][:, :24], atol=PROBABILITY_ATOL
+  )
+  # An intensity sums five sigmoids of threshold logits that the head's 30x
+  # weights make large: onnxruntime's float32 rounding moves it by up to
+  # 6e-5 (measured) on its 0-5 scale, against 1e-6 for a probability.
+  np.testing.assert_allclose(values[1][:, 24:], intensities, atol=2e-4)
   for name in ("file", "success"):
     assert [r[name] for r in jax_rows] == [r[name] for r in onnx_rows]
+
+  # A file from before the head: occurrence as before, no AUxx_r columns;
+  # --intensity refused in one line, nothing written.
+  old = _one_output(onnx_file, tmp_path / "old.onnx")
+  old_csv = tmp_path / "old.csv"
+  argv = [*common, "--onnx", old, "--out", str(old_csv)]
+  assert predict.main([*argv, "--intensity"]) == 2
+  captured = capsys.readouterr()
+  assert (
+    "no intensity head" in _error_line(captured.err) and old in captured.err
+  )
+  assert not old_csv.exists() and not captured.out
+  assert predict.main(argv) == 0
+  old_rows = _read_csv(old_csv)
+  assert list(old_rows[0]) == list(jax_rows[0])[: -len(DISFA_PLUS_AUS)]
+  np.testing.assert_allclose(
+    np.array([[float(row[name]) for name in aus[:24]] for row in old_rows]),
+    values[0][:, :24],
+    atol=PROBABILITY_ATOL,
+  )
+
+
+def test_export_intensity_refuses_a_model_without_the_head(
+  run, tmp_path, capsys
+):
+  """--intensity: one line, before anything is written."""
+  model = nnx.clone(saved_run.load(checkpoint=run).model)
+  model.fc_intensity = None
+  config = {k: v for k, v in MODEL_CONFIG.items() if k != "intensity"}
+  folder = tmp_path / "no_head"
+  checkpoint.save_model(
+    folder, model, config, checkpoint.Inputs(aus=DISFA_PLUS_AUS)
+  )
+  for format in ("onnx", "stablehlo"):
+    out = tmp_path / f"m.{format}"
+    status, err = _export(
+      ["--checkpoint", str(folder), "--format", format, "--out", str(out)]
+      + ["--intensity"],
+      capsys,
+    )
+    assert status == 2 and f"{folder}" in _error_line(err)
+    assert "has no intensity head" in err and "--intensity" in err
+    assert not out.exists()
+  assert sorted(os.listdir(tmp_path)) == ["no_head"]
 
 
 def _error_line(err: str) -> str:

@@ -40,6 +40,7 @@ MODEL_CONFIG = {
   "grid": (2, 2),  # a region conv per cell, each compiled apart: few is quick
   "init": "he",
   "dropout": 0.0,
+  "intensity": True,  # the answers carry AUxx_r
 }
 # Live against offline predict: the same crops run in batches of other
 # sizes, so XLA's float32 sums differ in order (up to 1.4e-6 measured in
@@ -51,9 +52,11 @@ WAIT_S = 60  # the most a test waits for a subprocess's output
 
 @pytest.fixture(scope="module")
 def drml():
-  """A tiny random DRML whose probabilities spread over (0, 1)."""
+  """A tiny random DRML whose probabilities spread over (0, 1), with the
+  intensity head."""
   model = factory.build_model(MODEL_CONFIG, seed=3)
   model.fc3.kernel[...] = model.fc3.kernel[...] * 30
+  model.fc_intensity.kernel[...] = model.fc_intensity.kernel[...] * 30
   return model
 
 
@@ -98,8 +101,8 @@ def _rows(path) -> list[dict]:
 
 
 def _assert_same_rows(rows, expected):
-  """Rows equal as predict writes them: AU probabilities within
-  PROBABILITY_ATOL, every other cell the same."""
+  """Rows equal as predict writes them: AU probabilities (and intensities)
+  within PROBABILITY_ATOL, every other cell the same."""
   assert len(rows) == len(expected)
   for row, want in zip(rows, expected):
     for name, value in want.items():
@@ -304,9 +307,10 @@ def test_a_photo_posted_gets_predicts_row(predictor, tmp_path):
   [offline] = stream.Stream(lambda: predictor)(
     [str(tmp_path / "astronaut.png")], on_error=pytest.fail
   )
+  columns = stream.COLUMNS + tuple(stream.au_columns(AUS, intensity=True))
   [row] = [
-    dict(zip(stream.COLUMNS + tuple(stream.au_columns(AUS)), map(str, cells)))
-    for cells in stream.csv_rows(offline, AUS)
+    dict(zip(columns, map(str, cells), strict=True))
+    for cells in stream.csv_rows(offline, AUS, intensity=True)
   ]
   with server.running(predictor) as url:
 
@@ -317,6 +321,9 @@ def test_a_photo_posted_gets_predicts_row(predictor, tmp_path):
     status, record = asyncio.run(ask())
   assert status == 200 and record["source"] == "photo"
   [face] = record["faces"]
+  # The intensity head's values follow the occurrences, in [0, 5].
+  assert list(face)[-36:] == list(columns)[-36:]
+  assert all(0 <= face[f"AU{au:02d}_r"] <= 5 for au in AUS)
   _assert_face_is_row(face, row, atol=PROBABILITY_ATOL)
 
 
@@ -487,7 +494,7 @@ def test_the_live_page_in_a_browser_with_a_fake_camera(
     # What the page shows, read at one moment: the last answer and the bars.
     shown, bars = page.evaluate(
       "[window.live.shown, Array.from(document.querySelectorAll('#bars tr'),"
-      " r => [r.dataset.au, r.dataset.p])]"
+      " r => [r.dataset.au, r.dataset.p, r.dataset.r])]"
     )
     boxes = page.eval_on_selector("#overlay", "c => [c.width, c.height]")
     with page.expect_download() as download:
@@ -503,8 +510,12 @@ def test_the_live_page_in_a_browser_with_a_fake_camera(
   received = [json.loads(text) for text in answers]
   assert shown in received and shown["faces"]
   face = min(shown["faces"], key=lambda f: f["face_id"])
-  assert [name for name, _ in bars] == [f"AU{au:02d}" for au in AUS]
-  assert all(float(p) == face[name] for name, p in bars)
+  assert [name for name, _, _ in bars] == [f"AU{au:02d}" for au in AUS]
+  assert all(float(p) == face[name] for name, p, _ in bars)
+  # And each AU's intensity beside its bar.
+  assert all(float(r) == face[f"{name}_r"] for name, _, r in bars)
   assert boxes == [320, 240]
   assert len(recorded) >= 5 and recorded[0]["face_id"] == "0"
-  assert {f"AU{au:02d}" for au in AUS} <= set(recorded[0])
+  assert {f"AU{au:02d}{s}" for au in AUS for s in ("", "_r")} <= set(
+    recorded[0]
+  )

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 import torch
+from flax import nnx
 from PIL import Image
 
 from data_pipeline import registry, splits
@@ -32,6 +33,7 @@ MODEL_CONFIG = {
   "input_size": INPUT,
   "init": "he",
   "dropout": 0.0,
+  "intensity": True,  # the head on: predict's tests cover its AUxx_r columns
 }
 # Two predictions of the same crops: the forward passes differ in batch size,
 # so XLA's float32 sums differ in order (observed up to 1.4e-6 on these
@@ -41,6 +43,10 @@ PROBABILITY_ATOL = 1e-5
 # pixels by one level (the first test), which this tiny random model, its
 # last layer scaled 30x to spread its outputs, amplifies to 4.5e-4 (measured).
 EVALUATION_ATOL = 1e-3
+# The CSV's intensities against the model's own `outputs` on the same
+# preprocessed faces: 5 x a sigmoid, so 5 x PROBABILITY_ATOL.
+INTENSITY_ATOL = 5 * PROBABILITY_ATOL
+AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)  # the tiny dataset's
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +61,30 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model():
-  """A random 12-AU DRML whose probabilities spread over (0, 1)."""
+  """A random 12-AU DRML whose probabilities spread over (0, 1), and its
+  intensities over (0, 5)."""
   drml = factory.build_model(MODEL_CONFIG, seed=3)
   drml.fc3.kernel[...] = drml.fc3.kernel[...] * 30
+  drml.fc_intensity.kernel[...] = drml.fc_intensity.kernel[...] * 30
   return drml
 
 
-def _workdir(path, builder, drml, *, mode="resize", normalization="rgb"):
+def _without_head(drml):
+  """The model without its intensity head, every other weight the same."""
+  copy = nnx.clone(drml)
+  copy.fc_intensity = None
+  return copy
+
+
+def _workdir(
+  path,
+  builder,
+  drml,
+  *,
+  mode="resize",
+  normalization="rgb",
+  model_config=MODEL_CONFIG,
+):
   """A work directory as drml_jax.train leaves it: config.json and
   checkpoints/, whose step stores the inputs as training stores them."""
   inputs = checkpoint.Inputs(
@@ -71,7 +94,7 @@ def _workdir(path, builder, drml, *, mode="resize", normalization="rgb"):
     input_size=INPUT,
     mean=splits.mean_image(builder) if normalization == "bgr_mean" else None,
   )
-  checkpoint.save_model(path / CHECKPOINT_DIR, drml, MODEL_CONFIG, inputs)
+  checkpoint.save_model(path / CHECKPOINT_DIR, drml, model_config, inputs)
   (path / CONFIG_FILE).write_text(
     json.dumps(
       {
@@ -115,9 +138,7 @@ def _read_csv(path):
 
 
 def _au_values(rows, suffix=""):
-  names = [
-    f"AU{au:02d}{suffix}" for au in (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
-  ]
+  names = [f"AU{au:02d}{suffix}" for au in AUS]
   return np.array([[float(row[name]) for name in names] for row in rows])
 
 
@@ -248,9 +269,20 @@ def test_a_workdir_without_its_dataset_predicts_evaluates_and_converts(
 
 @pytest.mark.slow  # compiles two predictors
 def test_a_checkpoint_from_before_stored_inputs_reads_its_runs_dataset(
-  tiny, model, test_split, tmp_path
+  tiny, model, test_split, tmp_path, capsys
 ):
-  run = _workdir(tmp_path, tiny, model, mode="crop", normalization="bgr_mean")
+  """An old checkpoint: no inputs stored, and no intensity head (its
+  model_config has no "intensity"), so predict writes the columns it always
+  did and refuses --intensity in one line."""
+  old_config = {k: v for k, v in MODEL_CONFIG.items() if k != "intensity"}
+  run = _workdir(
+    tmp_path,
+    tiny,
+    _without_head(model),
+    mode="crop",
+    normalization="bgr_mean",
+    model_config=old_config,
+  )
   shutil.rmtree(run / CHECKPOINT_DIR / "0" / checkpoint.INPUTS_ITEM)
   shutil.rmtree(run / CHECKPOINT_DIR / "0" / checkpoint.MEAN_ITEM)
   loaded = saved_predictor.load_predictor(workdir=str(run), batch_size=4)
@@ -259,7 +291,25 @@ def test_a_checkpoint_from_before_stored_inputs_reads_its_runs_dataset(
     "bgr_mean",
     registry.aus(tiny),
   )
+  # The headed model's probabilities: the head changes no other output.
   _assert_uses_the_mean_image(loaded, model, tiny, test_split[1][:3])
+  assert not loaded.has_intensity
+  assert loaded(test_split[1][:1]).intensities is None
+
+  folder = test_split[0]
+  out = tmp_path / "old.csv"
+  argv = [str(folder), "--workdir", str(run), "--faces", "aligned"]
+  argv += ["--out", str(out), "--batch-size", "4"]  # the program compiled
+  status, stdout, err = _predict([*argv, "--intensity"], capsys)
+  assert status == 2 and not stdout and not out.exists()
+  assert err.count("\n") == 1 and err.startswith("error: --intensity: "), err
+  assert f"{run / CHECKPOINT_DIR} (step 0) has no intensity head" in err
+  assert "train a model with one (python -m drml_jax.train --intensity)" in err
+  status, _, err = _predict(argv, capsys)
+  assert status == 0, err
+  assert list(_read_csv(out)[0]) == list(stream.COLUMNS) + [
+    f"AU{au:02d}{suffix}" for suffix in ("", "_c") for au in AUS
+  ]
 
 
 @pytest.mark.slow
@@ -321,6 +371,21 @@ def test_aligned_faces_get_evaluations_probabilities_and_counts(
   # No probability this close to 0.5, so the occurrences must agree exactly.
   assert np.abs(probabilities - 0.5).min() > EVALUATION_ATOL
   np.testing.assert_array_equal(occurrences, logits > 0)
+
+  # The intensity head's AUxx_r columns, after the occurrences: the model's
+  # own intensities on the same faces, preprocessed as predict does.
+  header = list(rows[0])
+  assert header[-36:] == [
+    f"AU{au:02d}{suffix}" for suffix in ("", "_c", "_r") for au in AUS
+  ]
+  intensities = _au_values(rows, "_r")
+  faces = ModelInputs("resize", "rgb", input_size=INPUT).faces(test_split[1])
+  expected = np.asarray(
+    train_state.merge(graphdefs.eval, state).outputs(faces).intensity
+  )
+  np.testing.assert_allclose(intensities, expected, atol=INTENSITY_ATOL)
+  assert 0 <= intensities.min() and intensities.max() <= 5
+  assert intensities.std() > 0.5, "spread over the scale, not saturated"
 
   report = tmp_path / "eval.json"
   assert (

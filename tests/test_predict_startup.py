@@ -22,7 +22,14 @@ from tests import train_support
 # Each test reads, exports and compiles a model: seconds apiece.
 pytestmark = pytest.mark.slow
 
-MODEL_CONFIG = {"num_aus": 12, "input_size": 66, "init": "he", "dropout": 0.0}
+# With the intensity head: the saved predictor keeps its third output.
+MODEL_CONFIG = {
+  "num_aus": 12,
+  "input_size": 66,
+  "init": "he",
+  "dropout": 0.0,
+  "intensity": True,
+}
 HEAVY = (
   "tensorflow",
   "torch",
@@ -66,8 +73,10 @@ def test_the_second_load_is_the_saved_predictor(tmp_path, private, faces):
   [entry] = os.listdir(private)
   second = saved_predictor.load_predictor(checkpoint=run)
   assert isinstance(second.weights[0], type(first.weights[0]))
-  for a, b in zip(first(faces), second(faces)):
+  assert first.has_intensity and second.has_intensity
+  for a, b in zip(first(faces), second(faces), strict=True):
     np.testing.assert_array_equal(a, b)
+  assert second(faces).intensities.shape == (1, 12)
   assert (second.aus, second.input_size, second.description) == (
     first.aus,
     first.input_size,

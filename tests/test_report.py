@@ -180,12 +180,14 @@ def _frame(name: str, probabilities) -> FrameAUs:
   crop = np.full((200, 200, 3), 40 * len(name) % 255, np.uint8)
   face = FaceAUs(0, None, crop, np.asarray(probabilities, np.float32))
   face.occurrences = face.probabilities >= 0.5
+  face.intensities = 5 * face.probabilities  # a model with the head
   return FrameAUs(name, 0, None, [face])
 
 
 def test_faces_left_out_and_evidence_images(browser, tmp_path):
   """A page without a model: three photo faces, two kept, each with an
-  evidence image (what saliency draws), and an input that failed."""
+  evidence image (what saliency draws) and intensities (the intensity
+  head's), and an input that failed."""
   kept = gathered.Gathered(
     keep_faces=2,
     evidence=lambda item: np.tile(
@@ -202,6 +204,7 @@ def test_faces_left_out_and_evidence_images(browser, tmp_path):
     mode="resize",
     normalization="rgb",
     input_size=66,
+    has_intensity=True,
   )
   path = tmp_path / "faces.html"
   predictions_page.write(str(path), kept, predictor, every=1, detect=True)
@@ -213,6 +216,15 @@ def test_faces_left_out_and_evidence_images(browser, tmp_path):
   assert "1 more left out" in page.locator("#faces").inner_text()
   assert "gone.png: no such file" in page.locator("ul.errors").inner_text()
   assert page.locator("#timelines").count() == 0
+  # Each AU's mean intensity over the three faces, and each card's values.
+  assert "mean intensity" in page.locator("table.aus thead").inner_text()
+  assert page.locator("table.aus td.intensity").all_inner_texts() == [
+    "3.00",  # 5 x (0.9 + 0.2 + 0.7) / 3
+    "2.00",
+  ]
+  assert page.locator(".card").first.locator(
+    "td.intensity"
+  ).all_inner_texts() == ["4.50", "0.50"]
   page.context.close()
 
 

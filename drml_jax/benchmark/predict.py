@@ -291,14 +291,17 @@ def alignment_table(predictor) -> str:
   ]
   for name in ("astronaut", "grace_hopper"):
     image, box = sample_media.face_photos()[name]
-    upright = predictor(alignment.crop(image, detector(image)[0])[None])[0][0]
+    upright = predictor(
+      alignment.crop(image, detector(image)[0])[None]
+    ).probabilities[0]
     for degrees in (-20, -10, 10, 20):
       rolled, _ = sample_media.roll(image, [box], degrees)
       found = detector(rolled)[0]
       cells = []
       for face in (found, dataclasses.replace(found, roll=0.0)):
         difference = np.abs(
-          predictor(alignment.crop(rolled, face)[None])[0][0] - upright
+          predictor(alignment.crop(rolled, face)[None]).probabilities[0]
+          - upright
         )
         cells.append(f"{difference.mean():.3f} / {difference.max():.3f}")
       lines.append(f"| {name} | {degrees} | {cells[0]} | {cells[1]} |")

@@ -10,5 +10,6 @@ each carrying the AUs, thresholds and preprocessing of
   its weights and the metadata, for JAX on CPU, GPU or TPU.
 
 Either takes the network's own input, (N, S, S, 3) float32 NHWC after
-evaluation's preprocessing, and gives (N, C) logits, for any N.
+evaluation's preprocessing, and gives (N, C) logits, for any N, then (N, C)
+intensities in [0, 5] for a model with the intensity head.
 """

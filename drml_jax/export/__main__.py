@@ -7,8 +7,9 @@ The model is read as `python -m drml_jax.predict` reads it (a work
 directory's best checkpoint, an orbax checkpoint directory or a PyTorch
 DRML .pth; --aus names a bare checkpoint's AUs). The file takes the
 network's own input, (N, S, S, 3) float32 NHWC after evaluation's
-preprocessing (S = 170 for the paper's model), and gives (N, C) logits;
-it carries the AUs, the per-AU thresholds and the preprocessing (with the
+preprocessing (S = 170 for the paper's model), and gives (N, C) logits,
+then (N, C) intensities in [0, 5] for a model with the intensity head
+(--intensity refuses a model without it); it carries the AUs, the per-AU thresholds and the preprocessing (with the
 training split's mean image for bgr_mean) as metadata. docs/predict.md
 (Export) lists its keys. `python -m drml_jax.predict --onnx FILE` predicts
 with an ONNX file.
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     workdir=args.workdir,
     checkpoint=args.checkpoint,
     aus=args.aus,
+    intensity=args.intensity,
   )
   print(
     f"wrote {args.out}: {args.format}, {inputs.input_size}x"

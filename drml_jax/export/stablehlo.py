@@ -4,11 +4,14 @@ and its metadata in one zip.
   stablehlo.write(trained, props, "model.zip")
   exported, weights, props = stablehlo.read("model.zip")
   logits = exported.call(weights, images)  # (N, S, S, 3) float32 -> (N, C)
+  logits, intensities = exported.call(weights, images)  # with the head
 
 The archive (stored, not compressed: float weights barely compress) holds
 
   program.bin     `jax.export.Exported.serialize()`: logits(weights, images),
-                  for any batch, lowered for CPU, CUDA, ROCm and TPU
+                  for any batch, lowered for CPU, CUDA, ROCm and TPU; for a
+                  model with the intensity head, the pair (logits,
+                  intensities), as the metadata's `outputs` names them
   metadata.json   the key/values of `drml_jax.predict.metadata`
   weights/NNNN.npy  the program's first argument, a list of arrays, in order
 
@@ -47,11 +50,13 @@ KERNELS = {"conv": "lax", "region_conv": "lax", "region_layout": "image"}
 
 
 def export_network(trained: TrainedModel) -> tuple[jax.export.Exported, list]:
-  """logits(weights, images), exported for any batch, and its weights."""
-  logits, weights = network_of(trained.model)
+  """logits(weights, images), or (logits, intensities) for a model with the
+  intensity head, exported for any batch, and its weights."""
+  head = trained.model.has_intensity
+  network, weights = network_of(trained.model, outputs=head)
   size = trained.model_config["input_size"]
   (batch,) = jax.export.symbolic_shape("batch")
-  exported = jax.export.export(jax.jit(logits), platforms=PLATFORMS)(
+  exported = jax.export.export(jax.jit(network), platforms=PLATFORMS)(
     *argument_specs(weights, batch, (size, size, 3), jnp.float32)
   )
   return exported, weights

@@ -17,7 +17,8 @@ Constant and Identity, with Shape, Gather and Unsqueeze arithmetic and an
 If on the batch's shape, and runs no faster in onnxruntime
 (docs/predict.md#export). Opset 18, the batch dimension symbolic, the
 weights inside the file (228 MB for the full model, far under protobuf's
-2 GB).
+2 GB). A model with the intensity head gives two outputs, "logits" and
+"intensities" (`metadata.output_names`): its `outputs`, wrapped the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from drml_jax.model.network import DRML
 from drml_jax.predict import metadata
 from drml_jax.store import interchange, workdir
 from drml_jax.store.saved_run import TrainedModel
+from reference_torch.model import expected_intensity
 
 OPSET = 18
 KERNELS = {}  # the conv forms to load the model with: any, weights only
@@ -40,19 +42,27 @@ EXAMPLE_BATCH = 2  # torch.export takes a batch of 1 as a constant
 
 
 class NHWC(torch.nn.Module):
-  """A PyTorch DRML taking NHWC images, as the JAX model does."""
+  """A PyTorch DRML taking NHWC images, as the JAX model does: its logits,
+  or with `intensity` its (logits, intensities)."""
 
-  def __init__(self, network: torch.nn.Module):
+  def __init__(self, network: torch.nn.Module, intensity: bool = False):
     super().__init__()
     self.network = network
+    self.intensity = intensity
 
-  def forward(self, images: torch.Tensor) -> torch.Tensor:
-    return self.network(images.permute(0, 3, 1, 2))
+  def forward(self, images: torch.Tensor):
+    images = images.permute(0, 3, 1, 2)
+    if self.intensity:
+      logits, thresholds = self.network.outputs(images)
+      return logits, expected_intensity(thresholds)
+    return self.network(images)
 
 
 def onnx_program(model: DRML, model_config: dict) -> torch.onnx.ONNXProgram:
-  """The eval-mode network as an ONNX program: images -> logits, any batch."""
+  """The eval-mode network as an ONNX program: images -> logits (and
+  intensities, for a model with the intensity head), any batch."""
   network = interchange.to_torch_model(model, model_config)
+  intensity = network.intensity is not None
   size = model_config["input_size"]
   example = torch.zeros(EXAMPLE_BATCH, size, size, 3)
   # The exporter reports each stage and torchvision's absence on stdout and
@@ -64,12 +74,12 @@ def onnx_program(model: DRML, model_config: dict) -> torch.onnx.ONNXProgram:
   ):
     warnings.simplefilter("ignore")
     return torch.onnx.export(
-      NHWC(network.eval()),
+      NHWC(network.eval(), intensity),
       (example,),
       dynamo=True,
       dynamic_shapes=({0: torch.export.Dim("batch")},),
       input_names=[metadata.INPUT_NAME],
-      output_names=[metadata.OUTPUT_NAME],
+      output_names=metadata.output_names(intensity),
       opset_version=OPSET,
       external_data=False,
       verbose=False,

@@ -10,7 +10,8 @@ is busy are dropped and counted, never queued. Each processed frame is one
 JSON object on stdout, flushed at once: source, frame, timestamp_s,
 capture_time and ready_time (seconds since the epoch), latency_ms, seen and
 dropped (counts so far), and faces, each with predict's CSV names (face_id,
-face_x ... AU01 ... AU01_c ...). --out appends the same rows to a CSV as
+face_x ... AU01 ... AU01_c ..., and AU01_r ... intensities for a model with
+the intensity head). --out appends the same rows to a CSV as
 they come (predict's columns, then capture_time, ready_time, latency_ms),
 flushed per frame. Ctrl-C, the source's end, or a stall of --stall-timeout
 seconds ends the run with a summary on stderr. docs/predict.md (Live) shows
@@ -85,7 +86,11 @@ def run(args: argparse.Namespace) -> int:
     writer = table and csv.writer(table, lineterminator="\n")
     if writer:
       writer.writerow(
-        [*COLUMNS, *au_columns(predictor.aus), *analysis.TIME_COLUMNS]
+        [
+          *COLUMNS,
+          *au_columns(predictor.aus, predictor.has_intensity),
+          *analysis.TIME_COLUMNS,
+        ]
       )
       table.flush()
     with signals.caught() as received, sources.Latest(source) as latest:
@@ -106,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
         latencies.add(fields["latency_ms"])
         processed += 1
         if writer:
-          writer.writerows(analysis.csv_rows(result, predictor.aus, fields))
+          writer.writerows(
+            analysis.csv_rows(
+              result, predictor.aus, fields, predictor.has_intensity
+            )
+          )
           table.flush()
         if not _emit(fields):
           latest.ended = "stdout was closed (the reading program ended)"

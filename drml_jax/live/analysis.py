@@ -63,11 +63,9 @@ class Analyst:
     ]
     faces = [face for frame in frames for face in frame.faces]
     if faces:
-      probabilities, occurrences = self.predictor(
-        np.stack([face.crop for face in faces])
+      stream.set_predictions(
+        faces, self.predictor(np.stack([face.crop for face in faces]))
       )
-      for face, p, o in zip(faces, probabilities, occurrences):
-        face.probabilities, face.occurrences = p, o
     return frames
 
 
@@ -92,15 +90,17 @@ def record(
   }
 
 
-def csv_rows(frame: stream.FrameAUs, aus, fields: dict) -> list[list]:
-  """predict's CSV rows of the frame, then the TIME_COLUMNS' cells of its
-  `record`."""
+def csv_rows(
+  frame: stream.FrameAUs, aus, fields: dict, intensity: bool = False
+) -> list[list]:
+  """predict's CSV rows of the frame (`intensity`: with the AUxx_r columns),
+  then the TIME_COLUMNS' cells of its `record`."""
   times = [
     f"{fields['capture_time']:.3f}",
     f"{fields['ready_time']:.3f}",
     f"{fields['latency_ms']:.1f}",
   ]
-  return [row + times for row in stream.csv_rows(frame, aus)]
+  return [row + times for row in stream.csv_rows(frame, aus, intensity)]
 
 
 class Latencies:

@@ -29,7 +29,7 @@ import numpy as np
 from data_pipeline.sources.base import IMAGE_SIZE
 from drml_jax import cli
 from drml_jax.predict import onnx_predictor, saved_predictor
-from drml_jax.predict.predictor import BatchedPredictor
+from drml_jax.predict.predictor import BatchedPredictor, require_intensity
 from drml_jax.runtime import cache
 
 ENGINES = ("auto", "jax", "onnxruntime")
@@ -120,6 +120,7 @@ def from_flags(args: argparse.Namespace) -> tuple[BatchedPredictor, str]:
     onnx=args.onnx,
     aus=args.aus,
     engine=args.engine,
+    intensity=args.intensity,
   )
 
 
@@ -131,22 +132,33 @@ def load(
   aus: tuple[int, ...] | None = None,
   engine: str = "auto",
   batch_size: int = 8,
+  intensity: bool = False,
 ) -> tuple[BatchedPredictor, str]:
-  """(the predictor to run live, a line saying which engine and why)."""
+  """(the predictor to run live, a line saying which engine and why);
+  with `intensity` (--intensity), ValueError in one line for a model
+  without the intensity head, checked on the first engine loaded."""
+
+  def checked(predictor: BatchedPredictor) -> BatchedPredictor:
+    if intensity:
+      require_intensity(predictor.has_intensity, predictor.description)
+    return predictor
+
   if onnx:
     if engine == "jax":
       raise ValueError(
         f"--engine jax runs a checkpoint, and {onnx} is an ONNX file: give"
         " --workdir or --checkpoint, or leave --engine out"
       )
-    predictor = onnx_predictor.load(onnx, batch_size)
+    predictor = checked(onnx_predictor.load(onnx, batch_size))
     return predictor, f"model stage: onnxruntime ({onnx})"
   if engine == "onnxruntime":
-    return _cached_onnx(workdir, checkpoint, aus, batch_size), (
+    return checked(_cached_onnx(workdir, checkpoint, aus, batch_size)), (
       "model stage: onnxruntime"
     )
-  jax_predictor = saved_predictor.load_predictor(
-    workdir=workdir, checkpoint=checkpoint, aus=aus, batch_size=batch_size
+  jax_predictor = checked(
+    saved_predictor.load_predictor(
+      workdir=workdir, checkpoint=checkpoint, aus=aus, batch_size=batch_size
+    )
   )
   if engine == "jax":
     return jax_predictor, "model stage: jax"

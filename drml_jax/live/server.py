@@ -199,6 +199,7 @@ def _page_text(predictor: BatchedPredictor) -> str:
   settings = {
     "aus": aus,
     "thresholds": [round(float(t), 6) for t in predictor.thresholds],
+    "intensity": predictor.has_intensity,  # the answers carry AUxx_r
   }
   return html.render(
     PAGE_TEMPLATE,

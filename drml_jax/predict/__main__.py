@@ -14,8 +14,9 @@ preprocessed as evaluation does; in a video each person keeps one face_id.
 Columns: file, frame, timestamp_s, face_id, face_x, face_y, face_w, face_h,
 face_roll, face_score, the landmarks x_36_41 x_42_47 x_30 x_48 x_54 and
 y_36_41 ... (eye centres, nose tip, mouth corners), success, then AU01 ...
-probabilities and AU01_c ... occurrences. A frame without a face keeps its
-row, success 0. A bad input is named on stderr and skipped (exit status 1);
+probabilities, AU01_c ... occurrences and, for a model with the intensity
+head, AU01_r ... intensities (0-5; --intensity requires them). A frame
+without a face keeps its row, success 0. A bad input is named on stderr and skipped (exit status 1);
 the CSV is written atomically with everything that could be read. The model
 is kept exported in the cache (~/.cache/drml; DRML_CACHE=off turns it off),
 so a second run starts in seconds.
@@ -41,7 +42,11 @@ from drml_jax.predict.gathered import (
   plot_paths,
   write_plots,
 )
-from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, BatchedPredictor
+from drml_jax.predict.predictor import (
+  DEFAULT_BATCH_SIZE,
+  BatchedPredictor,
+  require_intensity,
+)
 from drml_jax.predict.saved_predictor import load_predictor
 from drml_jax.predict.stream import COLUMNS, Stream, au_columns, csv_rows
 from drml_jax.store import workdir
@@ -173,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         explains=explain,
       )
+    if args.intensity:  # before any frame is predicted or anything written
+      require_intensity(predictor.has_intensity, predictor.description)
     tqdm.write(
       f"predicting with {predictor.description} ({predictor.mode}, "
       f"{predictor.normalization}; AUs {' '.join(map(str, predictor.aus))})"
@@ -191,7 +198,9 @@ def run(args: argparse.Namespace) -> int:
     total=total, unit="frame", disable=not args.progress, file=sys.stderr
   ) as bar:
     for frame in stream(paths, on_error):
-      rows += csv_rows(frame, stream.predictor.aus)
+      rows += csv_rows(
+        frame, stream.predictor.aus, stream.predictor.has_intensity
+      )
       if sheets:
         sheets.write(frame, stream.predictor)
       gathered.add(frame)
@@ -202,7 +211,10 @@ def run(args: argparse.Namespace) -> int:
     return 2  # every input failed, each said why; nothing to write
   text = io.StringIO()
   writer = csv.writer(text, lineterminator="\n")
-  writer.writerow(list(COLUMNS) + au_columns(stream.predictor.aus))
+  writer.writerow(
+    list(COLUMNS)
+    + au_columns(stream.predictor.aus, stream.predictor.has_intensity)
+  )
   writer.writerows(rows)
   workdir.write_atomic(args.out, text.getvalue())
   written = write_plots(gathered, stream.predictor, planned) if planned else []

@@ -4,12 +4,14 @@
   for frame in stream(paths, on_error):   # on_error calls gathered.error
     gathered.add(frame)
   gathered.timelines(num_aus)              # each video's AUs over time
+  gathered.timelines(num_aus, intensities=True)  # ... their intensities
   write_plots(gathered, predictor, planned)  # --plot's PNGs
 
 It counts every file's frames, faces and frames without a face, how often
-each AU is active, and the inputs that failed; it keeps each video's
-probabilities over time and the first `keep_faces` faces of photos, with
-their crops (the rest are counted). `evidence`, when given, gives an RGB
+each AU is active (and, for a model with the intensity head, the sum of
+each AU's intensities), and the inputs that failed; it keeps each video's
+probabilities (and intensities) over time and the first `keep_faces` faces
+of photos, with their crops (the rest are counted). `evidence`, when given, gives an RGB
 image or PNG bytes per kept face (e.g. its saliency sheet), which the page
 shows beside the crop.
 """
@@ -41,6 +43,7 @@ class KeptFace:
   probabilities: np.ndarray  # (C,)
   occurrences: np.ndarray  # (C,) bool
   evidence: np.ndarray | bytes | None = None  # an RGB image or PNG bytes
+  intensities: np.ndarray | None = None  # (C,) in [0, 5], with the head
 
 
 @dataclasses.dataclass
@@ -66,10 +69,12 @@ class Gathered:
     self.keep_faces = keep_faces
     self.evidence = evidence
     self.files: dict[str, FileCounts] = {}
-    self.videos: dict[str, tuple[list, list]] = {}  # times, {face_id: p}
+    # times, [{face_id: p}], [{face_id: intensities}] per frame
+    self.videos: dict[str, tuple[list, list, list]] = {}
     self.faces: list[KeptFace] = []
     self.faces_left_out = 0
     self.active: np.ndarray | None = None  # (C,) faces with each AU active
+    self.intensity_sum: np.ndarray | None = None  # (C,), with the head
     self.errors: list[str] = []
 
   def add(self, frame: FrameAUs) -> None:
@@ -83,11 +88,24 @@ class Gathered:
       if self.active is None:
         self.active = np.zeros(len(item.occurrences), np.int64)
       self.active += np.asarray(item.occurrences, bool)
+      if item.intensities is not None:
+        if self.intensity_sum is None:
+          self.intensity_sum = np.zeros(len(item.intensities), np.float64)
+        self.intensity_sum += item.intensities
     if video:
-      times, probabilities = self.videos.setdefault(frame.file, ([], []))
+      times, probabilities, intensities = self.videos.setdefault(
+        frame.file, ([], [], [])
+      )
       times.append(frame.timestamp_s)
       probabilities.append(
         {item.face_id: item.probabilities for item in frame.faces}
+      )
+      intensities.append(
+        {
+          item.face_id: item.intensities
+          for item in frame.faces
+          if item.intensities is not None
+        }
       )
       return
     for item in frame.faces:
@@ -102,6 +120,7 @@ class Gathered:
           np.asarray(item.probabilities),
           np.asarray(item.occurrences, bool),
           self.evidence(item) if self.evidence else None,
+          None if item.intensities is None else np.asarray(item.intensities),
         )
       )
 
@@ -121,14 +140,23 @@ class Gathered:
   def without_face(self) -> int:
     return sum(counts.without_face for counts in self.files.values())
 
+  @property
+  def mean_intensities(self) -> np.ndarray | None:
+    """(C,) each AU's mean intensity over every face, with the head."""
+    if self.intensity_sum is None:
+      return None
+    return self.intensity_sum / max(self.face_count, 1)
+
   def timelines(
-    self, num_aus: int
+    self, num_aus: int, intensities: bool = False
   ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Each video's (path, (T,) times, (T, face_ids, num_aus)
-    probabilities), NaN where a face is not in a frame (or a frame has no
-    time)."""
-    for path, (times, per_frame) in self.videos.items():
-      ids = 1 + max((max(p, default=0) for p in per_frame), default=0)
+    probabilities, or with `intensities` intensities), NaN where a face is
+    not in a frame (or has no intensities, or a frame has no time)."""
+    for path, (times, *kinds) in self.videos.items():
+      per_frame = kinds[1] if intensities else kinds[0]
+      ids_seen = kinds[0]  # every face_id, whatever the values shown
+      ids = 1 + max((max(p, default=0) for p in ids_seen), default=0)
       values = np.full((len(times), ids, num_aus), np.nan, np.float32)
       for t, frame_probabilities in enumerate(per_frame):
         for face_id, p in frame_probabilities.items():
@@ -165,12 +193,25 @@ def plot_paths(out: str, paths: list[str]) -> dict[str | None, str]:
   return planned
 
 
+def timelines(
+  gathered: Gathered, predictor: BatchedPredictor
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]]:
+  """Each video's (path, times, probabilities, intensities or None without
+  the intensity head), as `Gathered.timelines` gives them."""
+  count = len(predictor.aus)
+  shown = gathered.timelines(count, intensities=True)
+  for path, times, values in gathered.timelines(count):
+    intensities = next(shown)[2]
+    yield path, times, values, intensities if predictor.has_intensity else None
+
+
 def write_plots(
   gathered: Gathered,
   predictor: BatchedPredictor,
   planned: dict[str | None, str],
 ) -> list[str]:
-  """--plot: each video's AU timeline at planned[path], the photos' faces at
+  """--plot: each video's AU timeline (probabilities, and intensities for a
+  model with the intensity head) at planned[path], the photos' faces at
   planned[None]; returns the paths written."""
   # Imported here: matplotlib slows the start-up, and only --plot needs it
   # (benchmarks/README.md#predict-speed).
@@ -178,9 +219,14 @@ def write_plots(
 
   written = []
   aus = predictor.aus
-  for path, times, values in gathered.timelines(len(aus)):
+  for path, times, values, intensities in timelines(gathered, predictor):
     png = plots.au_timeline_png(
-      times, values, aus, predictor.thresholds, os.path.basename(path)
+      times,
+      values,
+      aus,
+      predictor.thresholds,
+      os.path.basename(path),
+      intensities,
     )
     write_atomic(planned[path], png)
     written.append(planned[path])

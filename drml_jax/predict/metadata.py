@@ -20,7 +20,10 @@ base64 decoder at most:
                   (200, 200, 3) BGR mean image, 0..255, little-endian
                   float32, row-major; absent otherwise
   input           the input tensor: name, dtype, layout
-  output          the output tensor: name, dtype, layout
+  output          the output tensors: name, dtype, layout
+  outputs         JSON list of the output tensors' names, in order:
+                  ["logits"], or ["logits", "intensities"] for a model with
+                  the intensity head (absent in files from before it: logits)
   description     where the model came from
 """
 
@@ -39,6 +42,7 @@ from drml_jax.predict.predictor import au_name
 
 EXPORT_FORMAT = "drml-export 1"
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
+INTENSITY_NAME = "intensities"  # the intensity head's output, (N, C) in [0, 5]
 MEAN_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 3)
 
 
@@ -53,6 +57,16 @@ class Fields:
   input_size: int
   mean: np.ndarray | None  # (200, 200, 3) float32 BGR, for "bgr_mean"
   description: str
+  outputs: tuple[str, ...] = (OUTPUT_NAME,)  # the output tensors, in order
+
+  @property
+  def has_intensity(self) -> bool:
+    return INTENSITY_NAME in self.outputs
+
+
+def output_names(intensity: bool) -> list[str]:
+  """The output tensors of a model with or without the intensity head."""
+  return [OUTPUT_NAME, INTENSITY_NAME] if intensity else [OUTPUT_NAME]
 
 
 def encode(
@@ -64,9 +78,17 @@ def encode(
   input_size: int,
   mean: np.ndarray | None,
   description: str,
+  intensity: bool = False,
 ) -> dict[str, str]:
-  """The key/values of a model with these outputs and inputs."""
+  """The key/values of a model with these outputs and inputs (`intensity`:
+  it has the intensity head, whose output follows the logits)."""
   size = int(input_size)
+  output = f"{OUTPUT_NAME}: float32 (N, {len(aus)}) logits, in aus' order"
+  if intensity:
+    output += (
+      f"; {INTENSITY_NAME}: float32 (N, {len(aus)}) intensities in [0, 5], "
+      "in aus' order"
+    )
   props = {
     "format": EXPORT_FORMAT,
     "aus": json.dumps([int(au) for au in aus]),
@@ -77,7 +99,8 @@ def encode(
     "input_size": str(size),
     "input": f"{INPUT_NAME}: float32 (N, {size}, {size}, 3) NHWC, RGB after "
     "the preprocessing that mode and normalization name",
-    "output": f"{OUTPUT_NAME}: float32 (N, {len(aus)}) logits, in aus' order",
+    "output": output,
+    "outputs": json.dumps(output_names(intensity)),
     "description": description,
   }
   if normalization == "bgr_mean":
@@ -104,6 +127,9 @@ def decode(props: Mapping[str, str], where: str) -> Fields:
       mean = np.frombuffer(
         base64.b64decode(props["mean_image"]), "<f4"
       ).reshape(MEAN_SHAPE)
+    outputs = tuple(json.loads(props.get("outputs", "null")) or [OUTPUT_NAME])
+    if outputs not in (tuple(output_names(False)), tuple(output_names(True))):
+      raise ValueError(f"outputs {list(outputs)}")
     fields = Fields(
       aus,
       thresholds,
@@ -112,6 +138,7 @@ def decode(props: Mapping[str, str], where: str) -> Fields:
       int(props["input_size"]),
       mean,
       props.get("description", ""),
+      outputs,
     )
   except (KeyError, ValueError, TypeError) as error:
     raise ValueError(

@@ -1,13 +1,15 @@
 """An exported ONNX DRML as a predictor: onnxruntime runs the network.
 
   predictor = onnx_predictor.load("model.onnx", batch_size=16)
-  probabilities, occurrences = predictor(faces)  # as a `Predictor`'s
+  predictions = predictor(faces)  # `Predictions`, as a `Predictor`'s
 
 The file's metadata (`metadata`: written by `python -m drml_jax.export
 --format onnx`) gives its AUs, thresholds and preprocessing. Faces are
 preprocessed as evaluation does (`data_pipeline.model_inputs`, in JAX), onnxruntime
-computes the logits, and the batching and thresholds are those every
-predictor shares (`BatchedPredictor`). onnxruntime is imported when a file
+computes the logits (and, where the file has the intensity head's output,
+the intensities), and the batching and thresholds are those every
+predictor shares (`BatchedPredictor`). A file from before the head existed
+has the logits alone, and predicts occurrence. onnxruntime is imported when a file
 is loaded, so only `python -m drml_jax.predict --onnx` pays for it.
 """
 
@@ -34,7 +36,7 @@ QUIET = 3  # onnxruntime's log severity: errors only, which raise anyway
 class OnnxPredictor(BatchedPredictor):
   """An onnxruntime session of an exported DRML, with its AUs and inputs."""
 
-  session: object  # onnxruntime.InferenceSession: images -> logits
+  session: object  # onnxruntime.InferenceSession: images -> `outputs`
   aus: tuple[int, ...]
   thresholds: np.ndarray  # (C,) probabilities
   mode: str
@@ -44,6 +46,7 @@ class OnnxPredictor(BatchedPredictor):
   batch_size: int = DEFAULT_BATCH_SIZE
   description: str = ""
   exported_from: str = ""  # the checkpoint's description, from the metadata
+  outputs: tuple[str, ...] = (metadata.OUTPUT_NAME,)  # the file's, in order
   preprocess: Callable = dataclasses.field(init=False, repr=False)
 
   def __post_init__(self):
@@ -57,15 +60,20 @@ class OnnxPredictor(BatchedPredictor):
       ).faces
     )
 
+  @property
+  def has_intensity(self) -> bool:
+    return metadata.INTENSITY_NAME in self.outputs
+
   def run(self, faces: np.ndarray) -> tuple:
-    """A padded batch of uint8 faces -> (probabilities, occurrences)."""
+    """A padded batch of uint8 faces -> (probabilities, occurrences) and,
+    with the head, intensities."""
     images = np.asarray(self.preprocess(faces))
-    (logits,) = self.session.run(
-      [metadata.OUTPUT_NAME], {metadata.INPUT_NAME: images}
+    logits, *intensities = self.session.run(
+      list(self.outputs), {metadata.INPUT_NAME: images}
     )
     # sigmoid(x) = exp(-log(1 + exp(-x))): no overflow at large |x|.
     probabilities = np.exp(-np.logaddexp(np.float32(0), -logits))
-    return probabilities, logits > self.logit_thresholds
+    return (probabilities, logits > self.logit_thresholds, *intensities)
 
 
 def load(path: str, batch_size: int = DEFAULT_BATCH_SIZE) -> OnnxPredictor:
@@ -95,6 +103,12 @@ def load(path: str, batch_size: int = DEFAULT_BATCH_SIZE) -> OnnxPredictor:
       "pass a file written by python -m drml_jax.export --format onnx"
     ) from None
   fields = metadata.decode(session.get_modelmeta().custom_metadata_map, path)
+  missing = set(fields.outputs) - {o.name for o in session.get_outputs()}
+  if missing:
+    raise ValueError(
+      f"{path}: its metadata names outputs {sorted(missing)} that its graph "
+      "lacks; export the model again"
+    )
   return OnnxPredictor(
     session,
     fields.aus,
@@ -106,4 +120,5 @@ def load(path: str, batch_size: int = DEFAULT_BATCH_SIZE) -> OnnxPredictor:
     batch_size=batch_size,
     description=f"ONNX file {path}, exported from {fields.description}",
     exported_from=fields.description,
+    outputs=fields.outputs,
   )

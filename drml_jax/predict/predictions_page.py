@@ -4,11 +4,13 @@
 
 The page (drml_jax/rendering/templates/predictions.html) holds the run's
 summary (the model and its preprocessing, the inputs, their frames and
-faces, the inputs that failed, how often each AU was active), each video's
-AU timelines with their thresholds (`plots.au_timeline_png`, inline), and a
-card per kept face of the photos: its crop, active AUs, every AU's
-probability against its threshold, and its evidence image when one was
-drawn (`gathered.KeptFace.evidence`).
+faces, the inputs that failed, how often each AU was active and, for a
+model with the intensity head, its mean intensity), each video's AU
+timelines with their thresholds (`plots.au_timeline_png`, inline; beside
+each AU its intensity, with the head), and a card per kept face of the
+photos: its crop, active AUs, every AU's probability against its threshold
+(and intensity, with the head), and its evidence image when one was drawn
+(`gathered.KeptFace.evidence`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from drml_jax.predict.gathered import Gathered, KeptFace, active_aus
+from drml_jax.predict.gathered import Gathered, KeptFace, active_aus, timelines
 from drml_jax.predict.predictor import BatchedPredictor, au_name
 from drml_jax.rendering import html, plots
 
@@ -38,9 +40,14 @@ def _face_card(face: KeptFace, aus, thresholds) -> dict:
         "percent": f"{100 * p:.1f}",
         "threshold_percent": f"{100 * t:.1f}",
         "on": bool(on),
+        "intensity": None if r is None else f"{r:.2f}",
       }
-      for au, p, t, on in zip(
-        aus, face.probabilities, thresholds, face.occurrences
+      for au, p, t, on, r in zip(
+        aus,
+        face.probabilities,
+        thresholds,
+        face.occurrences,
+        [None] * len(aus) if face.intensities is None else face.intensities,
       )
     ],
     "evidence_uri": None
@@ -52,7 +59,7 @@ def _face_card(face: KeptFace, aus, thresholds) -> dict:
 def _timelines(gathered: Gathered, predictor: BatchedPredictor) -> list[dict]:
   """Each video's AU timeline figure, inline."""
   shown = []
-  for path, times, values in gathered.timelines(len(predictor.aus)):
+  for path, times, values, intensities in timelines(gathered, predictor):
     counts = gathered.files[path]
     name = os.path.basename(path)
     shown.append(
@@ -64,7 +71,12 @@ def _timelines(gathered: Gathered, predictor: BatchedPredictor) -> list[dict]:
         "without a face",
         "uri": html.png_uri(
           plots.au_timeline_png(
-            times, values, predictor.aus, predictor.thresholds, name
+            times,
+            values,
+            predictor.aus,
+            predictor.thresholds,
+            name,
+            intensities,
           )
         ),
       }
@@ -97,10 +109,14 @@ def page(
   aus, thresholds = predictor.aus, predictor.thresholds
   faces = gathered.face_count
   active = gathered.active if gathered.active is not None else [0] * len(aus)
-  timelines = _timelines(gathered, predictor)
+  shown = _timelines(gathered, predictor)
+  intensity = predictor.has_intensity
+  means = gathered.mean_intensities
+  if means is None:
+    means = [None] * len(aus)
   cards = [_face_card(face, aus, thresholds) for face in gathered.faces]
   sections = [("summary", "Summary")]
-  sections += [("timelines", "AUs over time")] if timelines else []
+  sections += [("timelines", "AUs over time")] if shown else []
   sections += [("faces", "Faces")]
   return html.render(
     "predictions.html",
@@ -133,6 +149,12 @@ def page(
         else "each input taken as an aligned face crop",
       ),
       ("video frames", "every frame" if every == 1 else f"every {every}th"),
+      (
+        "outputs",
+        "probabilities, occurrences and intensities (0-5, the intensity head)"
+        if intensity
+        else "probabilities and occurrences (no intensity head)",
+      ),
     ],
     files=[
       [
@@ -151,10 +173,12 @@ def page(
         "threshold": f"{t:.3f}",
         "active": int(n),
         "percent": f"{100 * n / faces:.1f}" if faces else "0.0",
+        "intensity": "-" if r is None else f"{r:.2f}",
       }
-      for au, t, n in zip(aus, thresholds, active)
+      for au, t, n, r in zip(aus, thresholds, active, means)
     ],
-    timelines=timelines,
+    intensity=intensity,
+    timelines=shown,
     faces=cards,
     faces_note=_faces_note(gathered),
     filter_aus=[(str(au), au_name(au)) for au in aus],

@@ -1,7 +1,10 @@
-"""A trained DRML as a function of face crops: AU probabilities and occurrences.
+"""A trained DRML as a function of face crops: AU probabilities, occurrences
+and, for a model with the intensity head, intensities.
 
   predictor = saved_predictor.load_predictor(workdir="workdirs/quick")
-  probabilities, occurrences = predictor(faces)  # (N, 200, 200, 3) uint8 RGB
+  predictions = predictor(faces)  # (N, 200, 200, 3) uint8 RGB -> Predictions
+  predictions.probabilities, predictions.occurrences  # (N, C)
+  predictions.intensities  # (N, C) in [0, 5], or None without the head
 
 A Predictor is an exported forward pass (`jax.export`, made by
 `drml_jax.predict.programs`) and its weights: evaluation's preprocessing and
@@ -15,13 +18,15 @@ exceeds its threshold (0.5, the protocol's, unless the checkpoint holds
 per-AU thresholds tuned on a validation split), compared as logits, as
 evaluation's metrics do. The batching and the thresholds are
 `BatchedPredictor`'s, which an ONNX file's predictor shares
-(`onnx_predictor`).
+(`onnx_predictor`). Every predictor returns `Predictions`; its
+`has_intensity` says whether they hold intensities.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -37,12 +42,33 @@ def au_name(au: int) -> str:
   return f"AU{int(au):02d}"
 
 
+def require_intensity(has_intensity: bool, description: str) -> None:
+  """ValueError in one line unless the model has the intensity head: what
+  --intensity (predict, live, serve, export) asks for."""
+  if not has_intensity:
+    raise ValueError(
+      f"--intensity: {description} has no intensity head, so it gives no AU "
+      "intensities; train a model with one (python -m drml_jax.train "
+      "--intensity), or drop --intensity"
+    )
+
+
+class Predictions(NamedTuple):
+  """A predictor's answer for N faces."""
+
+  probabilities: np.ndarray  # (N, C) float32
+  occurrences: np.ndarray  # (N, C) bool
+  # (N, C) float32 in [0, 5] (0 absent, 5 maximal), None without the head.
+  intensities: np.ndarray | None = None
+
+
 class BatchedPredictor:
   """What every predictor shares: faces in batches of `batch_size`, a
   smaller remainder padded (`padded_size`), AUs occurring where their
   logits exceed the thresholds' logits. A subclass holds `aus`,
   `thresholds`, `mode`, `normalization`, `input_size`, `batch_size` and
-  `description`, calls `set_thresholds` once, and gives `run`."""
+  `description`, calls `set_thresholds` once, and gives `run` and
+  `has_intensity`."""
 
   batch_size: int
   thresholds: np.ndarray  # (C,) probabilities
@@ -55,8 +81,14 @@ class BatchedPredictor:
       self.thresholds / (1 - self.thresholds)
     ).astype(np.float32)
 
+  @property
+  def has_intensity(self) -> bool:
+    """Whether the model has the intensity head: `Predictions.intensities`."""
+    raise NotImplementedError
+
   def run(self, faces: np.ndarray) -> tuple:
-    """A padded batch of uint8 faces -> (probabilities, occurrences)."""
+    """A padded batch of uint8 faces -> (probabilities, occurrences) and,
+    with the head, intensities."""
     raise NotImplementedError
 
   def padded_size(self, count: int) -> int:
@@ -69,9 +101,10 @@ class BatchedPredictor:
     size = min(count, self.batch_size)
     self(np.zeros((max(size, 1), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8))
 
-  def __call__(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 200, 200, 3) uint8 faces -> float32 probabilities and bool occurrences, (N, C)."""
-    return self._batched(self.run, faces)
+  def __call__(self, faces: np.ndarray) -> Predictions:
+    """(N, 200, 200, 3) uint8 faces -> float32 probabilities, bool
+    occurrences and (with the head) float32 intensities, each (N, C)."""
+    return Predictions(*self._batched(self.run, faces))
 
   def _batched(
     self, run: Callable, faces: np.ndarray, fixed: int | None = None
@@ -98,7 +131,8 @@ class BatchedPredictor:
 class Predictor(BatchedPredictor):
   """An exported DRML with its weights, AU names, thresholds and inputs."""
 
-  exported: jax.export.Exported  # (weights, faces, logit thresholds) -> (p, o)
+  # (weights, faces, logit thresholds) -> (p, o), or (p, o, intensities)
+  exported: jax.export.Exported
   weights: list  # the exported functions' first argument: arrays
   aus: tuple[int, ...]
   thresholds: np.ndarray  # (C,) probabilities
@@ -121,8 +155,14 @@ class Predictor(BatchedPredictor):
     self.weights = [jax.device_put(w) for w in self.weights]
     self.set_thresholds()
 
+  @property
+  def has_intensity(self) -> bool:
+    """Whether the program gives intensities (a third output)."""
+    return len(self.exported.out_avals) == 3
+
   def run(self, faces: np.ndarray) -> tuple:
-    """A padded batch of uint8 faces -> (probabilities, occurrences)."""
+    """A padded batch of uint8 faces -> (probabilities, occurrences) and,
+    with the head, intensities."""
     return self.forward(self.weights, faces, self.logit_thresholds)
 
   def evidence(self, faces: np.ndarray) -> np.ndarray:

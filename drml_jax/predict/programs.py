@@ -1,4 +1,5 @@
-"""An NNX DRML exported as one program: uint8 faces in, AU probabilities out.
+"""An NNX DRML exported as one program: uint8 faces in, AU probabilities out
+(and intensities, for a model with the intensity head).
 
   predictor = predictor_of(model, aus, thresholds=..., mode="resize", ...)
 
@@ -28,10 +29,13 @@ from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE, Predictor
 EXPLAIN_BATCH = 1
 
 
-def network_of(model: nnx.Module) -> tuple[Callable, list]:
+def network_of(
+  model: nnx.Module, outputs: bool = False
+) -> tuple[Callable, list]:
   """(logits(weights, images): the eval-mode network as a pure function,
   its weights as a flat list). The network is merged inside each call, so
-  the function can be traced and differentiated."""
+  the function can be traced and differentiated. With `outputs`, the
+  function gives (logits, intensities or None) (`DRML.outputs`)."""
   graphdefs, state = train_state.split(model)
   weights, treedef = jax.tree.flatten(state)
 
@@ -39,7 +43,10 @@ def network_of(model: nnx.Module) -> tuple[Callable, list]:
     network = train_state.merge(
       graphdefs.eval, jax.tree.unflatten(treedef, weights)
     )
-    return network(images)
+    if not outputs:
+      return network(images)
+    computed = network.outputs(images)
+    return computed.logits, computed.intensity
 
   return logits, weights
 
@@ -60,12 +67,14 @@ def export_forward(
   model: nnx.Module, preprocess: ModelInputs
 ) -> tuple[jax.export.Exported, list]:
   """forward(weights, faces, logit_thresholds) -> (probabilities,
-  occurrences), exported for any number of faces, and its weights."""
-  network, weights = network_of(model)
+  occurrences), and intensities third for a model with the intensity head,
+  exported for any number of faces, and its weights."""
+  network, weights = network_of(model, outputs=True)
 
   def forward(weights, faces, logit_thresholds):
-    logits = network(weights, preprocess.faces(faces))
-    return jax.nn.sigmoid(logits), logits > logit_thresholds
+    logits, intensities = network(weights, preprocess.faces(faces))
+    predicted = (jax.nn.sigmoid(logits), logits > logit_thresholds)
+    return predicted if intensities is None else (*predicted, intensities)
 
   (batch,) = jax.export.symbolic_shape("batch")
   exported = jax.export.export(jax.jit(forward))(

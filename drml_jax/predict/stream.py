@@ -2,7 +2,7 @@
 
   stream = Stream(lambda: load_predictor(...), detect=True, every=1)
   for frame in stream(paths, on_error=report):  # FrameAUs, in input order
-    rows = csv_rows(frame, predictor.aus)
+    rows = csv_rows(frame, predictor.aus, predictor.has_intensity)
   stream.timings                                # seconds in decode, detect, model
 
 `load` runs in the caller's thread while the first frames are decoded and
@@ -30,7 +30,7 @@ import numpy as np
 
 from data_pipeline.sources.base import DataError
 from drml_jax.predict import alignment, detection, media, tracking
-from drml_jax.predict.predictor import Predictor, au_name
+from drml_jax.predict.predictor import Predictions, Predictor, au_name
 
 COLUMNS = (
   "file",
@@ -61,6 +61,7 @@ class FaceAUs:
   crop: np.ndarray
   probabilities: np.ndarray | None = None
   occurrences: np.ndarray | None = None
+  intensities: np.ndarray | None = None  # (C,) in [0, 5], with the head
   saliency: np.ndarray | None = None  # (C, S, S) evidence, when asked for
 
 
@@ -85,16 +86,21 @@ class Timings:
   saliency_s: float = 0.0
 
 
-def au_columns(aus: Iterable[int]) -> list[str]:
-  """Probabilities then occurrences, named as OpenFace and Py-Feat do: AU01 .. AU01_c .."""
+def au_columns(aus: Iterable[int], intensity: bool = False) -> list[str]:
+  """Probabilities, occurrences, then (a model with the intensity head)
+  intensities, named as OpenFace and Py-Feat do: AU01 .. AU01_c .. AU01_r .."""
   aus = list(aus)
-  return [au_name(au) for au in aus] + [f"{au_name(au)}_c" for au in aus]
+  names = [au_name(au) for au in aus] + [f"{au_name(au)}_c" for au in aus]
+  if intensity:
+    names += [f"{au_name(au)}_r" for au in aus]
+  return names
 
 
 def face_fields(item: FaceAUs, aus: Iterable[int]) -> dict:
   """A predicted face as the CSV's and the live JSON's named values, from
-  face_id to the last AU's occurrence, rounded as the CSV writes them
-  (None where the CSV has a blank cell)."""
+  face_id to the last AU's occurrence, then its intensities where the model
+  gave them, rounded as the CSV writes them (None where the CSV has a blank
+  cell)."""
   x, y, w, h = item.face.box
   fields = {
     "face_id": item.face_id,
@@ -114,10 +120,13 @@ def face_fields(item: FaceAUs, aus: Iterable[int]) -> dict:
         None if points is None else round(float(points[index][axis]), 1)
       )
   fields["success"] = 1
-  names = au_columns(aus)
+  intensity = item.intensities is not None
+  names = au_columns(aus, intensity)
   values = [round(float(p), 6) for p in item.probabilities]
   values += [int(o) for o in item.occurrences]
-  fields.update(zip(names, values))
+  if intensity:
+    values += [round(float(r), 6) for r in item.intensities]
+  fields.update(zip(names, values, strict=True))
   return fields
 
 
@@ -131,8 +140,11 @@ def _cell(name: str, value) -> str | int:
   return value
 
 
-def csv_rows(frame: FrameAUs, aus: Iterable[int]) -> list[list]:
-  """A frame's CSV cells: one row per face, or one with success 0 and no AUs."""
+def csv_rows(
+  frame: FrameAUs, aus: Iterable[int], intensity: bool = False
+) -> list[list]:
+  """A frame's CSV cells (`au_columns(aus, intensity)` after COLUMNS): one
+  row per face, or one with success 0 and no AUs."""
   aus = list(aus)
   where = [
     frame.file,
@@ -140,11 +152,21 @@ def csv_rows(frame: FrameAUs, aus: Iterable[int]) -> list[list]:
     "" if frame.timestamp_s is None else f"{frame.timestamp_s:.3f}",
   ]
   if not frame.faces:
-    return [where + [""] * (len(COLUMNS) - 4) + [0] + [""] * (2 * len(aus))]
+    blank = [""] * len(au_columns(aus, intensity))
+    return [where + [""] * (len(COLUMNS) - 4) + [0] + blank]
   return [
     where + [_cell(n, v) for n, v in face_fields(item, aus).items()]
     for item in frame.faces
   ]
+
+
+def set_predictions(faces: list[FaceAUs], predictions: Predictions) -> None:
+  """Gives each face its row of `predictions`."""
+  intensities = predictions.intensities
+  for index, item in enumerate(faces):
+    item.probabilities = predictions.probabilities[index]
+    item.occurrences = predictions.occurrences[index]
+    item.intensities = None if intensities is None else intensities[index]
 
 
 def found_faces(
@@ -252,12 +274,9 @@ class Stream:
 
   def _predict(self, waiting: list[FaceAUs]) -> None:
     start = time.perf_counter()
-    probabilities, occurrences = self.predictor(
-      np.stack([item.crop for item in waiting])
-    )
+    predictions = self.predictor(np.stack([item.crop for item in waiting]))
     self.timings.model_s += time.perf_counter() - start
-    for item, p, o in zip(waiting, probabilities, occurrences):
-      item.probabilities, item.occurrences = p, o
+    set_predictions(waiting, predictions)
     if self.explain:
       start = time.perf_counter()
       maps = self.predictor.evidence(np.stack([item.crop for item in waiting]))

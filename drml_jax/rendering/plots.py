@@ -1,7 +1,8 @@
 """PNG figures: a run's loss curves and per-AU F1 by epoch; predicted AUs.
 
 The predictions' figures (`python -m drml_jax.predict --plot`, `--report`):
-each AU's probability over a video, and a sheet of the face crops of images
+each AU's probability (and intensity, for a model with the intensity head)
+over a video, and a sheet of the face crops of images
 with their active AUs. Each figure is drawn into PNG bytes, which the
 callers write (atomically) or embed in an HTML page.
 """
@@ -19,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 from matplotlib.ticker import MaxNLocator  # pylint: disable=wrong-import-position
 
+from data_pipeline.labels import MAX_INTENSITY  # pylint: disable=wrong-import-position
 from drml_jax.store.workdir import write_atomic  # pylint: disable=wrong-import-position
 
 LOSS_PLOT = "loss.png"
@@ -94,33 +96,41 @@ def au_timeline_png(
   aus,
   thresholds,
   title: str,
+  intensities: np.ndarray | None = None,
 ) -> bytes:
   """Each AU's probability over a video: (T,) times, (T, faces, AUs) with NaN gaps.
 
   One panel per AU, one line per face_id (a person followed through the
-  video), the AU's threshold dashed.
+  video), the AU's threshold dashed. With `intensities` (the same shape, a
+  model with the intensity head), each AU's panel has a second beside it:
+  its intensity on a 0-5 axis.
   """
-  columns = 3
-  rows = math.ceil(len(aus) / columns)
+  series = [(probabilities, 1.0, "")]
+  if intensities is not None:
+    series.append((intensities, MAX_INTENSITY, " intensity"))
+  columns = 3 * len(series) if len(series) > 1 else 3
+  count = len(aus) * len(series)
+  rows = math.ceil(count / columns)
   figure, axes = plt.subplots(
     rows,
     columns,
-    figsize=(10, 1.5 * rows + 0.6),
+    figsize=(10 if len(series) == 1 else 14, 1.5 * rows + 0.6),
     sharex=True,
-    sharey=True,
+    sharey=len(series) == 1,
     squeeze=False,
   )
   for index, panel in enumerate(axes.flat):
-    if index >= len(aus):
+    if index >= count:
       panel.set_visible(False)
       continue
-    for face in range(probabilities.shape[1]):
-      panel.plot(
-        times, probabilities[:, face, index], linewidth=1, label=f"face {face}"
-      )
-    panel.axhline(thresholds[index], color="k", linestyle="--", linewidth=0.7)
-    panel.set_title(f"AU{aus[index]:02d}", fontsize=9, pad=2)
-    panel.set_ylim(0, 1)
+    au, kind = divmod(index, len(series))
+    values, top, name = series[kind]
+    for face in range(values.shape[1]):
+      panel.plot(times, values[:, face, au], linewidth=1, label=f"face {face}")
+    if kind == 0:
+      panel.axhline(thresholds[au], color="k", linestyle="--", linewidth=0.7)
+    panel.set_title(f"AU{aus[au]:02d}{name}", fontsize=9, pad=2)
+    panel.set_ylim(0, top)
     panel.grid(alpha=0.3)
   for panel in axes[-1]:
     panel.set_xlabel("time (s)")
