@@ -95,6 +95,13 @@ def add_model_flags(parser: argparse.ArgumentParser, onnx: bool = False):
     help="the checkpoint's AUs, e.g. 1,2,4 (default: the run's dataset's, "
     "else DISFA+'s 12 or DISFA's 8)",
   )
+  add_intensity_flag(parser)
+  return model
+
+
+def add_intensity_flag(parser: argparse.ArgumentParser) -> None:
+  """--intensity: the model must have the intensity head (checked with
+  `drml_jax.predict.predictor.require_intensity`)."""
   parser.add_argument(
     "--intensity",
     action="store_true",
@@ -102,7 +109,6 @@ def add_model_flags(parser: argparse.ArgumentParser, onnx: bool = False):
     "intensity head (one trained with --intensity has it); without this "
     "flag they are given whenever the model has the head",
   )
-  return model
 
 
 def check_model_flags(args: argparse.Namespace) -> None:

@@ -71,13 +71,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     default=None,
     help="default: the run's, else rgb",
   )
-  parser.add_argument(
-    "--intensity",
-    action="store_true",
-    help="require the intensity scores: refuse a checkpoint without the "
-    "intensity head (without this flag they are scored whenever the "
-    "checkpoint has the head and the dataset codes intensity)",
-  )
+  cli.add_intensity_flag(parser)
   parser.add_argument("--batch-size", type=cli.positive_int, default=64)
   parser.add_argument(
     "--output",

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from drml_jax.rendering import tables
+from drml_jax.rendering import fold_summary, tables
 from drml_jax.scoring import scores
 
 DISFA_PLUS_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
@@ -95,7 +95,9 @@ def test_fold_report_means_the_folds_and_names_a_failed_one():
     counts = np.array([[t, 100 - t, 0, 100 - t] for t in tp])
     result, _ = _report(counts, aus, auc=[f1[0], None])
     folds[fold] = ("final model", scores.eval_record(result, aus))
-  text, summary = tables.folds_markdown("t", [], folds, {2: "no data"}, aus)
+  text, summary = fold_summary.folds_markdown(
+    "t", [], folds, {2: "no data"}, aus
+  )
   assert "## Fold 1: final model" in text and "## Fold 3: final model" in text
   assert "## Fold 2: failed\n\nno data" in text
   means = [r["mean_f1"] for _, r in folds.values()]
@@ -161,11 +163,11 @@ def test_fold_report_adds_icc_and_mae_rows_only_with_intensity():
     scores.evaluation_scores(np.ones((3, 4), int), aus, [0.5, 0.75, None]),
     aus,
   )
-  text, summary = tables.folds_markdown(
+  text, summary = fold_summary.folds_markdown(
     "t", [], {1: ("final", plain), 2: ("final", plain)}, {}, aus
   )
   assert "ICC" not in text and "MAE" not in text and "ICC" not in summary
-  text, summary = tables.folds_markdown(
+  text, summary = fold_summary.folds_markdown(
     "t",
     [],
     {1: ("final", with_intensity), 2: ("final", with_intensity)},

@@ -1,4 +1,4 @@
-"""Markdown of scores: an evaluation's per-AU table, results.md and folds.md.
+"""Markdown of scores: an evaluation's per-AU table and results.md.
 
 Renders what `drml_jax.scoring.scores` computes: F1/accuracy in % per AU and
 their mean (the style of docs/protocol.md#published-results), the AUC row,
@@ -6,8 +6,8 @@ the intensity rows when scored (ICC(3,1), Pearson r and MAE, as they are,
 not in %), the constant predictor's row, and any collapse. `results_page`
 renders a training run's results.md from plain inputs (the config, the
 evaluation and test records, the split sizes, the runtime), with the
-published row (`drml_jax.scoring.published`) beside the reported model;
-`folds_markdown` renders folds.md. The tables are built as (header, rows)
+published row (`drml_jax.scoring.published`) beside the reported model
+(folds.md: `drml_jax.rendering.fold_summary`). The tables are built as (header, rows)
 of text cells (`score_rows`, `evaluation_table`, `tuned_thresholds_table`,
 `epoch_rows`), which the run's HTML page (`drml_jax.rendering.run_page`)
 shows too.
@@ -146,81 +146,6 @@ def record_scores(record: dict, aus) -> dict:
 def record_text(record: dict, aus, name: str = "DRML") -> str:
   """`evaluation_text` of a metrics.jsonl evaluation record."""
   return evaluation_text(record_scores(record, aus), name)
-
-
-FOLD_METRICS = (("F1", "f1"), ("AUC", "auc"), ("accuracy", "accuracy"))
-# Shown when the folds' records have intensity scores; as they are, not in %.
-FOLD_INTENSITY_METRICS = (("ICC(3,1)", "icc"), ("MAE", "mae"))
-
-
-def _mean_std(values, scale: float = 100) -> str:
-  """`mean ± sd` of the known values (sample sd) times `scale` (in % by
-  default), "n/a" if none."""
-  values = np.array([np.nan if v is None else v for v in values], np.float64)
-  values = values[~np.isnan(values)]
-  if not len(values):
-    return "n/a"
-  sd = values.std(ddof=1) if len(values) > 1 else 0.0
-  return f"{scale * values.mean():.2f} ± {scale * sd:.2f}"
-
-
-def folds_markdown(
-  title: str, notes: list[str], folds: dict, failed: dict, aus
-) -> tuple[str, str]:
-  """(folds.md, a one-line summary): each fold's table of its reported
-  evaluation record (`folds`: {fold: (heading, record)}), then the mean ±
-  standard deviation over folds of F1, AUC and accuracy (and ICC(3,1) and
-  MAE when the records have intensity scores; a record without them is
-  left out of those rows) per AU and of the per-fold means; `failed` is
-  {fold: reason}."""
-  lines = [f"# {title}", "", *notes, ""]
-  for fold, (heading, record) in folds.items():
-    lines += [
-      f"## Fold {fold}: {heading}",
-      "",
-      record_text(record, aus),
-      "",
-    ]
-  for fold, reason in failed.items():
-    lines += [f"## Fold {fold}: failed", "", reason, ""]
-  records = [record for _, record in folds.values()]
-  summary = f"{title}: every fold failed" if not records else ""
-  if records:
-    intensity = any("icc" in r for r in records)
-    lines += [
-      f"## Mean ± standard deviation over folds {', '.join(map(str, folds))}",
-      "",
-      "Mean and sample standard deviation over the folds, in %; the mean "
-      "column is taken over each fold's mean over AUs."
-      + (
-        " ICC(3,1) and MAE of the intensities (0-5) as they are, not in %."
-        if intensity
-        else ""
-      ),
-      "",
-      "| | " + " | ".join(f"AU{a}" for a in aus) + " | mean |",
-      "|" + " --- |" * (len(aus) + 2),
-    ]
-    means = {}
-    metrics = [(name, key, 100) for name, key in FOLD_METRICS]
-    if intensity:
-      metrics += [(name, key, 1) for name, key in FOLD_INTENSITY_METRICS]
-    for name, key, scale in metrics:
-      cells = [
-        _mean_std([r.get(key, {}).get(str(a)) for r in records], scale)
-        for a in aus
-      ]
-      means[name] = _mean_std([r.get(f"mean_{key}") for r in records], scale)
-      lines.append(f"| {name} | " + " | ".join(cells) + f" | {means[name]} |")
-    lines.append("")
-    summary = f"{title}: " + ", ".join(
-      f"mean {name} {value}" for name, value in means.items()
-    )
-  if failed:
-    summary += "; " + "; ".join(
-      f"fold {fold} failed ({reason})" for fold, reason in failed.items()
-    )
-  return "\n".join(lines) + "\n", summary
 
 
 def published_cells(dataset: str, aus) -> list[str] | None:

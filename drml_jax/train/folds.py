@@ -14,7 +14,7 @@ import os
 import jax
 
 from data_pipeline import errors, registry
-from drml_jax.rendering import tables
+from drml_jax.rendering import fold_summary
 from drml_jax.store import saved_run, workdir
 from drml_jax.train.loop import Interrupted, train
 
@@ -63,7 +63,7 @@ def train_folds(config) -> dict:
     "split. F1/accuracy at threshold 0.5, AUC over every threshold.",
   ]
   aus = [int(a) for a in next(iter(folds.values()))[1]["f1"]] if folds else []
-  text, summary = tables.folds_markdown(title, notes, folds, failed, aus)
+  text, summary = fold_summary.folds_markdown(title, notes, folds, failed, aus)
   if jax.process_index() == 0:
     workdir.write_atomic(os.path.join(config.workdir, workdir.FOLDS_FILE), text)
   logger.info("%s", summary)
