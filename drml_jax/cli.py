@@ -111,6 +111,27 @@ def add_intensity_flag(parser: argparse.ArgumentParser) -> None:
   )
 
 
+def add_reading_flags(parser: argparse.ArgumentParser) -> None:
+  """How predict and the corpus read their inputs: --faces (detect, or
+  each input is a face crop), --every (every Nth video frame),
+  --batch-size (faces a model call)."""
+  # Imported here: the prediction package, for these commands only.
+  from drml_jax.predict.predictor import DEFAULT_BATCH_SIZE  # pylint: disable=import-outside-toplevel
+
+  parser.add_argument(
+    "--faces",
+    choices=("detect", "aligned"),
+    default="detect",
+    help="detect faces (default), or take each input as a face crop",
+  )
+  parser.add_argument(
+    "--every", type=positive_int, default=1, help="every Nth video frame"
+  )
+  parser.add_argument(
+    "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE
+  )
+
+
 def check_model_flags(args: argparse.Namespace) -> None:
   """ValueError in one line for --aus beside --onnx, whose file names its own."""
   if getattr(args, "onnx", None) and args.aus:

@@ -4,7 +4,7 @@ Command-line modules are those run with `python -m` (they hold a
 `__main__` guard, or are a package's `__main__.py`); library modules never
 import them. data_pipeline never imports drml_jax. In drml_jax only the
 interchange module, the ONNX export (whose route is the PyTorch reference
-model) and the benchmark touch PyTorch.
+model) and the benchmark touch PyTorch, and only the corpus package Ray.
 """
 
 import ast
@@ -114,6 +114,15 @@ def test_only_interchange_the_onnx_export_and_the_benchmark_touch_pytorch():
         if i.split(".")[0] in ("torch", "reference_torch")
       }
       assert not torch_imports, f"{name} imports {torch_imports}"
+
+
+def test_only_the_corpus_imports_ray():
+  """Ray is the corpus command's, from the `ray` extra: predict and the rest
+  never import it."""
+  for name, path in _modules().items():
+    if not name.startswith("drml_jax.corpus"):
+      ray_imports = {i for i in _imports(path) if i.split(".")[0] == "ray"}
+      assert not ray_imports, f"{name} imports {ray_imports}"
 
 
 def test_no_import_circle():

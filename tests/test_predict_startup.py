@@ -38,6 +38,7 @@ HEAVY = (
   "matplotlib",
   "jinja2",
   "onnxruntime",  # for --onnx only
+  "ray",  # python -m drml_jax.corpus only
 )
 
 

@@ -25,8 +25,6 @@ so a second run starts in seconds.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import sys
 import time
@@ -35,21 +33,15 @@ from tqdm import tqdm
 
 from data_pipeline import errors
 from drml_jax import cli
-from drml_jax.predict import media, saliency_files
+from drml_jax.predict import media, saliency_files, settings
 from drml_jax.predict.gathered import (
   SHEET_FACES,
   Gathered,
   plot_paths,
   write_plots,
 )
-from drml_jax.predict.predictor import (
-  DEFAULT_BATCH_SIZE,
-  BatchedPredictor,
-  require_intensity,
-)
-from drml_jax.predict.saved_predictor import load_predictor
-from drml_jax.predict.stream import COLUMNS, Stream, au_columns, csv_rows
-from drml_jax.store import workdir
+from drml_jax.predict.predictor import BatchedPredictor
+from drml_jax.predict.stream import Stream, csv_rows, write_csv
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,18 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument(
     "--overwrite", action="store_true", help="replace an existing --out"
   )
-  parser.add_argument(
-    "--faces",
-    choices=("detect", "aligned"),
-    default="detect",
-    help="detect faces (default), or take each input as a face crop",
-  )
-  parser.add_argument(
-    "--every", type=cli.positive_int, default=1, help="every Nth video frame"
-  )
-  parser.add_argument(
-    "--batch-size", type=cli.positive_int, default=DEFAULT_BATCH_SIZE
-  )
+  cli.add_reading_flags(parser)
   parser.add_argument(
     "--plot",
     action="store_true",
@@ -165,21 +146,9 @@ def run(args: argparse.Namespace) -> int:
     _check_saliency(args, paths)
 
   def load() -> BatchedPredictor:  # while the first frames are decoded
-    if args.onnx:
-      # Imported here: onnxruntime's predictor, for --onnx only.
-      from drml_jax.predict import onnx_predictor  # pylint: disable=import-outside-toplevel
-
-      predictor = onnx_predictor.load(args.onnx, args.batch_size)
-    else:
-      predictor = load_predictor(
-        workdir=args.workdir,
-        checkpoint=args.checkpoint,
-        aus=args.aus,
-        batch_size=args.batch_size,
-        explains=explain,
-      )
-    if args.intensity:  # before any frame is predicted or anything written
-      require_intensity(predictor.has_intensity, predictor.description)
+    # --intensity is checked here, before any frame is predicted or
+    # anything written.
+    predictor = settings.load(settings.Settings.of(args), explains=explain)
     tqdm.write(
       f"predicting with {predictor.description} ({predictor.mode}, "
       f"{predictor.normalization}; AUs {' '.join(map(str, predictor.aus))})"
@@ -209,14 +178,9 @@ def run(args: argparse.Namespace) -> int:
   frames = stream.timings.frames
   if frames == 0:
     return 2  # every input failed, each said why; nothing to write
-  text = io.StringIO()
-  writer = csv.writer(text, lineterminator="\n")
-  writer.writerow(
-    list(COLUMNS)
-    + au_columns(stream.predictor.aus, stream.predictor.has_intensity)
+  write_csv(
+    args.out, rows, stream.predictor.aus, stream.predictor.has_intensity
   )
-  writer.writerows(rows)
-  workdir.write_atomic(args.out, text.getvalue())
   written = write_plots(gathered, stream.predictor, planned) if planned else []
   if args.report:
     # Imported here: the page's code and matplotlib, for --report only.

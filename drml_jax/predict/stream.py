@@ -3,6 +3,7 @@
   stream = Stream(lambda: load_predictor(...), detect=True, every=1)
   for frame in stream(paths, on_error=report):  # FrameAUs, in input order
     rows = csv_rows(frame, predictor.aus, predictor.has_intensity)
+  write_csv("out.csv", rows, predictor.aus, predictor.has_intensity)
   stream.timings                                # seconds in decode, detect, model
 
 `load` runs in the caller's thread while the first frames are decoded and
@@ -20,7 +21,9 @@ XLA).
 from __future__ import annotations
 
 import collections
+import csv
 import dataclasses
+import io
 import queue
 import threading
 import time
@@ -31,6 +34,7 @@ import numpy as np
 from data_pipeline.sources.base import DataError
 from drml_jax.predict import alignment, detection, media, tracking
 from drml_jax.predict.predictor import Predictions, Predictor, au_name
+from drml_jax.store.workdir import write_atomic
 
 COLUMNS = (
   "file",
@@ -158,6 +162,19 @@ def csv_rows(
     where + [_cell(n, v) for n, v in face_fields(item, aus).items()]
     for item in frame.faces
   ]
+
+
+def write_csv(
+  path: str, rows: Iterable[list], aus: Iterable[int], intensity: bool = False
+) -> None:
+  """Writes `rows` (`csv_rows`' cells) under the header, COLUMNS then
+  `au_columns(aus, intensity)`, to `path` atomically: predict's --out and
+  each CSV of a corpus."""
+  text = io.StringIO()
+  writer = csv.writer(text, lineterminator="\n")
+  writer.writerow(list(COLUMNS) + au_columns(aus, intensity))
+  writer.writerows(rows)
+  write_atomic(path, text.getvalue())
 
 
 def set_predictions(faces: list[FaceAUs], predictions: Predictions) -> None:
