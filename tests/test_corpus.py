@@ -46,6 +46,9 @@ pytestmark = pytest.mark.slow
 SIZE = (320, 180)  # the clips' frames: small, the faces still found
 LONG_FRAMES = 32  # a clip long enough to be killed in the middle of
 SHORT_FRAMES = 8
+# Each of the two clips a Ctrl-C test interrupts between: seconds apiece
+# (the second ended before the signal with 32 frames each, in one CI run).
+CTRL_C_FRAMES = 96
 # As tests/test_predict.py: two predictions of the same crops differ in
 # float32 sums' order, and the CSV rounds to 6 decimals.
 PROBABILITY_ATOL = 1e-5
@@ -340,10 +343,12 @@ def test_ctrl_c_keeps_what_finished_and_the_next_run_does_the_rest(
   folder, tmp_path, monkeypatch, capsys
 ):
   """SIGINT to a run (joined to this module's Ray by its address) while
-  the second of two clips is predicted."""
+  the second of two clips is predicted: both clips are long enough that
+  the signal, sent once the first one's manifest row is written, reaches
+  the run during the second on a loaded machine."""
   monkeypatch.chdir(tmp_path)
-  for name in ("a.mp4", "b.mp4"):
-    shutil.copy(folder / "corpus/clips/long.mp4", name)
+  sample_media.write_clip("a.mp4", "one", frames=CTRL_C_FRAMES, size=SIZE)
+  shutil.copy("a.mp4", "b.mp4")
   model = str(folder / "model")
   args = ["a.mp4", "b.mp4", "--out-dir", "out"]
   process = subprocess.Popen(
