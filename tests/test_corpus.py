@@ -339,10 +339,11 @@ def test_a_worker_killed_mid_video_is_retried_and_writes_once(
   ).read_text()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_keeps_what_finished_and_the_next_run_does_the_rest(
-  folder, tmp_path, monkeypatch, capsys
+  folder, tmp_path, monkeypatch, capsys, signum
 ):
-  """SIGINT to a run (joined to this module's Ray by its address) while
+  """SIGINT (Ctrl-C), or SIGTERM, to a run (joined to this module's Ray by its address) while
   the second of two clips is predicted: both clips are long enough that
   the signal, sent once the first one's manifest row is written, reaches
   the run during the second on a loaded machine."""
@@ -364,7 +365,7 @@ def test_ctrl_c_keeps_what_finished_and_the_next_run_does_the_rest(
   deadline = time.monotonic() + TIMEOUT_S
   while not (out / plan.MANIFEST).exists() and time.monotonic() < deadline:
     time.sleep(0.05)
-  process.send_signal(signal.SIGINT)
+  process.send_signal(signum)
   printed, err = process.communicate(timeout=TIMEOUT_S)
   assert process.returncode == corpus.INTERRUPTED_EXIT, err
   assert "interrupted: 1 of 2 units done" in printed

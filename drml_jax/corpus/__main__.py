@@ -20,8 +20,8 @@ units finish.
 
 The same command again skips the units done (their CSV there and their
 manifest row ok) and does the rest: the failed, and those a killed or
-interrupted run left. Ctrl-C stops, the manifest written with what
-finished. A worker killed mid-video is started again by Ray and the video
+interrupted run left. Ctrl-C (or SIGTERM) stops, the manifest written with
+what finished. A worker killed mid-video is started again by Ray and the video
 done again; no partial CSV is ever left.
 
 Where: --workers N processes on this machine (default: one a 2 cores, at
@@ -50,6 +50,7 @@ from tqdm import tqdm
 from drml_jax import cli
 from drml_jax.corpus import combined, engine, plan
 from drml_jax.predict.settings import Settings, load
+from drml_jax.runtime import signals
 from drml_jax.store import workdir
 
 INTERRUPTED_EXIT = 130  # as a shell reports a process ended by SIGINT
@@ -129,7 +130,9 @@ def _on_row(row: dict, verbose: bool) -> None:
 def _predict(
   args: argparse.Namespace, todo: list[plan.Unit], manifest: plan.Manifest
 ) -> bool:
-  """Runs `todo` on Ray; False if Ctrl-C stopped it."""
+  """Runs `todo` on Ray; False if Ctrl-C or SIGTERM stopped it (a second
+  one stops at once). The handlers are set once Ray is joined: `ray.init`
+  sets its own."""
   started = False
   try:
     frames = {
@@ -138,18 +141,21 @@ def _predict(
     started = engine.connect(args.address, args.workers)
     workers = args.workers or engine.default_workers()
     engine.check_workers(workers)
-    with tqdm(
-      total=sum(frames.values()) or None,
-      unit="frame",
-      disable=not args.progress,
-      file=sys.stderr,
-    ) as bar:
+    with (
+      signals.caught() as received,
+      tqdm(
+        total=sum(frames.values()) or None,
+        unit="frame",
+        disable=not args.progress,
+        file=sys.stderr,
+      ) as bar,
+    ):
 
       def on_row(row: dict) -> None:
         manifest.record(row)
         _on_row(row, args.verbose)
 
-      engine.run(
+      return engine.run(
         todo,
         Settings.of(args),
         args.out_dir,
@@ -161,12 +167,12 @@ def _predict(
         ),
         bar=bar,
         frames=frames,
+        stopped=lambda: received.signum is not None,
       )
-  except KeyboardInterrupt:
+  except KeyboardInterrupt:  # while Ray starts, or the second Ctrl-C
     return False
   finally:
     engine.disconnect(started)
-  return True
 
 
 def _combined(

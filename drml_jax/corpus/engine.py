@@ -19,8 +19,9 @@ calls `on_row` with each unit's manifest row as it finishes. A worker that
 dies is restarted by Ray, and its unit run again on it; a unit whose worker
 died on it 1 + TASK_RETRIES times is recorded failed, and so is a unit
 whose worker raised. The bar counts frames as workers tell them
-(`workers.Progress`). On leaving, normally or by Ctrl-C (KeyboardInterrupt,
-re-raised), the workers are killed.
+(`workers.Progress`). `stopped` is asked between waits: when it says so
+(Ctrl-C or SIGTERM, `runtime.signals`), `run` returns False. On leaving,
+normally, stopped or by an exception, the workers are killed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from drml_jax.predict.settings import Settings
 
 CONNECT_TIMEOUT_S = 5.0
 POLL_S = 0.5  # how often the bar is brought up to date
-WAIT_S = 0.1  # the longest wait for a unit: how soon Ctrl-C is seen
+WAIT_S = 0.1  # the longest wait for a unit: how soon a stop is seen
 # The default --workers: one a CORES_PER_WORKER cores of each machine, at
 # least one. A worker is a predict process, whose decoding and model
 # threads keep two cores busy (benchmarks/README.md#a-corpus-on-ray).
@@ -165,10 +166,11 @@ def run(
   on_ready: Callable[[str], None] = print,
   bar: tqdm | None = None,
   frames: dict[str, int] | None = None,
-) -> None:
-  """Predicts `units` (see the module). `on_ready` is given the model's
-  description once the workers have loaded it; `frames` (by output) orders
-  the units, most first."""
+  stopped: Callable[[], bool] = lambda: False,
+) -> bool:
+  """Predicts `units` (see the module); False if `stopped` ended it first.
+  `on_ready` is given the model's description once the workers have loaded
+  it; `frames` (by output) orders the units, most first."""
   frames = frames or {}
   queue = collections.deque(
     sorted(units, key=lambda unit: -frames.get(unit.output, 0))
@@ -193,6 +195,8 @@ def run(
       give(actor)
     done, finished, shown_at = 0, set(), 0.0
     while running:
+      if stopped():
+        return False
       ready, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_S)
       for ref in ready:
         actor, unit = running.pop(ref)
@@ -211,6 +215,7 @@ def run(
         shown_at = time.monotonic()
     if bar is not None:
       bar.update(max(0, done - bar.n))
+    return True
   finally:
     for actor in [*actors, progress]:
       ray.kill(actor, no_restart=True)

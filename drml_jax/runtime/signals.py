@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
+import threading
 
 
 @dataclasses.dataclass
@@ -34,8 +35,13 @@ class Received:
 def caught():
   """Inside, SIGINT and SIGTERM are recorded in the `Received` it yields
   (the caller stops at its next safe point); the handlers before are
-  restored on leaving."""
+  restored on leaving. Handlers are set whatever the process inherited (a
+  shell starts a background job with SIGINT ignored). Python delivers
+  signals to the main thread only: in another thread nothing is caught."""
   received = Received()
+  if threading.current_thread() is not threading.main_thread():
+    yield received
+    return
   previous = {
     s: signal.signal(s, received.handle)
     for s in (signal.SIGINT, signal.SIGTERM)
