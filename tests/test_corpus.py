@@ -46,8 +46,8 @@ pytestmark = pytest.mark.slow
 SIZE = (320, 180)  # the clips' frames: small, the faces still found
 LONG_FRAMES = 32  # a clip long enough to be killed in the middle of
 SHORT_FRAMES = 8
-# Each of the two clips a Ctrl-C test interrupts between: seconds apiece
-# (the second ended before the signal with 32 frames each, in one CI run).
+# Each of the two clips a Ctrl-C test interrupts between: seconds apiece,
+# so the signal reaches the run during the second on a loaded machine.
 CTRL_C_FRAMES = 96
 # As tests/test_predict.py: two predictions of the same crops differ in
 # float32 sums' order, and the CSV rounds to 6 decimals.

@@ -47,7 +47,7 @@ import psutil
 
 from drml_jax import cli
 from drml_jax.benchmark import sample_media
-from drml_jax.benchmark.predict import _flags, _random_checkpoint
+from drml_jax.benchmark.predict import model_flags, random_checkpoint
 from drml_jax.benchmark.timing import load_average
 from drml_jax.corpus import __main__ as corpus
 from drml_jax.corpus import plan
@@ -190,9 +190,9 @@ def main(argv: list[str]) -> int:
     source = (
       {"workdir": args.workdir}
       if args.workdir
-      else {"checkpoint": _random_checkpoint(scratch)}
+      else {"checkpoint": random_checkpoint(scratch)}
     )
-    model = _flags(source) + ["--batch-size", str(args.batch_size)]
+    model = model_flags(source) + ["--batch-size", str(args.batch_size)]
     predictor = load_predictor(**source, batch_size=args.batch_size)
     wait_saved()  # in the cache, for the workers
     predictor.prepare(args.batch_size)

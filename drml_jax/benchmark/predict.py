@@ -108,7 +108,7 @@ def _process(argv: list[str], environment: dict) -> tuple[float, float | None]:
   return seconds, int(kilobytes[-1]) / 1024 if kilobytes else None
 
 
-def _flags(model: dict) -> list[str]:
+def model_flags(model: dict) -> list[str]:
   """{"workdir": W} or {"checkpoint": C} as predict's flags."""
   return [f"--{name}" for name in model] + list(model.values())
 
@@ -123,7 +123,7 @@ def _environment(folder: str) -> dict:
   return environment
 
 
-def _random_checkpoint(folder: str) -> str:
+def random_checkpoint(folder: str) -> str:
   """A checkpoint directory holding a randomly initialised full-size DRML."""
   path = os.path.join(folder, "random")
   checkpoint.save_model(
@@ -150,7 +150,7 @@ def startup_rows(model: dict, folder: str, photo_runs: int) -> list[Stage]:
     "-m",
     "drml_jax.predict",
     photo,
-    *_flags(model),
+    *model_flags(model),
     "--out",
     os.path.join(folder, "photo.csv"),
     "--overwrite",
@@ -218,7 +218,7 @@ def clip_rows(
     "-m",
     "drml_jax.predict",
     clip,
-    *_flags(model),
+    *model_flags(model),
     "--out",
     os.path.join(folder, "clip.csv"),
     "--overwrite",
@@ -322,7 +322,7 @@ def saliency_table(model: dict, folder: str, per_au: int = 3) -> str:
   start = time.perf_counter()
   maps = trained.evidence(faces)
   ms = 1000 * (time.perf_counter() - start) / len(faces)
-  random = load_predictor(checkpoint=_random_checkpoint(folder), explains=True)
+  random = load_predictor(checkpoint=random_checkpoint(folder), explains=True)
   random_maps = random.evidence(faces)
   ratios = [
     saliency_check.region_ratios(m, masks, trained.aus)
@@ -397,7 +397,7 @@ def main(argv: list[str]) -> int:
     model = (
       {"workdir": args.workdir}
       if args.workdir
-      else {"checkpoint": _random_checkpoint(folder)}
+      else {"checkpoint": random_checkpoint(folder)}
     )
     rows = startup_rows(model, folder, args.photo_runs)
     rows += clip_rows(model, folder, args.frames, args.batch_size)

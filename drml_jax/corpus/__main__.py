@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
   if args.address:
     engine.check_address(args.address)
   with _locked(args.out_dir):
-    plan.remove_partials(args.out_dir)
+    workdir.remove_partials(args.out_dir)
     manifest = plan.Manifest(args.out_dir)
     todo = [unit for unit in units if not manifest.complete(unit)]
     start = time.perf_counter()
@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         finished = _predict(args, todo, manifest)
       finally:
         manifest.save()
-        plan.remove_partials(args.out_dir)
+        workdir.remove_partials(args.out_dir)
     seconds = time.perf_counter() - start
     done = [unit for unit in todo if unit.output in manifest.recorded]
     frames = sum(int(manifest.rows[unit.output]["frames"]) for unit in done)

@@ -30,7 +30,6 @@ import dataclasses
 import hashlib
 import io
 import os
-import re
 import time
 
 from drml_jax.predict import media
@@ -48,9 +47,6 @@ MANIFEST_COLUMNS = (
   "error",
 )
 OK, FAILED = "ok", "failed"
-# `workdir.write_atomic`'s temporary files: NAME.<8 of tempfile's
-# characters>.partial, left behind only by a process killed while writing.
-PARTIAL = re.compile(r"\.[a-z0-9_]{8}\.partial$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,18 +249,3 @@ class Manifest:
     writer.writerows(self.rows[name] for name in sorted(self.rows))
     write_atomic(self.path, text.getvalue())
     self.saved_at, self.changed = time.monotonic(), False
-
-
-def remove_partials(out_dir: str) -> int:
-  """Removes the temporary files killed writers left under `out_dir`;
-  returns how many."""
-  removed = 0
-  for root, _, names in os.walk(out_dir):
-    for name in names:
-      if PARTIAL.search(name):
-        try:
-          os.remove(os.path.join(root, name))
-          removed += 1
-        except FileNotFoundError:
-          pass
-  return removed

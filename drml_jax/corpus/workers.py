@@ -12,7 +12,7 @@ it, with one `Stream` (the face detector, the compiled batch) for every
 unit it is given. A unit's frames go through predict's own CSV rows
 (`stream.csv_rows`) into `stream.write_csv`, atomically, once the unit is
 read to its end: a worker killed mid-unit leaves no CSV, at most a
-temporary file (`plan.remove_partials`). Workers are restartable: Ray starts
+temporary file (`workdir.remove_partials`). Workers are restartable: Ray starts
 a killed one again (MAX_RESTARTS) and runs the unit it was on again, up to
 TASK_RETRIES more times. Relative inputs and model paths are read from the
 driver's current folder (`cwd`), which a worker moves to: on a cluster,

@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import socket
 import tempfile
 
@@ -79,6 +80,27 @@ def lock(workdir: str):
       f.truncate()
 
 
+# atomic_path's temporary files: NAME.<8 of tempfile's characters>.partial,
+# left behind only by a process killed while writing.
+PARTIAL_SUFFIX = ".partial"
+_PARTIAL = re.compile(r"\.[a-z0-9_]{8}" + re.escape(PARTIAL_SUFFIX) + "$")
+
+
+def remove_partials(folder: str) -> int:
+  """Removes the temporary files of `atomic_path` that killed writers left
+  anywhere under `folder`; returns how many."""
+  removed = 0
+  for root, _, names in os.walk(folder):
+    for name in names:
+      if _PARTIAL.search(name):
+        try:
+          os.remove(os.path.join(root, name))
+          removed += 1
+        except FileNotFoundError:
+          pass
+  return removed
+
+
 def write_atomic(path: str, data: str | bytes) -> None:
   """Writes `path` through a temporary file and a rename: never half written."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -94,7 +116,7 @@ def atomic_path(path: str):
   writers that take a path (a zip archive, an ONNX file)."""
   directory = os.path.dirname(os.path.abspath(path))
   descriptor, partial = tempfile.mkstemp(
-    dir=directory, prefix=os.path.basename(path) + ".", suffix=".partial"
+    dir=directory, prefix=os.path.basename(path) + ".", suffix=PARTIAL_SUFFIX
   )
   os.close(descriptor)
   try:
