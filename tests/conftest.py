@@ -10,7 +10,15 @@ selected, `python -m pytest -m registry tests`.
 
 import pytest
 
+from drml_jax.runtime import host_memory
 from tests import train_support
+
+
+def pytest_configure(config):  # pylint: disable=unused-argument
+  """Test processes run JAX as the commands do (`host_memory.configure()`,
+  before any test starts JAX's CPU backend): a step run many times reuses
+  its temporary buffer instead of faulting it in anew on each call."""
+  host_memory.configure()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -68,11 +76,20 @@ def _shared_fixture_group(item) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
+  """Groups the tests that share a fixture, skips the registry's unless
+  selected, and runs the slow tests that share nothing first: one of those
+  left to the end kept one worker busy while the other had nothing to do."""
   registry_selected = "registry" in (config.getoption("markexpr") or "")
   skip = pytest.mark.skip(reason="asks the package index: run with -m registry")
+  alone = set()
   for item in items:
     group = _shared_fixture_group(item)
     if group:
       item.add_marker(pytest.mark.xdist_group(group))
+    else:
+      alone.add(item.nodeid)
     if "registry" in item.keywords and not registry_selected:
       item.add_marker(skip)
+  # A stable sort: only tests without shared fixtures move, so each group's
+  # and each module's fixtures are still made once.
+  items.sort(key=lambda i: not (i.nodeid in alone and "slow" in i.keywords))
