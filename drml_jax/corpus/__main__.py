@@ -102,17 +102,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 @contextlib.contextmanager
 def _locked(out_dir: str):
-  """The out-dir's lock (`workdir.lock`): one run writes it at a time."""
+  """The out-dir's lock (`workdir.lock`): one run writes it at a time; a
+  held one is a user error (ValueError, exit 2)."""
   with contextlib.ExitStack() as stack:
     try:
-      stack.enter_context(workdir.lock(out_dir))
-    except workdir.LockedError:
-      with open(os.path.join(out_dir, workdir.LOCK_FILE)) as f:
-        holder = f.read().strip() or "another process"
-      raise ValueError(
-        f"--out-dir {out_dir} is being written by {holder}: wait for it to "
-        "end, or pass another --out-dir"
-      ) from None
+      stack.enter_context(workdir.lock(out_dir, flag="--out-dir"))
+    except workdir.LockedError as error:
+      raise ValueError(str(error)) from None
     yield
 
 

@@ -75,10 +75,6 @@ class Worker:
       lambda: self.predictor, detect=settings.detect, every=settings.every
     )
 
-  def pid(self) -> int:
-    """This worker's process id (its memory, for the benchmark)."""
-    return os.getpid()
-
   def describe(self) -> str:
     """The model's description; raises the error that kept the predictor
     from loading."""

@@ -47,15 +47,16 @@ class LockedError(RuntimeError):
 
 
 @contextlib.contextmanager
-def lock(workdir: str):
+def lock(workdir: str, flag: str = "--workdir"):
   """Holds the work directory's lock, or raises LockedError naming its holder.
 
   An advisory `flock` on LOCK_FILE: the kernel releases it when the holder
-  exits, however it dies, so a killed run never leaves it stuck.
+  exits, however it dies, so a killed run never leaves it stuck. `flag` is
+  the command's option for the folder, named in the errors.
   """
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise NotADirectoryError(
-      f"--workdir {workdir} is a file, not a folder: pass a folder"
+      f"{flag} {workdir} is a file, not a folder: pass a folder"
     )
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOCK_FILE)
@@ -67,7 +68,7 @@ def lock(workdir: str):
       holder = f.read().strip() or "another process"
       raise LockedError(
         f"{workdir} is being written by {holder}: wait for it to end, "
-        "or pass another --workdir"
+        f"or pass another {flag}"
       ) from None
     f.seek(0)
     f.truncate()
